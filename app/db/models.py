@@ -1,0 +1,149 @@
+"""SQLAlchemy models. The schema itself is made only by Alembic migrations (migrations/)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as Skyvern emits it (no offset suffix)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, Any: JSON}
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    modified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Organization(Timestamped, Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class ApiKey(Timestamped, Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
+    key_prefix: Mapped[str] = mapped_column(String(16))  # shown in listings to tell keys apart
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Run(Timestamped, Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    run_type: Mapped[str] = mapped_column(String(32))
+    engine: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str | None] = mapped_column(String(500))
+    prompt: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    run_request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    max_steps: Mapped[int] = mapped_column(Integer)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_key_encrypted: Mapped[str | None] = mapped_column(Text)  # the caller's API key, Fernet
+    webhook_failure_reason: Mapped[str | None] = mapped_column(Text)
+    totp_identifier: Mapped[str | None] = mapped_column(String(500))
+    totp_url: Mapped[str | None] = mapped_column(Text)
+    browser_session_id: Mapped[str | None] = mapped_column(String(64))
+    browser_profile_id: Mapped[str | None] = mapped_column(String(64))
+
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    step_count: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_runs_org_created", "organization_id", "created_at"),
+        Index("ix_runs_status", "status"),
+    )
+
+
+class Step(Timestamped, Base):
+    __tablename__ = "steps"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_ms: Mapped[int] = mapped_column(Integer, default=0)
+    harness_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Action(Timestamped, Base):
+    __tablename__ = "actions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    step_id: Mapped[str] = mapped_column(ForeignKey("steps.id"))
+    index: Mapped[int] = mapped_column(Integer)
+    action_type: Mapped[str] = mapped_column(String(32))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(Text)
+
+
+class Artifact(Timestamped, Base):
+    __tablename__ = "artifacts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    step_id: Mapped[str | None] = mapped_column(String(64))
+    artifact_type: Mapped[str] = mapped_column(String(48))
+    storage_key: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 hex
+    filename: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookAttempt(Timestamped, Base):
+    __tablename__ = "webhook_attempts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    replay: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TotpCode(Timestamped, Base):
+    __tablename__ = "totp_codes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    totp_identifier: Mapped[str] = mapped_column(String(500))
+    code: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    workflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(200))
+    otp_type: Mapped[str] = mapped_column(String(16), default="totp")
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_totp_org_identifier", "organization_id", "totp_identifier"),)

@@ -1,0 +1,103 @@
+"""All configuration in one place: environment variables prefixed WAYFARER_ (docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WAYFARER_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./wayfarer-data")
+    database_url: str = ""  # default: SQLite file in data_dir
+    redis_url: str | None = None  # unset: in-process executor (embedded default)
+    public_base_url: str = "http://127.0.0.1:8000"
+    app_url: str | None = None  # base of app_url links; None leaves app_url null
+
+    api_key: str | None = None  # optional key seeded at start-up
+    secret_key: str | None = None  # signs artifact links, encrypts stored secrets; generated if unset
+    production: bool = False  # refuse to start without secret_key
+
+    artifact_store: Literal["local", "s3"] = "local"
+    s3_bucket: str = "wayfarer-artifacts"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    artifact_url_ttl_seconds: int = 86400
+
+    llm_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("WAYFARER_LLM_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("WAYFARER_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_model: str = "gpt-4o-mini"
+    llm_vision: bool = False
+    llm_timeout_seconds: float = 60.0
+    llm_max_retries: int = 3
+
+    chromium_path: str | None = None  # default: chromium found on PATH
+    chromium_args: list[str] = []
+    headless: bool = True
+    max_concurrent_runs: int = 4
+    default_max_steps: int = 25
+    run_deadline_seconds: int = 1800
+    step_settle_timeout_ms: int = 3000
+    action_timeout_ms: int = 5000
+    navigation_timeout_ms: int = 15000
+    totp_wait_seconds: float = 60.0
+
+    run_lease_seconds: int = 120  # a running run whose heartbeat is older than this is declared lost
+    webhook_max_attempts: int = 6
+    webhook_backoff_seconds: float = 5.0  # first retry delay; doubles each attempt (~10 min in all)
+    webhook_timeout_seconds: float = 30.0
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'wayfarer.db').resolve()}"
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    def resolved_chromium_path(self) -> str:
+        path = self.chromium_path or shutil.which("chromium") or shutil.which("chromium-browser")
+        if not path:
+            raise RuntimeError("Chromium was not found: install it (apt-get install chromium) "
+                               "or set WAYFARER_CHROMIUM_PATH.")
+        return path
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, else one generated once and kept in the data dir (embedded use)."""
+        if self.secret_key:
+            return self.secret_key
+        if self.production:
+            raise RuntimeError("WAYFARER_SECRET_KEY must be set when WAYFARER_PRODUCTION is true.")
+        key_file = self.data_dir / "secret.key"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+        return key_file.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,96 @@
+"""The agent's contract: what a run asks of the agent, what the agent asks of its store, what it returns.
+
+The step loop itself (`drive`) is a plain async function over three small interfaces — the browser
+(`workers.browser.BrowserRun`), the planner (`workers.planner.Planner`) and the `RunStore` below — so each
+can be tested alone. `workers.runner` wires them to the database, storage and lifecycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+OutcomeStatus = Literal["completed", "failed", "terminated", "timed_out", "canceled"]
+
+
+@dataclass(frozen=True)
+class BrowserOptions:
+    viewport_width: int = 1280
+    viewport_height: int = 720
+    locale: str | None = None
+    timezone_id: str | None = None
+    user_agent: str | None = None
+    extra_http_headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    run_id: str
+    prompt: str
+    url: str | None
+    max_steps: int
+    data_extraction_schema: Any = None
+    error_code_mapping: dict[str, str] | None = None
+    model: str | None = None  # overrides the configured model name
+    browser: BrowserOptions = field(default_factory=BrowserOptions)
+
+
+@dataclass
+class StepUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+    llm_ms: int = 0
+
+
+@dataclass
+class RunOutcome:
+    status: OutcomeStatus
+    output: Any = None
+    summary: str | None = None
+    failure_reason: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RunStore(Protocol):
+    """Where the agent records what it does. Every method may touch the database or storage."""
+
+    async def start_step(self, index: int, url: str) -> str:
+        """Record a new step; returns its step id."""
+        ...
+
+    async def save_artifact(self, step_id: str | None, artifact_type: str, data: bytes,
+                            content_type: str, filename: str | None = None) -> str:
+        """Store bytes as an artifact of the run (step_id None = run-level); returns the artifact id."""
+        ...
+
+    async def save_artifact_file(self, step_id: str | None, artifact_type: str, path: Path,
+                                 content_type: str, filename: str | None = None) -> str: ...
+
+    async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
+                            reasoning: str | None, succeeded: bool, outcome: str) -> None: ...
+
+    async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None: ...
+
+    async def verification_code(self) -> str | None:
+        """The freshest unused one-time code for this run (pushed, pulled from totp_url, or generated),
+        waiting up to the configured time; None if none came."""
+        ...
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call from the planner, already parsed: name is a design.md tool name."""
+
+    name: str
+    args: dict[str, Any]
+    reasoning: str | None = None
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    succeeded: bool
+    outcome: str  # one line for the history, e.g. "click 'Save' -> navigated to /done"
+    page_changed: bool = False  # navigation, new tab, or DOM changed enough that later refs are stale
