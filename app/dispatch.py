@@ -13,6 +13,9 @@ class DispatchUnavailable(Exception):
 
 class Dispatcher(Protocol):
     def enqueue(self, run_id: str) -> None: ...
+    def enqueue_webhook(self, run_id: str) -> None:
+        """Deliver the run's final webhook in the background (with retries)."""
+        ...
     def close(self) -> None: ...
 
 
@@ -30,6 +33,9 @@ class CeleryDispatcher:
         except (OperationalError, OSError) as exc:
             raise DispatchUnavailable(f"The run queue is unavailable: {exc}") from exc
 
+    def enqueue_webhook(self, run_id: str) -> None:
+        self._celery.send_task("wayfarer.deliver_webhook", args=[run_id])
+
     def close(self) -> None:
         self._celery.close()
 
@@ -39,14 +45,19 @@ class InProcessDispatcher:
 
     def __init__(self, settings: Settings) -> None:
         from workers.host import RunHost  # lazily: only the embedded API process hosts runs
+        from workers.sweeper import start_sweeper
 
         self._host = RunHost(settings)
-        self._host.start()
+        self._stop_sweeper = start_sweeper(settings, self.enqueue)
 
     def enqueue(self, run_id: str) -> None:
         self._host.submit(run_id)
 
+    def enqueue_webhook(self, run_id: str) -> None:
+        self._host.deliver_webhook(run_id)
+
     def close(self) -> None:
+        self._stop_sweeper.set()
         self._host.stop()
 
 

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     totp_wait_seconds: float = 60.0
 
     run_lease_seconds: int = 120  # a running run whose heartbeat is older than this is declared lost
+    requeue_after_seconds: int = 600  # a run queued longer than this is dispatched again
+    sweep_interval_seconds: float = 30.0
     webhook_max_attempts: int = 6
     webhook_backoff_seconds: float = 5.0  # first retry delay; doubles each attempt (~10 min in all)
     webhook_timeout_seconds: float = 30.0

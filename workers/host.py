@@ -1,0 +1,77 @@
+"""Hosts runs in one process: a background event loop, one shared browser, bounded concurrency.
+
+The embedded API submits runs here without waiting; a Celery task thread blocks on `run_blocking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from app import webhooks
+from app.settings import Settings
+from app.storage import make_store
+from workers.browser import BrowserPool
+from workers.runner import WorkerContext, execute_run
+
+log = logging.getLogger(__name__)
+
+
+class RunHost:
+    def __init__(self, settings: Settings, on_final: Callable[[str], None] | None = None) -> None:
+        self._settings = settings
+        self._on_final = on_final or self.deliver_webhook
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="wayfarer-runs", daemon=True)
+        self._thread.start()
+        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
+        self._pool = BrowserPool(settings)
+        self._pool_started: asyncio.Future[None] | None = None
+        self._ctx = WorkerContext(settings, self._pool, make_store(settings),
+                                  f"{socket.gethostname()}:{os.getpid()}", self._on_final)
+        self._in_flight: dict[str, concurrent.futures.Future[bool]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, run_id: str) -> concurrent.futures.Future[bool]:
+        """Schedule a run (once, however often it is submitted); returns a future of execute_run."""
+        with self._lock:
+            future = self._in_flight.get(run_id)
+            if future is None:
+                future = asyncio.run_coroutine_threadsafe(self._run(run_id), self._loop)
+                self._in_flight[run_id] = future
+                future.add_done_callback(lambda _: self._forget(run_id))
+            return future
+
+    def run_blocking(self, run_id: str) -> bool:
+        return self.submit(run_id).result()
+
+    def _forget(self, run_id: str) -> None:
+        with self._lock:
+            self._in_flight.pop(run_id, None)
+
+    async def _run(self, run_id: str) -> bool:
+        async with self._slots:
+            if self._pool_started is None:
+                self._pool_started = asyncio.ensure_future(self._pool.start())
+            await asyncio.shield(self._pool_started)
+            return await execute_run(self._ctx, run_id)
+
+    def deliver_webhook(self, run_id: str) -> None:
+        threading.Thread(target=webhooks.deliver, args=(self._settings, run_id),
+                         name=f"webhook-{run_id}", daemon=True).start()
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Let in-flight runs finish for up to grace_seconds, then close the browser and the loop."""
+        with self._lock:
+            pending = list(self._in_flight.values())
+        _done, not_done = concurrent.futures.wait(pending, timeout=grace_seconds)
+        for future in not_done:
+            future.cancel()
+        asyncio.run_coroutine_threadsafe(self._pool.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)

@@ -1,0 +1,178 @@
+"""The agent's RunStore backed by the database and the artifact store."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import mimetypes
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+
+from app.db.engine import session_scope
+from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
+from app.runs import ids
+from app.security import decrypt, sign_hex
+from app.settings import Settings
+from app.storage import ArtifactStore
+from workers.agent import StepUsage
+
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "video/webm": "webm", "text/plain": "txt",
+               "text/html": "html", "application/json": "json"}
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    run_id: str
+    organization_id: str
+    started_at: datetime
+    totp_identifier: str | None = None
+    totp_url: str | None = None
+    webhook_key_encrypted: str | None = None
+
+
+class DbRunStore:
+    def __init__(self, settings: Settings, store: ArtifactStore, run: RunIdentity) -> None:
+        self._settings = settings
+        self._store = store
+        self._run = run
+        self._step_index: dict[str, int] = {}
+        self.last_outcome: str | None = None  # the last action's history line, for failure reasons
+        self.steps_started = 0
+
+    def _db(self) -> Any:
+        return session_scope(self._settings.database_url)
+
+    async def start_step(self, index: int, url: str) -> str:
+        step_id = ids.new_id(ids.STEP)
+        self._step_index[step_id] = index
+        self.steps_started = index + 1
+
+        def write() -> None:
+            with self._db() as s:
+                s.add(Step(id=step_id, run_id=self._run.run_id, index=index, url=url))
+                s.execute(update(Run).where(Run.id == self._run.run_id).values(step_count=index + 1))
+
+        await asyncio.to_thread(write)
+        return step_id
+
+    def _key(self, step_id: str | None, artifact_type: str, artifact_id: str, content_type: str,
+             filename: str | None) -> str:
+        ext = _EXTENSIONS.get(content_type) or (Path(filename).suffix.lstrip(".") if filename else "") \
+            or (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
+        place = str(self._step_index[step_id]) if step_id in self._step_index else "run"
+        return f"{self._run.organization_id}/{self._run.run_id}/{place}/{artifact_type}-{artifact_id}.{ext}"
+
+    def _insert_artifact(self, artifact_id: str, step_id: str | None, artifact_type: str, key: str,
+                         content_type: str, size: int, checksum: str, filename: str | None) -> None:
+        with self._db() as s:
+            s.add(Artifact(id=artifact_id, organization_id=self._run.organization_id,
+                           run_id=self._run.run_id, step_id=step_id, artifact_type=artifact_type,
+                           storage_key=key, content_type=content_type, size=size, checksum=checksum,
+                           filename=filename))
+
+    async def save_artifact(self, step_id: str | None, artifact_type: str, data: bytes,
+                            content_type: str, filename: str | None = None) -> str:
+        artifact_id = ids.new_id(ids.ARTIFACT)
+        key = self._key(step_id, artifact_type, artifact_id, content_type, filename)
+
+        def write() -> None:
+            self._store.put(key, data, content_type)
+            self._insert_artifact(artifact_id, step_id, artifact_type, key, content_type, len(data),
+                                  hashlib.sha256(data).hexdigest(), filename)
+
+        await asyncio.to_thread(write)
+        return artifact_id
+
+    async def save_artifact_file(self, step_id: str | None, artifact_type: str, path: Path,
+                                 content_type: str, filename: str | None = None) -> str:
+        artifact_id = ids.new_id(ids.ARTIFACT)
+        key = self._key(step_id, artifact_type, artifact_id, content_type, filename or path.name)
+
+        def write() -> None:
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            self._store.put_file(key, path, content_type)
+            self._insert_artifact(artifact_id, step_id, artifact_type, key, content_type,
+                                  path.stat().st_size, digest.hexdigest(), filename or path.name)
+
+        await asyncio.to_thread(write)
+        return artifact_id
+
+    async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
+                            reasoning: str | None, succeeded: bool, outcome: str) -> None:
+        self.last_outcome = outcome
+
+        def write() -> None:
+            with self._db() as s:
+                s.add(Action(id=ids.new_id(ids.ACTION), run_id=self._run.run_id, step_id=step_id,
+                             index=index, action_type=action_type, arguments=arguments,
+                             reasoning=reasoning, succeeded=succeeded, outcome=outcome))
+
+        await asyncio.to_thread(write)
+
+    async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
+        def write() -> None:
+            with self._db() as s:
+                s.execute(update(Step).where(Step.id == step_id).values(
+                    prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                    llm_calls=usage.llm_calls, llm_ms=usage.llm_ms, harness_ms=harness_ms,
+                    modified_at=utcnow()))
+                s.execute(update(Run).where(Run.id == self._run.run_id).values(
+                    prompt_tokens=Run.prompt_tokens + usage.prompt_tokens,
+                    completion_tokens=Run.completion_tokens + usage.completion_tokens,
+                    llm_calls=Run.llm_calls + usage.llm_calls))
+
+        await asyncio.to_thread(write)
+
+    async def verification_code(self) -> str | None:
+        deadline = time.monotonic() + self._settings.totp_wait_seconds
+        while True:
+            code = await asyncio.to_thread(self._take_pushed_code)
+            if code is None and self._run.totp_url:
+                code = await self._pull_code()
+            if code is not None or time.monotonic() >= deadline:
+                return code
+            await asyncio.sleep(1.0)
+
+    def _take_pushed_code(self) -> str | None:
+        if not self._run.totp_identifier:
+            return None
+        with self._db() as s:
+            row = s.scalars(
+                select(TotpCode)
+                .where(TotpCode.organization_id == self._run.organization_id,
+                       TotpCode.totp_identifier == self._run.totp_identifier,
+                       TotpCode.used_at.is_(None),
+                       (TotpCode.expired_at.is_(None)) | (TotpCode.expired_at > utcnow()))
+                .order_by(TotpCode.created_at.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            row.used_at = utcnow()
+            return row.code
+
+    async def _pull_code(self) -> str | None:
+        """Ask the run's totp_url, signed like a webhook, for a code."""
+        assert self._run.totp_url
+        body = json.dumps({"task_id": self._run.run_id}, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "x-skyvern-timestamp": str(int(time.time()))}
+        if self._run.webhook_key_encrypted:
+            key = decrypt(self._settings.resolved_secret_key(), self._run.webhook_key_encrypted)
+            headers["x-skyvern-signature"] = sign_hex(key, body)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                response = await client.post(self._run.totp_url, content=body, headers=headers)
+            code = response.json().get("verification_code") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return str(code) if code else None

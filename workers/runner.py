@@ -1,0 +1,161 @@
+"""Executes one run end to end: claim, open a browser context, drive the agent, store, finalize.
+
+The same code runs in the embedded in-process executor and in a Celery worker (workers.host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from app.db.engine import session_scope
+from app.db.models import Run
+from app.runs import lifecycle
+from app.runs.lifecycle import RunStatus
+from app.settings import Settings
+from app.storage import ArtifactStore
+from workers.agent import BrowserOptions, RunOutcome, TaskSpec, drive
+from workers.browser import BrowserPool, BrowserRun
+from workers.planner import Planner
+from workers.run_store import DbRunStore, RunIdentity
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0  # also how fast a cancel request is noticed
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    pool: BrowserPool
+    store: ArtifactStore
+    worker_id: str
+    on_final: Callable[[str], None]  # schedules the run's webhook once this worker has ended the run
+
+
+def task_spec(run: Run, settings: Settings) -> TaskSpec:
+    request: dict[str, Any] = run.run_request or {}
+    model = request.get("model") or {}
+    model_name = model.get("model_name") or model.get("name") if isinstance(model, dict) else None
+    return TaskSpec(
+        run_id=run.id,
+        prompt=run.prompt,
+        url=run.url,
+        max_steps=run.max_steps,
+        data_extraction_schema=request.get("data_extraction_schema"),
+        error_code_mapping=request.get("error_code_mapping"),
+        model=model_name,
+        browser=BrowserOptions(extra_http_headers=request.get("extra_http_headers")),
+    )
+
+
+def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
+    with session_scope(ctx.settings.database_url) as s:
+        if not lifecycle.claim(s, run_id, ctx.worker_id):
+            if lifecycle.expire_lost_runs(s, timedelta(seconds=ctx.settings.run_lease_seconds)):
+                log.info("expired lost runs while %s was redelivered", run_id)
+            return None
+        return s.get(Run, run_id)
+
+
+async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
+    """Run `run_id` if this worker can claim it; returns whether it ran here."""
+    run = await asyncio.to_thread(_claim, ctx, run_id)
+    if run is None:
+        log.info("run %s not claimed (already taken or ended)", run_id)
+        return False
+    task = task_spec(run, ctx.settings)
+    identity = RunIdentity(run.id, run.organization_id, run.started_at or run.created_at,
+                           run.totp_identifier, run.totp_url, run.webhook_key_encrypted)
+    store = DbRunStore(ctx.settings, ctx.store, identity)
+    workdir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{run_id}-"))
+    browser: BrowserRun | None = None
+    try:
+        planner = Planner(ctx.settings, task)
+        browser = await ctx.pool.open_run(run_id, task.browser, workdir)
+        outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
+    except Exception as exc:  # every failure becomes a reason the user can act on
+        log.exception("run %s failed", run_id)
+        outcome = RunOutcome("failed", failure_reason=_reason_from(exc, store))
+    finally:
+        if browser is not None:
+            await _store_final_artifacts(browser, store)
+        shutil.rmtree(workdir, ignore_errors=True)
+    if await asyncio.to_thread(_finalize, ctx, run_id, outcome):
+        ctx.on_final(run_id)
+    return True
+
+
+async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore) -> RunOutcome:
+    """Await the agent while renewing the lease; stop it on cancel or at the deadline."""
+    agent = asyncio.ensure_future(work)
+    deadline = time.monotonic() + ctx.settings.run_deadline_seconds
+    while True:
+        done, _ = await asyncio.wait({agent}, timeout=HEARTBEAT_SECONDS)
+        if done:
+            return agent.result()
+        state = await asyncio.to_thread(_heartbeat, ctx, run_id)
+        stop: RunOutcome | None = None
+        if state is None or state[0] != RunStatus.running or state[1]:
+            stop = RunOutcome("canceled")
+        elif time.monotonic() >= deadline:
+            stop = RunOutcome("timed_out", failure_reason=(
+                f"The run hit its wall-clock deadline of {ctx.settings.run_deadline_seconds} s "
+                f"(WAYFARER_RUN_DEADLINE_SECONDS) after {store.steps_started} step(s)"
+                + (f"; last action: {store.last_outcome}." if store.last_outcome else ".")))
+        if stop is not None:
+            agent.cancel()
+            await asyncio.gather(agent, return_exceptions=True)
+            return stop
+
+
+def _heartbeat(ctx: WorkerContext, run_id: str) -> tuple[str, bool] | None:
+    with session_scope(ctx.settings.database_url) as s:
+        return lifecycle.heartbeat(s, run_id, ctx.worker_id)
+
+
+def _reason_from(exc: Exception, store: DbRunStore) -> str:
+    detail = str(exc).strip() or type(exc).__name__
+    where = f" after {store.steps_started} step(s)" if store.steps_started else " before the first step"
+    last = f"; last action: {store.last_outcome}" if store.last_outcome else ""
+    return f"The run stopped{where} because of an error: {detail}{last}."
+
+
+async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> None:
+    """screenshot_final, html_scrape, then (after closing) recording, downloads and console log."""
+    page = browser.active_page
+    if not browser.crashed:
+        try:
+            shot = await page.screenshot(type="jpeg", quality=70, timeout=5000)
+            await store.save_artifact(None, "screenshot_final", shot, "image/jpeg")
+            html = await page.content()
+            await store.save_artifact(None, "html_scrape", html.encode(), "text/html")
+        except Exception as exc:  # the page may be gone; the rest must still be stored
+            log.warning("final page capture failed for %s: %s", store, exc)
+    media = await browser.close()
+    if media.recording is not None and media.recording.exists():
+        await store.save_artifact_file(None, "recording", media.recording, "video/webm")
+    for path in media.downloads:
+        await store.save_artifact_file(None, "download", path, "application/octet-stream", path.name)
+    if media.console_log:
+        await store.save_artifact(None, "browser_console_log", media.console_log.encode(), "text/plain")
+
+
+def _finalize(ctx: WorkerContext, run_id: str, outcome: RunOutcome) -> bool:
+    """Write the final status; False when the run was already ended elsewhere (e.g. a forced cancel)."""
+    with session_scope(ctx.settings.database_url) as s:
+        run = s.get(Run, run_id)
+        errors = list(run.errors or []) + outcome.errors if run else outcome.errors
+        ended = lifecycle.finish(s, run_id, RunStatus(outcome.status), failure_reason=outcome.failure_reason,
+                                 output=outcome.output, summary=outcome.summary, errors=errors)
+        if not ended:
+            log.info("run %s was already final when its runner finished", run_id)
+        return ended
