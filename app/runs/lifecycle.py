@@ -51,7 +51,8 @@ class InvalidTransition(Exception):
         self.target = target
 
 
-def _transition(session: Session, run_id: str, target: RunStatus, **fields: Any) -> bool:
+def _transition(session: Session, run_id: str, target: RunStatus,
+                sources: frozenset[RunStatus] | None = None, **fields: Any) -> bool:
     now = utcnow()
     values: dict[str, Any] = {"status": target.value, "modified_at": now, **fields}
     if target == RunStatus.queued:
@@ -62,7 +63,7 @@ def _transition(session: Session, run_id: str, target: RunStatus, **fields: Any)
         values["finished_at"] = now
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status.in_([s.value for s in _ALLOWED_FROM[target]]))
+        .where(Run.id == run_id, Run.status.in_([s.value for s in sources or _ALLOWED_FROM[target]]))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -89,7 +90,7 @@ def request_cancel(session: Session, run_id: str) -> RunStatus:
     """Cancel a created/queued run at once (returns canceled); flag a running one so its runner
     stops and ends it (returns running). Raises InvalidTransition when the run is already final.
     """
-    if _transition(session, run_id, RunStatus.canceled):
+    if _transition(session, run_id, RunStatus.canceled, frozenset({RunStatus.created, RunStatus.queued})):
         return RunStatus.canceled
     flagged = session.execute(
         update(Run)

@@ -1,0 +1,97 @@
+"""The run state machine on a real (SQLite) database migrated by Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.db.engine import session_scope
+from app.db.migrate import upgrade
+from app.db.models import Organization, Run, utcnow
+from app.runs import ids, lifecycle
+from app.runs.lifecycle import InvalidTransition, RunStatus
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'lifecycle.db'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        s.add(Organization(id="o_1", name="one"))
+    yield url
+
+
+def _new_run(url: str, status: RunStatus = RunStatus.queued) -> str:
+    run_id = ids.new_id(ids.TASK)
+    with session_scope(url) as s:
+        s.add(Run(id=run_id, organization_id="o_1", run_type="task_v1", engine="skyvern-1.0",
+                  status=status.value, prompt="p", run_request={}, max_steps=3, errors=[]))
+    return run_id
+
+
+def _status(s: Session, run_id: str) -> str:
+    run = s.get(Run, run_id)
+    assert run is not None
+    s.refresh(run)
+    return run.status
+
+
+def test_only_one_worker_claims_a_run(db: str) -> None:
+    run_id = _new_run(db)
+    with session_scope(db) as s:
+        assert lifecycle.claim(s, run_id, "w1")
+        assert not lifecycle.claim(s, run_id, "w2")
+        run = s.get(Run, run_id)
+        assert run is not None and run.worker_id == "w1" and run.started_at is not None
+
+
+def test_a_final_status_never_changes(db: str) -> None:
+    run_id = _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, run_id, "w1")
+        assert lifecycle.finish(s, run_id, RunStatus.completed)
+        assert not lifecycle.finish(s, run_id, RunStatus.failed, failure_reason="late")
+        with pytest.raises(InvalidTransition, match="from completed to canceled"):
+            lifecycle.request_cancel(s, run_id)
+        assert _status(s, run_id) == "completed"
+    with pytest.raises(ValueError):
+        with session_scope(db) as s:
+            lifecycle.finish(s, run_id, RunStatus.running)
+
+
+def test_cancel_ends_a_queued_run_and_flags_a_running_one(db: str) -> None:
+    queued, running = _new_run(db), _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, running, "w1")
+        assert lifecycle.request_cancel(s, queued) == RunStatus.canceled
+        assert lifecycle.request_cancel(s, running) == RunStatus.running
+        assert lifecycle.heartbeat(s, running, "w1") == ("running", True)
+        assert _status(s, queued) == "canceled"
+        with pytest.raises(LookupError):
+            lifecycle.request_cancel(s, "tsk_missing")
+
+
+def test_lost_runs_expire_after_the_lease(db: str) -> None:
+    fresh, stale = _new_run(db), _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, fresh, "w1")
+        lifecycle.claim(s, stale, "w2")
+        s.execute(update(Run).where(Run.id == stale).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        assert lifecycle.expire_lost_runs(s, timedelta(seconds=60)) == [stale]
+        run = s.get(Run, stale)
+        assert run is not None
+        s.refresh(run)
+        assert run.status == "failed" and "worker" in (run.failure_reason or "")
+        assert _status(s, fresh) == "running"
+
+
+def test_ids_are_prefixed_unique_and_time_sortable() -> None:
+    made = [ids.new_id(ids.TASK) for _ in range(5000)]
+    assert len(set(made)) == len(made)
+    numbers = [int(i.split("_", 1)[1]) for i in made]
+    assert numbers == sorted(numbers) and all(0 < n < 2**63 for n in numbers)
