@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from tests.e2e.flows import FORM_PATH, SLOW_PATH, form_script, stall_script
+from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
 from tests.support.stack import Stack
@@ -21,7 +21,7 @@ def test_run_completes_through_redis_and_a_worker_process(
                                       url=sites.url(FORM_PATH), webhook_url=receiver.url)
     run = celery_stack.wait_final(created["run_id"])
     assert run["status"] == "completed", run.get("failure_reason")
-    assert run["output"] == {"greeting": "Thanks, Ada!"}
+    assert run["output"] == GREETING
     assert httpx.get(run["recording_url"], timeout=10).status_code == 200
     (hook,) = receiver.wait_for(1)
     assert b'"status":"completed"' in hook.body
@@ -31,7 +31,7 @@ def test_killed_worker_never_leaves_a_run_running(
     celery_stack: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str
 ) -> None:
     fake_llm.script(token, stall_script())
-    created = celery_stack.create_run(prompt=f"Wait forever ({token})", url=sites.url(SLOW_PATH))
+    created = celery_stack.create_run(prompt=f"Wait forever ({token})", url=sites.url(FORM_PATH))
     run_id = created["run_id"]
     with celery_stack.client() as client:
         deadline = time.monotonic() + 60

@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from tests.e2e.flows import FORM_PATH, form_script
+from tests.e2e.flows import FORM_PATH, GREETING, form_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
 from tests.support.stack import Stack
@@ -28,7 +28,7 @@ def test_run_completes_with_output_artifacts_and_signed_webhook(
 
     run = embedded.wait_final(created["run_id"])
     assert run["status"] == "completed", run.get("failure_reason")
-    assert run["output"] == {"greeting": "Thanks, Ada!"}
+    assert run["output"] == GREETING
     assert run["step_count"] >= 2
     assert run["run_type"] == "task_v1"
 
@@ -49,7 +49,7 @@ def test_run_completes_with_output_artifacts_and_signed_webhook(
     payload = json.loads(hook.body)
     assert payload["run_id"] == payload["task_id"] == created["run_id"]
     assert payload["status"] == "completed"
-    assert payload["output"] == {"greeting": "Thanks, Ada!"}
+    assert payload["output"] == GREETING
 
     with embedded.client() as client:
         kinds = {a["artifact_type"] for a in client.get(f"/v1/runs/{created['run_id']}/artifacts").json()}

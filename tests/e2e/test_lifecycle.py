@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.flows import FORM_PATH, SLOW_PATH, stall_script
+from tests.e2e.flows import FORM_PATH, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
 from tests.support.stack import Stack
@@ -25,7 +25,7 @@ def test_cancel_running_then_queued(embedded: Stack, fake_llm: FakeLLM, sites: S
     runs = []
     for n in range(3):
         fake_llm.script(f"{token}-{n}", stall_script())
-        runs.append(embedded.create_run(prompt=f"Wait ({token}-{n})", url=sites.url(SLOW_PATH),
+        runs.append(embedded.create_run(prompt=f"Wait ({token}-{n})", url=sites.url(FORM_PATH),
                                         webhook_url=receiver.url)["run_id"])
     _wait_status(embedded, runs[0], "running")
     _wait_status(embedded, runs[1], "running")

@@ -6,7 +6,7 @@ import asyncio
 
 from skyvern import Skyvern
 
-from tests.e2e.flows import FORM_PATH, SLOW_PATH, form_script, stall_script
+from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
 from tests.support.stack import Stack
@@ -24,7 +24,7 @@ def test_official_sdk_round_trip(embedded: Stack, fake_llm: FakeLLM, sites: Site
                                       url=sites.url(FORM_PATH), webhook_url=receiver.url,
                                       wait_for_completion=True, timeout=120)
         assert done.status == "completed"
-        assert done.output == {"greeting": "Thanks, Ada!"}
+        assert done.output == GREETING
 
         fetched = await skyvern.get_run(done.run_id)
         assert fetched.run_id == done.run_id and fetched.run_type == "task_v1"
@@ -37,7 +37,7 @@ def test_official_sdk_round_trip(embedded: Stack, fake_llm: FakeLLM, sites: Site
         listed = await skyvern.get_runs_v2(page=1, page_size=50, status=["completed"])
         assert done.run_id in [item.run_id for item in listed]
 
-        stalled = await skyvern.run_task(prompt=f"Wait ({token}-stall)", url=sites.url(SLOW_PATH))
+        stalled = await skyvern.run_task(prompt=f"Wait ({token}-stall)", url=sites.url(FORM_PATH))
         await skyvern.cancel_run(stalled.run_id)
         assert (await skyvern.get_run(stalled.run_id)).status == "canceled"
 
