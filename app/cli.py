@@ -1,0 +1,242 @@
+"""The `wayfarer` command: run the server or a worker, manage the schema and API keys, submit runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings, get_settings
+
+FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
+DEFAULT_ORGANIZATION = "default"
+DEFAULT_PORT = 8000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wayfarer", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="run a Celery worker (needs WAYFARER_REDIS_URL)")
+    worker.add_argument("--concurrency", type=int,
+                        help="parallel runs (default: WAYFARER_MAX_CONCURRENT_RUNS)")
+    worker.set_defaults(handler=_worker)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database to the newest schema")
+    migrate.set_defaults(handler=_migrate)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(required=True, metavar="ACTION")
+    create = keys.add_parser("create", help="create an API key and print it (shown only once)")
+    create.add_argument("--org", default=DEFAULT_ORGANIZATION, help="organization name (created if new)")
+    create.set_defaults(handler=_keys_create)
+    keys.add_parser("list", help="list API keys").set_defaults(handler=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke an API key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    commands.add_parser("version", help="print the version").set_defaults(handler=_version)
+
+    run = commands.add_parser("run", help="submit a task through the HTTP API")
+    run.add_argument("prompt")
+    run.add_argument("--url", required=True, help="the page the browser starts on")
+    run.add_argument("--schema", type=Path, help="JSON file: the data extraction schema for the output")
+    run.add_argument("--max-steps", type=int)
+    run.add_argument("--wait", action="store_true", help="show progress until the run ends, print its output")
+    run.add_argument("--base-url", default=os.environ.get("WAYFARER_BASE_URL", f"http://127.0.0.1:{DEFAULT_PORT}"),
+                     help="server address (env WAYFARER_BASE_URL)")
+    run.add_argument("--api-key", default=os.environ.get("WAYFARER_API_KEY"), help="(env WAYFARER_API_KEY)")
+    run.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level=get_settings().log_level.lower())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workers.celery_app import run_worker
+
+    settings = get_settings()
+    if settings.embedded:
+        return _fail("a worker needs WAYFARER_REDIS_URL (without it the server runs tasks itself)")
+    run_worker(settings, args.concurrency)
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from app.db.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    print("database is at the newest schema")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from app.accounts import create_api_key, create_organization
+    from app.db.engine import session_scope
+    from app.db.models import Organization
+
+    with session_scope(_migrated(get_settings()).database_url) as session:
+        organization = session.scalars(select(Organization).where(Organization.name == args.org)).first()
+        if organization is None:
+            organization = create_organization(session, args.org)
+        key = create_api_key(session, organization.id)
+    print(key)
+    print(f"API key for organization {args.org!r} ({organization.id}); it is not shown again.",
+          file=sys.stderr)
+    return 0
+
+
+def _keys_list(_args: argparse.Namespace) -> int:
+    from app.accounts import list_api_keys
+    from app.db.engine import session_scope
+
+    with session_scope(_migrated(get_settings()).database_url) as session:
+        rows = [(k.id, k.organization_id, f"{k.key_prefix}…", f"{k.created_at:%Y-%m-%d %H:%M:%S}",
+                 "revoked" if k.revoked_at else "active") for k in list_api_keys(session, None)]
+    _print_table(("ID", "ORGANIZATION", "KEY", "CREATED", "STATE"), rows)
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from app.accounts import revoke_api_key
+    from app.db.engine import session_scope
+
+    with session_scope(_migrated(get_settings()).database_url) as session:
+        found = revoke_api_key(session, args.key_id)
+    if found is False:
+        return _fail(f"no API key {args.key_id!r}")
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _version(_args: argparse.Namespace) -> int:
+    print(f"wayfarer {package_version('wayfarer')}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import httpx
+
+    request: dict[str, Any] = {"prompt": args.prompt, "url": args.url}
+    if args.schema:
+        try:
+            request["data_extraction_schema"] = json.loads(args.schema.read_text())
+        except (OSError, ValueError) as exc:
+            return _fail(f"--schema {args.schema}: {exc}")
+    if args.max_steps is not None:
+        request["max_steps"] = args.max_steps
+    headers = {"x-api-key": args.api_key} if args.api_key else {}
+    with httpx.Client(base_url=args.base_url, headers=headers, timeout=30) as client:
+        try:
+            created = _api(client, "POST", "/v1/run/tasks", json=request)
+            if not args.wait:
+                print(json.dumps(created, indent=2))
+                return 0
+            print(f"run {created['run_id']} {created['status']}", file=sys.stderr)
+            run = _follow(client, str(created["run_id"]), args.poll_interval)
+        except _ApiError as exc:
+            return _fail(str(exc))
+    print(json.dumps(run.get("output"), indent=2))
+    if run["status"] != "completed":
+        reason = run.get("failure_reason") or "no reason given"
+        return _fail(f"run {run['run_id']} ended {run['status']}: {reason}")
+    return 0
+
+
+def _follow(client: Any, run_id: str, poll_interval: float) -> dict[str, Any]:
+    """Poll the run until it ends, printing a line to stderr whenever its progress changes."""
+    shown = ""
+    while True:
+        run = _api(client, "GET", f"/v1/runs/{run_id}")
+        line = f"{run['status']} · step {run.get('step_count') or 0}"
+        action = _last_action(client, run_id)
+        if action:
+            line += f" · {action}"
+        if line != shown:
+            print(line, file=sys.stderr)
+            shown = line
+        if run["status"] in FINAL_STATUSES:
+            return run
+        time.sleep(poll_interval)
+
+
+def _last_action(client: Any, run_id: str) -> str | None:
+    """A short description of the newest timeline entry (None when there is none yet)."""
+    response = client.get(f"/v1/runs/{run_id}/timeline")
+    if response.status_code != 200 or not response.json():
+        return None
+    entry = max(response.json(), key=lambda item: str(item.get("created_at", "")))
+    detail = entry.get("block") or entry.get("thought") or entry
+    if not isinstance(detail, dict):
+        return str(detail)
+    name = detail.get("action_type") or detail.get("label") or detail.get("block_type") or entry.get("type")
+    note = detail.get("reasoning") or detail.get("outcome") or detail.get("thought") or ""
+    return f"{name}: {note}" if note else str(name)
+
+
+class _ApiError(Exception):
+    pass
+
+
+def _api(client: Any, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    import httpx
+
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise _ApiError(f"cannot reach {client.base_url}: {exc}") from exc
+    if response.status_code != 200:
+        raise _ApiError(f"{method} {path} → {response.status_code}: {response.text}")
+    return dict(response.json())
+
+
+def _migrated(settings: Settings) -> Settings:
+    """The embedded SQLite database is brought to the newest schema on first use, as the server does."""
+    if settings.database_url.startswith("sqlite"):
+        from app.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+    return settings
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _fail(message: str) -> int:
+    print(f"wayfarer: {message}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
