@@ -1,0 +1,104 @@
+"""One real BrowserPool per test module on the served test pages, a fresh BrowserRun per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from tests.sites.refs import ref_for
+from tests.sites.server import SiteServer, serve_sites
+from workers.actions import apply
+from workers.agent import ActionResult, BrowserOptions, StepUsage, ToolCall
+from workers.browser import BrowserPool, BrowserRun
+from workers.page_state import PageState, capture
+
+VERIFICATION_CODE = "424242"
+# Tests only: stops Chromium's background DNS lookups while letting local pages through.
+TEST_CHROMIUM_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"]
+
+
+class CodeOnlyStore:
+    """A RunStore for action tests: only verification_code is ever called by actions."""
+
+    async def verification_code(self) -> str | None:
+        return VERIFICATION_CODE
+
+    async def start_step(self, index: int, url: str) -> str:
+        raise NotImplementedError
+
+    async def save_artifact(self, step_id: str | None, artifact_type: str, data: bytes,
+                            content_type: str, filename: str | None = None) -> str:
+        raise NotImplementedError
+
+    async def save_artifact_file(self, step_id: str | None, artifact_type: str, path: Path,
+                                 content_type: str, filename: str | None = None) -> str:
+        raise NotImplementedError
+
+    async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
+                            reasoning: str | None, succeeded: bool, outcome: str) -> None:
+        raise NotImplementedError
+
+    async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
+        raise NotImplementedError
+
+
+class Driver:
+    """Drives one BrowserRun like the agent loop does: capture, find a ref, apply a tool call."""
+
+    def __init__(self, run: BrowserRun, sites: SiteServer) -> None:
+        self.run = run
+        self.sites = sites
+        self.state: PageState | None = None
+
+    async def open(self, path: str) -> PageState:
+        await self.run.active_page.goto(self.sites.url(path))
+        return await self.capture()
+
+    async def capture(self, screenshot: bool = False) -> PageState:
+        self.state = await capture(self.run, screenshot=screenshot)
+        return self.state
+
+    def ref(self, role: str, name: str) -> str:
+        assert self.state is not None, "capture first"
+        return ref_for(self.state.snapshot, role, name)
+
+    async def act(self, tool: str, **args: Any) -> ActionResult:
+        return await apply(self.run, ToolCall(tool, args), CodeOnlyStore())
+
+    async def text(self, selector: str = "#result") -> str:
+        return (await self.run.active_page.locator(selector).inner_text()).strip()
+
+
+def browser_settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, chromium_args=TEST_CHROMIUM_ARGS, action_timeout_ms=2000,
+                    step_settle_timeout_ms=2000, navigation_timeout_ms=8000)
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[SiteServer]:
+    with serve_sites() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
+    browser_pool = BrowserPool(browser_settings(tmp_path_factory.mktemp("data")))
+    await browser_pool.start()
+    yield browser_pool
+    await browser_pool.stop()
+
+
+@pytest.fixture
+async def driver(pool: BrowserPool, sites: SiteServer, tmp_path: Path) -> AsyncIterator[Driver]:
+    run = await pool.open_run("tsk_test", BrowserOptions(), tmp_path)
+    yield Driver(run, sites)
+    await run.close()

@@ -1,0 +1,278 @@
+"""Chromium for the worker: one browser process per worker, one fresh BrowserContext per run.
+
+The browser is launched lazily and relaunched when it died, so a crash costs one run, not the worker.
+Each run's context records a video, saves downloads into the run's folder and collects console lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Download,
+    Page,
+    Playwright,
+    async_playwright,
+)
+from playwright.async_api import Error as PlaywrightError
+
+from app.settings import Settings
+from workers.agent import BrowserOptions
+
+log = logging.getLogger(__name__)
+
+MAX_CONSOLE_LINES = 2000
+CLOSE_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class RunMedia:
+    recording: Path | None
+    downloads: list[Path]
+    console_log: str
+
+
+def link_playwright_ffmpeg(browsers_dir: Path) -> Path:
+    """Make `browsers_dir` hold the ffmpeg Playwright's video recorder expects, linked to a local binary.
+
+    Playwright looks for `ffmpeg-<REV>/ffmpeg-linux` under PLAYWRIGHT_BROWSERS_PATH and cannot download
+    it here; Debian's ffmpeg (or imageio-ffmpeg's) encodes the same VP8 stream.
+    """
+    browsers_json = Path(playwright.__file__).parent / "driver" / "package" / "browsers.json"
+    entries = json.loads(browsers_json.read_text())["browsers"]
+    revision = next(entry["revision"] for entry in entries if entry["name"] == "ffmpeg")
+    target = shutil.which("ffmpeg") or _bundled_ffmpeg()
+    link = browsers_dir / f"ffmpeg-{revision}" / "ffmpeg-linux"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not (link.is_symlink() and os.readlink(link) == target):
+        tmp = link.with_name(f".ffmpeg-linux-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        tmp.replace(link)  # atomic: several worker processes may share the data dir
+    return browsers_dir
+
+
+def _bundled_ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+class BrowserPool:
+    """The worker's browser, shared by all its runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self._playwright is None:
+                browsers_dir = self._settings.data_dir.resolve() / "playwright-browsers"
+                link_playwright_ffmpeg(browsers_dir)
+                os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(browsers_dir)
+                self._playwright = await async_playwright().start()
+            await self._ensure_browser()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            if self._browser is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await self._browser.close()
+                self._browser = None
+            if self._playwright is not None:
+                with contextlib.suppress(Exception):
+                    await self._playwright.stop()
+                self._playwright = None
+
+    async def open_run(self, run_id: str, options: BrowserOptions, workdir: Path) -> BrowserRun:
+        if self._playwright is None:
+            await self.start()
+        async with self._lock:
+            browser = await self._ensure_browser()
+        viewport = {"width": options.viewport_width, "height": options.viewport_height}
+        context = await browser.new_context(
+            viewport=viewport,  # type: ignore[arg-type]
+            locale=options.locale,
+            timezone_id=options.timezone_id,
+            user_agent=options.user_agent,
+            extra_http_headers=options.extra_http_headers,
+            accept_downloads=True,
+            record_video_dir=workdir / "video",
+            record_video_size=viewport,  # type: ignore[arg-type]
+        )
+        context.set_default_timeout(self._settings.action_timeout_ms)
+        context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
+        run = BrowserRun(run_id, browser, context, workdir, self._settings)
+        try:
+            await context.new_page()  # tracked through the context's "page" event
+        except BaseException:
+            await run.close()
+            raise
+        return run
+
+    async def _ensure_browser(self) -> Browser:
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        if self._browser is not None:
+            log.warning("Chromium disconnected; launching a new browser")
+        assert self._playwright is not None
+        self._browser = await self._playwright.chromium.launch(
+            executable_path=self._settings.resolved_chromium_path(),
+            args=list(self._settings.chromium_args),
+            headless=self._settings.headless,
+        )
+        return self._browser
+
+
+class BrowserRun:
+    """One run's isolated browser context: its tabs, downloads, console and recording."""
+
+    def __init__(self, run_id: str, browser: Browser, context: BrowserContext, workdir: Path,
+                 settings: Settings) -> None:
+        self.run_id = run_id
+        self.action_timeout_ms = settings.action_timeout_ms
+        self.navigation_timeout_ms = settings.navigation_timeout_ms
+        self.settle_timeout_ms = settings.step_settle_timeout_ms
+        self.context = context
+        self.workdir = workdir
+        self.pages: list[Page] = []
+        self._active = 0
+        self.crashed = False
+        self.crash_reason: str | None = None
+        self.element_labels: dict[str, str] = {}  # ref -> "button 'Save'", from the latest snapshot
+        self._console: list[str] = []
+        self._downloads: list[asyncio.Task[Path | None]] = []
+        self._download_started = asyncio.Event()
+        self._first_page: Page | None = None
+        self._closed = False
+        self._browser = browser
+        browser.on("disconnected", self._on_disconnected)
+        context.on("page", self._track_page)
+
+    @property
+    def active_page(self) -> Page:
+        return self.pages[self._active]
+
+    @property
+    def active_index(self) -> int:
+        return self._active
+
+    def switch_tab(self, index: int) -> Page:
+        if not 0 <= index < len(self.pages):
+            raise IndexError(f"there is no tab {index}; open tabs are 0..{len(self.pages) - 1}")
+        self._active = index
+        return self.pages[index]
+
+    @property
+    def downloads_started(self) -> int:
+        return len(self._downloads)
+
+    async def download_after(self, count: int, timeout_s: float) -> Path | None:
+        """The saved file of the first download started after `count` downloads, or None on timeout."""
+        async with asyncio.timeout(timeout_s):
+            while len(self._downloads) <= count:
+                self._download_started.clear()
+                await self._download_started.wait()
+            return await self._downloads[count]
+
+    def _track_page(self, page: Page) -> None:
+        if self._first_page is None:
+            self._first_page = page
+        self.pages.append(page)
+        self._active = len(self.pages) - 1
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self._log_console("pageerror", str(error)))
+        page.on("crash", lambda _: self._mark_crashed("the page crashed"))
+        page.on("download", self._on_download)
+        page.on("close", self._forget_page)
+
+    def _forget_page(self, page: Page) -> None:
+        if self._closed or page not in self.pages or len(self.pages) == 1:
+            return  # the last tab stays, closed or not, so active_page always answers
+        index = self.pages.index(page)
+        self.pages.remove(page)
+        if self._active >= index:
+            self._active = max(0, self._active - 1)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        self._log_console(message.type, message.text)
+
+    def _log_console(self, kind: str, text: str) -> None:
+        if len(self._console) < MAX_CONSOLE_LINES:
+            self._console.append(f"[{kind}] {text}")
+
+    def _on_download(self, download: Download) -> None:
+        self._downloads.append(asyncio.ensure_future(self._save_download(download)))
+        self._download_started.set()
+
+    async def _save_download(self, download: Download) -> Path | None:
+        folder = self.workdir / "downloads"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = _free_path(folder, download.suggested_filename)
+        try:
+            await download.save_as(path)
+        except PlaywrightError as exc:
+            log.warning("download %s of run %s failed: %s", download.url, self.run_id, exc)
+            return None
+        return path
+
+    def _on_disconnected(self, _browser: Browser) -> None:
+        self._mark_crashed("the browser process exited")
+
+    def _mark_crashed(self, reason: str) -> None:
+        if not self._closed and not self.crashed:
+            self.crashed = True
+            self.crash_reason = reason
+
+    async def close(self) -> RunMedia:
+        """Release the context whatever state it is in; never raises."""
+        if self._closed:
+            return RunMedia(None, [], "")
+        self._closed = True
+        self._browser.remove_listener("disconnected", self._on_disconnected)
+        downloads: list[Path] = []
+        if self._downloads:
+            done, pending = await asyncio.wait(self._downloads, timeout=CLOSE_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            downloads = [path for task in done if not task.cancelled() and task.exception() is None
+                         and (path := task.result()) is not None]
+        video = self._first_page.video if self._first_page is not None else None
+        try:
+            await asyncio.wait_for(self.context.close(), CLOSE_TIMEOUT_S)
+        except Exception as exc:  # a dead browser cannot close its context; nothing is left to release
+            log.warning("closing the context of run %s failed: %s", self.run_id, exc)
+        recording: Path | None = None
+        if video is not None:
+            with contextlib.suppress(Exception):
+                path = Path(await video.path())
+                recording = path if path.is_file() and path.stat().st_size > 0 else None
+        return RunMedia(recording, sorted(downloads), "\n".join(self._console))
+
+
+def _free_path(folder: Path, suggested: str) -> Path:
+    """`folder/<suggested>` made safe, numbered like 'name (1).ext' when that name is taken."""
+    name = re.sub(r"[/\\\x00]", "_", suggested).strip(". ") or "download"
+    path = folder / name
+    stem, suffix = path.stem, path.suffix
+    counter = 1
+    while path.exists():
+        path = folder / f"{stem} ({counter}){suffix}"
+        counter += 1
+    path.touch()  # reserve the name before the (async) save
+    return path

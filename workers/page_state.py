@@ -1,0 +1,175 @@
+"""What the planner sees of the page: URL, title, tabs, the AI aria snapshot and a viewport screenshot.
+
+Long pages are trimmed to the viewport neighbourhood, but interactive elements and headings are kept
+wherever they are, so a task never loses the element it needs; the first line says how much was left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+
+from workers.browser import BrowserRun
+
+SNAPSHOT_TIMEOUT_MS = 10_000
+SCREENSHOT_QUALITY = 60
+FULL_SNAPSHOT_MAX_LINES = 300  # shorter snapshots go to the model whole
+NEIGHBOURHOOD_VIEWPORTS = 1.0  # kept above and below the viewport when trimming
+MAX_SNAPSHOT_CHARS = 40_000
+
+KEPT_ROLES = frozenset({
+    "button", "link", "textbox", "searchbox", "combobox", "listbox", "option", "checkbox", "radio",
+    "switch", "slider", "spinbutton", "menuitem", "menuitemcheckbox", "menuitemradio", "tab", "treeitem",
+    "heading", "iframe", "dialog", "alertdialog", "alert",
+})
+
+_BOX = re.compile(r" \[box=(-?[\d.]+),(-?[\d.]+),([\d.]+),([\d.]+)\]")
+_ROLE_NAME = re.compile(r'^\s*- ([\w-]+)(?: "((?:[^"\\]|\\.)*)")?')
+_REF = re.compile(r"\[ref=([^\]]+)\]")
+
+
+@dataclass
+class PageState:
+    url: str
+    title: str
+    tabs: list[str]
+    active_tab: int
+    snapshot: str
+    screenshot: bytes | None
+
+
+async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
+    page = run.active_page
+    shot_task = asyncio.ensure_future(_screenshot(page)) if screenshot else None
+    raw = await _aria_snapshot(page)
+    shot = await shot_task if shot_task is not None else None
+    viewport = page.viewport_size or {"width": 1280, "height": 720}
+    snapshot = trim_snapshot(raw, viewport["height"])
+    run.element_labels = element_labels(raw)
+    titles = await asyncio.gather(*(_title(tab) for tab in run.pages))
+    tabs = [f"{index}: {title or '(untitled)'} — {tab.url}" + (" (active)" if tab is page else "")
+            for index, (tab, title) in enumerate(zip(run.pages, titles, strict=True))]
+    return PageState(url=page.url, title=titles[run.active_index] if run.pages else "", tabs=tabs,
+                     active_tab=run.active_index, snapshot=snapshot, screenshot=shot)
+
+
+async def _aria_snapshot(page: Page) -> str:
+    for attempt in range(2):
+        try:
+            return await page.aria_snapshot(mode="ai", boxes=True, timeout=SNAPSHOT_TIMEOUT_MS)
+        except PlaywrightError as exc:  # a navigation replaced the document mid-snapshot: try once more
+            if attempt or page.is_closed():
+                return f"- (the page could not be read: {str(exc).splitlines()[0]})"
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_load_state("domcontentloaded", timeout=SNAPSHOT_TIMEOUT_MS)
+    raise AssertionError("unreachable")
+
+
+async def _screenshot(page: Page) -> bytes | None:
+    try:
+        return await page.screenshot(type="jpeg", quality=SCREENSHOT_QUALITY, scale="css",
+                                     animations="disabled", caret="initial", timeout=SNAPSHOT_TIMEOUT_MS)
+    except PlaywrightError:
+        return None
+
+
+async def _title(page: Page) -> str:
+    try:
+        return (await asyncio.wait_for(page.title(), 2.0))[:80]
+    except (PlaywrightError, TimeoutError):
+        return ""
+
+
+def element_labels(snapshot: str) -> dict[str, str]:
+    """ref -> "role 'name'" for every element line that has a ref."""
+    labels: dict[str, str] = {}
+    for line in snapshot.splitlines():
+        ref = _REF.search(line)
+        match = _ROLE_NAME.match(line)
+        if ref and match:
+            role, name = match.groups()
+            labels[ref.group(1)] = f"{role} '{name}'" if name else role
+    return labels
+
+
+@dataclass
+class _Line:
+    text: str  # without its box
+    depth: int
+    parent: int | None
+    top: float | None  # page-viewport coordinates; None when the line has no box of its own
+    bottom: float | None
+    kept_role: bool
+
+
+def trim_snapshot(raw: str, viewport_height: int) -> str:
+    """Strip the boxes; on a long page keep the viewport neighbourhood plus every interactive element."""
+    lines = _parse(raw)
+    if len(lines) <= FULL_SNAPSHOT_MAX_LINES:
+        return "\n".join(line.text for line in lines)
+    low, high = -NEIGHBOURHOOD_VIEWPORTS * viewport_height, (1 + NEIGHBOURHOOD_VIEWPORTS) * viewport_height
+    keep = [False] * len(lines)
+    above = below = 0
+    for index, line in enumerate(lines):
+        top, bottom = _extent(lines, index)
+        if top is None or bottom is None or (bottom >= low and top <= high):
+            keep[index] = True
+        elif line.kept_role or line.text.lstrip().startswith("- /"):  # roles we keep, and their props
+            keep[index] = line.kept_role or keep[line.parent or 0]
+        elif bottom < low:
+            above += 1
+        else:
+            below += 1
+    for index in range(len(lines)):  # ancestors of kept lines keep the tree readable
+        parent = lines[index].parent
+        while keep[index] and parent is not None and not keep[parent]:
+            keep[parent] = True
+            parent = lines[parent].parent
+    text = "\n".join(line.text for line, kept in zip(lines, keep, strict=True) if kept)
+    note = (f"# Long page: showing the viewport neighbourhood and every interactive element; {above} other "
+            f"element(s) above and {below} below are left out (scroll up/down to see them).")
+    if len(text) > MAX_SNAPSHOT_CHARS:
+        text = text[:MAX_SNAPSHOT_CHARS].rsplit("\n", 1)[0]
+        note += " The snapshot was cut at its size limit; scroll to reach the rest."
+    return note + "\n" + text
+
+
+def _parse(raw: str) -> list[_Line]:
+    lines: list[_Line] = []
+    stack: list[int] = []  # indexes of the open ancestors
+    offsets: dict[int, float] = {}  # iframe line index -> its top, added to the boxes of its content
+    for raw_line in raw.splitlines():
+        depth = (len(raw_line) - len(raw_line.lstrip(" "))) // 2
+        while stack and lines[stack[-1]].depth >= depth:
+            stack.pop()
+        parent = stack[-1] if stack else None
+        offset = next((offsets[i] for i in reversed(stack) if i in offsets), 0.0)
+        box = _BOX.search(raw_line)
+        top = bottom = None
+        if box is not None:
+            y, height = float(box.group(2)), float(box.group(4))
+            if height > 0:
+                top, bottom = offset + y, offset + y + height
+        match = _ROLE_NAME.match(raw_line)
+        role = match.group(1) if match else ""
+        lines.append(_Line(_BOX.sub("", raw_line), depth, parent, top, bottom, role in KEPT_ROLES))
+        if role == "iframe" and top is not None:
+            offsets[len(lines) - 1] = top
+        stack.append(len(lines) - 1)
+    return lines
+
+
+def _extent(lines: list[_Line], index: int) -> tuple[float | None, float | None]:
+    """The line's own vertical extent, else its nearest boxed ancestor's."""
+    current: int | None = index
+    while current is not None:
+        line = lines[current]
+        if line.top is not None:
+            return line.top, line.bottom
+        current = line.parent
+    return None, None
