@@ -102,8 +102,19 @@ class BrowserPool:
     async def open_run(self, run_id: str, options: BrowserOptions, workdir: Path) -> BrowserRun:
         if self._playwright is None:
             await self.start()
-        async with self._lock:
-            browser = await self._ensure_browser()
+        for attempt in range(2):
+            async with self._lock:
+                browser = await self._ensure_browser()
+            try:
+                return await self._open_context(browser, run_id, options, workdir)
+            except PlaywrightError:
+                if attempt or browser.is_connected():
+                    raise
+                # the browser died between the health check and new_context: relaunch once
+        raise AssertionError("unreachable")
+
+    async def _open_context(self, browser: Browser, run_id: str, options: BrowserOptions,
+                            workdir: Path) -> BrowserRun:
         viewport = {"width": options.viewport_width, "height": options.viewport_height}
         context = await browser.new_context(
             viewport=viewport,  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -32,9 +33,8 @@ async def test_input_text_replaces_existing_text(driver: Driver) -> None:
 
 async def test_date_and_time_inputs_take_iso_values(driver: Driver) -> None:
     await driver.open("/dates.html")
-    assert (await driver.act("input_text", ref=driver.ref("textbox", "Day"), text="2024-05-31")).succeeded
-    assert (await driver.act("input_text", ref=driver.ref("textbox", "Time"), text="13:45")).succeeded
-    assert (await driver.act("input_text", ref=driver.ref("textbox", "Starts"), text="2024-06-01 09:30")).succeeded
+    for name, value in (("Day", "2024-05-31"), ("Time", "13:45"), ("Starts", "2024-06-01 09:30")):
+        assert (await driver.act("input_text", ref=driver.ref("textbox", name), text=value)).succeeded
     assert await driver.text() == "day=2024-05-31 time=13:45 starts=2024-06-01T09:30"
     bad = await driver.act("input_text", ref=driver.ref("textbox", "Day"), text="next Tuesday")
     assert not bad.succeeded and "2024-05-31" in bad.outcome
@@ -56,8 +56,9 @@ async def test_select_option_native_by_label_or_value_and_aria_combobox(driver: 
 async def test_checkbox_radio_and_aria_checkbox_idempotent(driver: Driver) -> None:
     await driver.open("/choices.html")
     assert (await driver.act("checkbox", ref=driver.ref("radio", "Courier"), checked=True)).succeeded
+    news = driver.ref("checkbox", "Send me news")
     for _ in range(2):
-        assert (await driver.act("checkbox", ref=driver.ref("checkbox", "Send me news"), checked="true")).succeeded
+        assert (await driver.act("checkbox", ref=news, checked="true")).succeeded
     assert (await driver.act("checkbox", ref=driver.ref("checkbox", "Accept terms"), checked=True)).succeeded
     assert await driver.text() == "delivery=courier news=true terms=true"
     await driver.act("checkbox", ref=driver.ref("checkbox", "Send me news"), checked=False)
@@ -127,17 +128,19 @@ async def test_new_tab_is_tracked_and_switch_tab(driver: Driver) -> None:
     assert not (await driver.act("switch_tab", index=5)).succeeded
 
 
-async def test_upload_through_hidden_input_button_and_visible_input(driver: Driver, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_upload_through_hidden_input_button_and_visible_input(driver: Driver, tmp_path: Path) -> None:
     await driver.open("/upload.html")
     uploaded = await driver.act("upload_file", ref=driver.ref("button", "Attach a file"),
                                 file_url=driver.sites.upload_file_url("notes.txt"))
     assert uploaded.succeeded, uploaded.outcome
-    assert await driver.text() == f"hidden-file: notes.txt ({len(UPLOAD_BYTES)} bytes) {UPLOAD_BYTES.decode().strip()}"
+    content = UPLOAD_BYTES.decode().strip()
+    assert await driver.text() == f"hidden-file: notes.txt ({len(UPLOAD_BYTES)} bytes) {content}"
     local = tmp_path / "cv.txt"
     local.write_text("my cv")
-    assert (await driver.act("upload_file", ref=driver.ref("button", "Resume"), file_url=str(local))).succeeded
+    resume = driver.ref("button", "Resume")
+    assert (await driver.act("upload_file", ref=resume, file_url=str(local))).succeeded
     assert await driver.text() == "visible-file: cv.txt (5 bytes) my cv"
-    missing = await driver.act("upload_file", ref=driver.ref("button", "Resume"), file_url="/nonexistent/x.pdf")
+    missing = await driver.act("upload_file", ref=resume, file_url="/nonexistent/x.pdf")
     assert not missing.succeeded and "existing local file" in missing.outcome
 
 
