@@ -506,29 +506,31 @@ class _NavigationWatch:
 
 
 async def _settle(run: BrowserRun, watch: _NavigationWatch, cap_ms: int) -> None:
-    """Wait (at most cap_ms) for a navigation the action started, its load event, then a quiet DOM."""
+    """Wait (at most cap_ms) for a navigation the action started, its load event, then a quiet DOM;
+    again for a tab that opened meanwhile."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cap_ms / 1000
-    page = run.active_page
 
     def left_ms() -> float:
         return max(1.0, (deadline - loop.time()) * 1000)
 
-    new_document = page is not watch.page or watch.requested
-    with contextlib.suppress(PlaywrightError):
-        if page is watch.page and watch.requested and page.url == watch.url_before:
-            with contextlib.suppress(PlaywrightTimeoutError):  # e.g. a download: no new document
-                await page.wait_for_url(lambda current: current != watch.url_before, timeout=left_ms(),
-                                        wait_until="commit")
-        if new_document:
-            await page.wait_for_load_state("load", timeout=left_ms())
-    for _ in range(2):  # a second round when the document was replaced while we watched it
-        try:
-            await page.evaluate(_DOM_QUIET_JS, [DOM_QUIET_MS, int(left_ms())])
-            break
-        except PlaywrightError:
-            with contextlib.suppress(PlaywrightError):
+    settled: Page | None = None
+    while run.active_page is not settled and loop.time() < deadline:
+        page = settled = run.active_page
+        with contextlib.suppress(PlaywrightError):
+            if page is watch.page and watch.requested and page.url == watch.url_before:
+                with contextlib.suppress(PlaywrightTimeoutError):  # e.g. a download: no new document
+                    await page.wait_for_url(lambda current: current != watch.url_before,
+                                            timeout=left_ms(), wait_until="commit")
+            if page is not watch.page or watch.requested:
                 await page.wait_for_load_state("load", timeout=left_ms())
+        for _ in range(2):  # a second round when the document was replaced while we watched it
+            try:
+                await page.evaluate(_DOM_QUIET_JS, [DOM_QUIET_MS, int(left_ms())])
+                break
+            except PlaywrightError:
+                with contextlib.suppress(PlaywrightError):
+                    await page.wait_for_load_state("load", timeout=left_ms())
 
 
 def _explain(exc: PlaywrightError) -> str:

@@ -102,16 +102,16 @@ class BrowserPool:
     async def open_run(self, run_id: str, options: BrowserOptions, workdir: Path) -> BrowserRun:
         if self._playwright is None:
             await self.start()
-        for attempt in range(2):
-            async with self._lock:
-                browser = await self._ensure_browser()
-            try:
-                return await self._open_context(browser, run_id, options, workdir)
-            except PlaywrightError:
-                if attempt or browser.is_connected():
-                    raise
-                # the browser died between the health check and new_context: relaunch once
-        raise AssertionError("unreachable")
+        async with self._lock:
+            browser = await self._ensure_browser()
+        try:
+            return await self._open_context(browser, run_id, options, workdir)
+        except PlaywrightError:
+            if browser.is_connected():
+                raise
+        async with self._lock:  # the browser died between the health check and new_context
+            browser = await self._ensure_browser()
+        return await self._open_context(browser, run_id, options, workdir)
 
     async def _open_context(self, browser: Browser, run_id: str, options: BrowserOptions,
                             workdir: Path) -> BrowserRun:

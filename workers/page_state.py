@@ -59,15 +59,15 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
 
 
 async def _aria_snapshot(page: Page) -> str:
-    for attempt in range(2):
-        try:
-            return await page.aria_snapshot(mode="ai", boxes=True, timeout=SNAPSHOT_TIMEOUT_MS)
-        except PlaywrightError as exc:  # a navigation replaced the document mid-snapshot: try once more
-            if attempt or page.is_closed():
-                return f"- (the page could not be read: {str(exc).splitlines()[0]})"
-            with contextlib.suppress(PlaywrightError):
-                await page.wait_for_load_state("domcontentloaded", timeout=SNAPSHOT_TIMEOUT_MS)
-    raise AssertionError("unreachable")
+    try:
+        return await page.aria_snapshot(mode="ai", boxes=True, timeout=SNAPSHOT_TIMEOUT_MS)
+    except PlaywrightError:  # typically a navigation replaced the document mid-snapshot
+        with contextlib.suppress(PlaywrightError):
+            await page.wait_for_load_state("domcontentloaded", timeout=SNAPSHOT_TIMEOUT_MS)
+    try:
+        return await page.aria_snapshot(mode="ai", boxes=True, timeout=SNAPSHOT_TIMEOUT_MS)
+    except PlaywrightError as exc:
+        return f"- (the page could not be read: {str(exc).strip().splitlines()[0]})"
 
 
 async def _screenshot(page: Page) -> bytes | None:

@@ -15,6 +15,7 @@ from tests.sites.server import DOWNLOAD_BYTES, SiteServer
 from workers.actions import apply
 from workers.agent import BrowserOptions, ToolCall
 from workers.browser import BrowserPool
+from workers.page_state import capture
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -92,6 +93,8 @@ async def test_killed_browser_marks_the_run_crashed_and_the_next_run_relaunches(
     assert run.crash_reason
     failed = await apply(run, ToolCall("goto_url", {"url": sites.url("/")}), CodeOnlyStore())
     assert not failed.succeeded and "browser is gone" in failed.outcome
+    state = await capture(run, screenshot=True)  # what the planner would see: no exception
+    assert state.screenshot is None and "could not be read" in state.snapshot
     media = await run.close()  # must not raise
     assert media.downloads == []
 
