@@ -123,8 +123,7 @@ class BrowserPool:
             user_agent=options.user_agent,
             extra_http_headers=options.extra_http_headers,
             accept_downloads=True,
-            record_video_dir=workdir / "video",
-            record_video_size=viewport,  # type: ignore[arg-type]
+            record_video_dir=workdir / "video",  # default size (fits 800x800): cheap to encode
         )
         context.set_default_timeout(self._settings.action_timeout_ms)
         context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
