@@ -12,6 +12,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from app.settings import Settings, get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
@@ -143,8 +145,6 @@ def _version(_args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import httpx
-
     request: dict[str, Any] = {"prompt": args.prompt, "url": args.url}
     if args.schema:
         try:
@@ -171,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(client: Any, run_id: str, poll_interval: float) -> dict[str, Any]:
+def _follow(client: httpx.Client, run_id: str, poll_interval: float) -> dict[str, Any]:
     """Poll the run until it ends, printing a line to stderr whenever its progress changes."""
     shown = ""
     while True:
@@ -188,7 +188,7 @@ def _follow(client: Any, run_id: str, poll_interval: float) -> dict[str, Any]:
         time.sleep(poll_interval)
 
 
-def _last_action(client: Any, run_id: str) -> str | None:
+def _last_action(client: httpx.Client, run_id: str) -> str | None:
     """A short description of the newest timeline entry (None when there is none yet)."""
     response = client.get(f"/v1/runs/{run_id}/timeline")
     if response.status_code != 200 or not response.json():
@@ -206,9 +206,7 @@ class _ApiError(Exception):
     pass
 
 
-def _api(client: Any, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    import httpx
-
+def _api(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     try:
         response = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
