@@ -7,17 +7,29 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from app.settings import Settings, get_settings
+from app.accounts import (
+    DEFAULT_ORGANIZATION,
+    create_api_key,
+    create_organization,
+    list_api_keys,
+    revoke_api_key,
+)
+from app.db.engine import session_scope
+from app.db.migrate import upgrade
+from app.db.models import Organization
+from app.settings import get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
-DEFAULT_ORGANIZATION = "default"
 DEFAULT_PORT = 8000
 
 
@@ -91,21 +103,13 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from app.db.migrate import upgrade
-
     upgrade(get_settings().database_url)
     print("database is at the newest schema")
     return 0
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from app.accounts import create_api_key, create_organization
-    from app.db.engine import session_scope
-    from app.db.models import Organization
-
-    with session_scope(_migrated(get_settings()).database_url) as session:
+    with _accounts_session() as session:
         organization = session.scalars(select(Organization).where(Organization.name == args.org)).first()
         if organization is None:
             organization = create_organization(session, args.org)
@@ -117,10 +121,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(_args: argparse.Namespace) -> int:
-    from app.accounts import list_api_keys
-    from app.db.engine import session_scope
-
-    with session_scope(_migrated(get_settings()).database_url) as session:
+    with _accounts_session() as session:
         rows = [(k.id, k.organization_id, f"{k.key_prefix}…", f"{k.created_at:%Y-%m-%d %H:%M:%S}",
                  "revoked" if k.revoked_at else "active") for k in list_api_keys(session, None)]
     _print_table(("ID", "ORGANIZATION", "KEY", "CREATED", "STATE"), rows)
@@ -128,12 +129,9 @@ def _keys_list(_args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    from app.accounts import revoke_api_key
-    from app.db.engine import session_scope
-
-    with session_scope(_migrated(get_settings()).database_url) as session:
+    with _accounts_session() as session:
         found = revoke_api_key(session, args.key_id)
-    if found is False:
+    if not found:
         return _fail(f"no API key {args.key_id!r}")
     print(f"revoked {args.key_id}")
     return 0
@@ -189,17 +187,23 @@ def _follow(client: httpx.Client, run_id: str, poll_interval: float) -> dict[str
 
 
 def _last_action(client: httpx.Client, run_id: str) -> str | None:
-    """A short description of the newest timeline entry (None when there is none yet)."""
+    """The newest action in the run's timeline (steps with their actions as children), as one line."""
     response = client.get(f"/v1/runs/{run_id}/timeline")
-    if response.status_code != 200 or not response.json():
+    if response.status_code != 200:
         return None
-    entry = max(response.json(), key=lambda item: str(item.get("created_at", "")))
-    detail = entry.get("block") or entry.get("thought") or entry
-    if not isinstance(detail, dict):
-        return str(detail)
-    name = detail.get("action_type") or detail.get("label") or detail.get("block_type") or entry.get("type")
-    note = detail.get("reasoning") or detail.get("outcome") or detail.get("thought") or ""
-    return f"{name}: {note}" if note else str(name)
+    actions = [child["action"] for item in response.json() if item.get("type") == "step"
+               for child in item.get("children") or [] if child.get("action")]
+    if not actions:
+        return None
+    action = actions[-1]
+    note = action.get("reasoning") or action.get("outcome") or ""
+    line = f"{action['action_type']}{'' if action.get('succeeded', True) else ' (failed)'}"
+    return f"{line}: {_shorten(note)}" if note else line
+
+
+def _shorten(text: str, limit: int = 100) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _ApiError(Exception):
@@ -216,13 +220,14 @@ def _api(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[st
     return dict(response.json())
 
 
-def _migrated(settings: Settings) -> Settings:
-    """The embedded SQLite database is brought to the newest schema on first use, as the server does."""
-    if settings.database_url.startswith("sqlite"):
-        from app.db.migrate import upgrade
-
-        upgrade(settings.database_url)
-    return settings
+@contextmanager
+def _accounts_session() -> Iterator[Session]:
+    """A session on the configured database; the embedded SQLite one is migrated on first use."""
+    url = get_settings().database_url
+    if url.startswith("sqlite"):
+        upgrade(url)
+    with session_scope(url) as session:
+        yield session
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -1,4 +1,4 @@
-"""The real `wayfarer` command in a subprocess: version and API key management on a temp SQLite."""
+"""The real `wayfarer` command in a subprocess: version, and API keys on a fresh embedded SQLite."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ WAYFARER = str(Path(sys.executable).with_name("wayfarer"))
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("WAYFARER_", "OPENAI_"))}
-    return {**clean, "WAYFARER_DATA_DIR": str(tmp_path / "data"),
-            "WAYFARER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    # the embedded default: SQLite in a data dir that does not exist yet
+    return {**clean, "WAYFARER_DATA_DIR": str(tmp_path / "data")}
 
 
 def wayfarer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,14 +56,14 @@ def test_keys_create_list_revoke(env: dict[str, str]) -> None:
     keys = _listing(env)
     assert len(keys) == 3
     assert key not in wayfarer(env, "keys", "list").stdout  # a listing never shows a whole key
-    assert [row[4] for row in keys.values()] == ["active"] * 3
+    assert [row[-1] for row in keys.values()] == ["active"] * 3
     organizations = {row[1] for row in keys.values()}
     assert len(organizations) == 2  # both acme keys in one organization, the default one apart
 
     key_id = next(iter(keys))
     revoked = wayfarer(env, "keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
-    states = {kid: row[4] for kid, row in _listing(env).items()}
+    states = {kid: row[-1] for kid, row in _listing(env).items()}
     assert states[key_id] == "revoked"
     assert sorted(states.values()) == ["active", "active", "revoked"]
 
