@@ -1,0 +1,78 @@
+"""Request dependencies: settings, a database session, the artifact store, the dispatcher, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from app.accounts import organization_for_key
+from app.db.engine import session_scope
+from app.dispatch import Dispatcher
+from app.run_views import ArtifactLinks
+from app.security import normalize_api_key
+from app.settings import Settings
+from app.storage import ArtifactStore
+
+INVALID_CREDENTIALS = "Invalid credentials"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_scope(settings.database_url) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_links(settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
+    return ArtifactLinks(settings, store)
+
+
+LinksDep = Annotated[ArtifactLinks, Depends(get_links)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    organization_id: str
+    api_key: str  # as normalized; signs the webhooks of the runs it creates
+
+
+def caller_for(session: Session, raw_key: str | None) -> Caller:
+    """The organization behind an x-api-key header, or 403 Invalid credentials."""
+    key = normalize_api_key(raw_key or "")
+    organization = organization_for_key(session, key) if key else None
+    if organization is None:
+        raise HTTPException(status_code=403, detail=INVALID_CREDENTIALS)
+    return Caller(organization.id, key)
+
+
+def get_caller(session: SessionDep,
+               x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
+    return caller_for(session, x_api_key)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,79 @@
+"""The API application: routers, error handlers, and the lifespan that wires storage and dispatch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from app.accounts import seed_api_key
+from app.api import artifacts, credentials, runs, system
+from app.db.engine import session_scope
+from app.db.migrate import upgrade
+from app.db.models import Run
+from app.dispatch import Dispatcher, make_dispatcher
+from app.runs import lifecycle
+from app.runs.lifecycle import RunStatus
+from app.runs.service import schedule_webhook
+from app.settings import Settings, get_settings
+from app.storage import make_store
+
+log = logging.getLogger("wayfarer.api")
+
+
+def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
+    """Embedded start-up: end runs a dead process left running, and dispatch runs still queued."""
+    with session_scope(settings.database_url) as s:
+        lost = lifecycle.expire_lost_runs(s, timedelta(seconds=settings.run_lease_seconds))
+        queued = s.scalars(select(Run.id).where(Run.status == RunStatus.queued.value)
+                           .order_by(Run.created_at)).all()
+    for run_id in lost:
+        log.warning("run %s ended failed: its worker was lost", run_id)
+        schedule_webhook(dispatcher, settings, run_id)
+    for run_id in queued:
+        dispatcher.enqueue(run_id)
+    if queued:
+        log.info("re-dispatched %d queued run(s)", len(queued))
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)
+    if settings.api_key:
+        with session_scope(settings.database_url) as s:
+            seed_api_key(s, settings.api_key)
+    if not (settings.llm_base_url or settings.llm_api_key):
+        log.warning("No LLM is configured (WAYFARER_LLM_BASE_URL / WAYFARER_LLM_API_KEY or OPENAI_*): "
+                    "runs will fail until one is set.")
+    app.state.store = make_store(settings)
+    app.state.dispatcher = make_dispatcher(settings)
+    try:
+        if settings.embedded:
+            _recover_runs(settings, app.state.dispatcher)
+        yield
+    finally:
+        app.state.dispatcher.close()
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    run_id = request.path_params.get("run_id")
+    log.error("unhandled error on %s %s%s", request.method, request.url.path,
+              f" (run {run_id})" if run_id else "", exc_info=exc)
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
+                  lifespan=_lifespan)
+    app.state.settings = settings or get_settings()
+    for module in (runs, artifacts, credentials, system):
+        app.include_router(module.router)
+    app.add_exception_handler(Exception, _unhandled)
+    return app

@@ -1,0 +1,150 @@
+"""What clients see of a run, built from its rows: TaskRunResponse, list items, artifacts, timeline.
+
+GET /v1/runs/{id} and the webhook payload share `task_run_response`, so both show the same run.
+Every URL in them is fetchable without an API key: a presigned S3 URL or our own signed link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
+from app.schemas.runs import (
+    ArtifactResponse,
+    FileInfo,
+    TaskRunListItem,
+    TaskRunResponse,
+    TimelineItem,
+)
+from app.security import sign_artifact_link
+from app.settings import Settings
+from app.storage import ArtifactStore, LocalStore
+
+SCREENSHOT_COUNT = 3
+_FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")
+
+
+class ArtifactLinks:
+    """Turns artifact rows into URLs any HTTP client can fetch until they expire."""
+
+    def __init__(self, settings: Settings, store: ArtifactStore) -> None:
+        self._settings = settings
+        self._store = store
+
+    def url(self, artifact: Artifact) -> str:
+        ttl = self._settings.artifact_url_ttl_seconds
+        presigned = self._store.presigned_url(artifact.storage_key, ttl)
+        if presigned:
+            return presigned
+        expires, signature = sign_artifact_link(self._settings.resolved_secret_key(), artifact.id, ttl)
+        base = self._settings.public_base_url.rstrip("/")
+        return f"{base}/v1/artifacts/{artifact.id}/content?expires={expires}&signature={signature}"
+
+    def uri(self, artifact: Artifact) -> str:
+        """Where the bytes live (Skyvern's `uri`): a file:// path or an s3:// object."""
+        if isinstance(self._store, LocalStore):
+            return (self._store.root / artifact.storage_key).as_uri()
+        return f"s3://{self._settings.s3_bucket}/{artifact.storage_key}"
+
+
+def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = None) -> Sequence[Artifact]:
+    query = select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.created_at, Artifact.id)
+    if types:
+        query = query.where(Artifact.artifact_type.in_(list(types)))
+    return session.scalars(query).all()
+
+
+def _newest_first(artifacts: Sequence[Artifact], artifact_type: str) -> list[Artifact]:
+    return sorted((a for a in artifacts if a.artifact_type == artifact_type),
+                  key=lambda a: (a.created_at, a.id), reverse=True)
+
+
+def screenshot_artifacts(artifacts: Sequence[Artifact]) -> list[Artifact]:
+    shots = _newest_first(artifacts, "screenshot_action")
+    for fallback in _FALLBACK_SCREENSHOTS:
+        if shots:
+            break
+        shots = _newest_first(artifacts, fallback)
+    return shots[:SCREENSHOT_COUNT]
+
+
+def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings: Settings,
+                      artifacts: Sequence[Artifact] | None = None) -> TaskRunResponse:
+    if artifacts is None:
+        artifacts = run_artifacts(session, run.id)
+    recordings = _newest_first(artifacts, "recording")
+    downloads = [a for a in artifacts if a.artifact_type == "download"]
+    return TaskRunResponse(
+        run_id=run.id,
+        run_type=run.run_type,
+        status=run.status,
+        output=run.output,
+        downloaded_files=[FileInfo(url=links.url(a), checksum=a.checksum, filename=a.filename,
+                                   file_size=a.size, modified_at=a.modified_at, artifact_id=a.id)
+                          for a in downloads],
+        recording_url=links.url(recordings[-1]) if recordings else None,
+        screenshot_urls=[links.url(a) for a in screenshot_artifacts(artifacts)],
+        failure_reason=run.failure_reason,
+        created_at=run.created_at,
+        modified_at=run.modified_at,
+        queued_at=run.queued_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        app_url=f"{settings.app_url.rstrip('/')}/runs/{run.id}" if settings.app_url else None,
+        browser_session_id=run.browser_session_id,
+        browser_profile_id=run.browser_profile_id,
+        max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),
+        errors=list(run.errors or []),
+        step_count=run.step_count,
+        run_request=run.run_request,
+    )
+
+
+def list_item(run: Run) -> TaskRunListItem:
+    return TaskRunListItem(task_run_id=run.id, run_id=run.id, task_run_type=run.run_type, status=run.status,
+                           title=run.title, started_at=run.started_at, finished_at=run.finished_at,
+                           created_at=run.created_at)
+
+
+def artifact_response(artifact: Artifact, links: ArtifactLinks) -> ArtifactResponse:
+    return ArtifactResponse(
+        artifact_id=artifact.id, artifact_type=artifact.artifact_type, uri=links.uri(artifact),
+        organization_id=artifact.organization_id, created_at=artifact.created_at,
+        modified_at=artifact.modified_at, checksum=artifact.checksum, file_size=artifact.size,
+        task_id=artifact.run_id, step_id=artifact.step_id, run_id=artifact.run_id,
+        signed_url=links.url(artifact),
+    )
+
+
+def timeline(session: Session, run_id: str) -> list[TimelineItem]:
+    """Steps (their actions as children) and webhook attempts, oldest first."""
+    steps = session.scalars(select(Step).where(Step.run_id == run_id)).all()
+    actions = session.scalars(select(Action).where(Action.run_id == run_id)
+                              .order_by(Action.created_at, Action.index)).all()
+    attempts = session.scalars(select(WebhookAttempt).where(WebhookAttempt.run_id == run_id)).all()
+    by_step: dict[str, list[TimelineItem]] = {}
+    for action in actions:
+        by_step.setdefault(action.step_id, []).append(TimelineItem(
+            type="action", created_at=action.created_at, modified_at=action.modified_at,
+            action=_fields(action, "id", "step_id", "index", "action_type", "arguments", "reasoning",
+                           "succeeded", "outcome")))
+    items = [TimelineItem(type="step", created_at=step.created_at, modified_at=step.modified_at,
+                          children=by_step.get(step.id, []),
+                          step=_fields(step, "id", "index", "url", "prompt_tokens", "completion_tokens",
+                                       "llm_calls", "llm_ms", "harness_ms"))
+             for step in steps]
+    items += [TimelineItem(type="webhook_attempt", created_at=a.created_at, modified_at=a.modified_at,
+                           webhook_attempt=_fields(a, "id", "attempt", "url", "status_code", "latency_ms",
+                                                   "error", "replay"))
+              for a in attempts]
+    return sorted(items, key=lambda item: item.created_at)
+
+
+def _fields(row: Any, *names: str) -> dict[str, Any]:
+    data = {name: getattr(row, name) for name in names}
+    data[f"{type(row).__tablename__.rstrip('s')}_id"] = data.pop("id")
+    return data

@@ -1,0 +1,145 @@
+"""Run creation and cancellation as the API performs them (statuses change only via lifecycle)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app import webhooks
+from app.db.engine import session_scope
+from app.db.models import Run, utcnow
+from app.dispatch import Dispatcher, DispatchUnavailable
+from app.runs import ids, lifecycle
+from app.runs.lifecycle import FINAL, RunStatus
+from app.schemas.credentials import normalize_totp_identifier
+from app.schemas.runs import TaskRunRequest
+from app.security import encrypt
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RUN_TYPES = {"skyvern-1.0": "task_v1", "skyvern-2.0": "task_v2", "skyvern-3.0": "task_v3"}
+FOREIGN_ENGINES = frozenset({"openai-cua", "anthropic-cua", "ui-tars", "yutori-navigator"})
+DEFAULT_ENGINE = "skyvern-1.0"
+CANCEL_WAIT_SECONDS = 5.0
+FORCED_CANCEL_REASON = ("The run was canceled at the user's request; its worker did not stop within "
+                        f"{int(CANCEL_WAIT_SECONDS)} s, so the run was ended without it.")
+
+
+class RunRejected(Exception):
+    """The request is well-formed but cannot be run here (HTTP 400)."""
+
+
+class QueueUnavailable(Exception):
+    """The run could not be queued and was not kept (HTTP 503)."""
+
+
+def _proxy_warning(proxy_location: object) -> dict[str, str] | None:
+    if proxy_location is None or proxy_location == "NONE":
+        return None
+    return {"error_code": "proxy_location_ignored",
+            "reasoning": f"proxy_location {proxy_location!r} was recorded but not applied: Wayfarer "
+                         "has no proxy configured for it, so the run uses a direct connection."}
+
+
+def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
+                    request: TaskRunRequest, api_key: str) -> Run:
+    """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
+    nothing here raises except QueueUnavailable, which deletes the run again."""
+    engine = request.engine or DEFAULT_ENGINE
+    if engine in FOREIGN_ENGINES:
+        raise RunRejected(f"Engine {engine!r} is not supported by this server; use skyvern-1.0, "
+                          "skyvern-2.0 or skyvern-3.0 (they run on Wayfarer's own agent).")
+    run_request = request.model_dump(exclude_none=True)
+    run_request["engine"] = engine
+    warning = _proxy_warning(request.proxy_location)
+    now = utcnow()
+    run = Run(
+        id=ids.new_id(ids.TASK), organization_id=organization_id, run_type=RUN_TYPES[engine], engine=engine,
+        status=RunStatus.queued.value, title=request.title, prompt=request.prompt, url=request.url,
+        run_request=run_request, max_steps=request.max_steps or settings.default_max_steps,
+        webhook_url=request.webhook_url,
+        webhook_key_encrypted=encrypt(settings.resolved_secret_key(), api_key),
+        totp_identifier=normalize_totp_identifier(request.totp_identifier)
+        if request.totp_identifier else None, totp_url=request.totp_url,
+        browser_session_id=request.browser_session_id, browser_profile_id=request.browser_profile_id,
+        errors=[warning] if warning else [], step_count=0, created_at=now, modified_at=now, queued_at=now,
+    )
+    session.add(run)
+    session.commit()
+    try:
+        dispatcher.enqueue(run.id)
+    except DispatchUnavailable as exc:
+        session.execute(delete(Run).where(Run.id == run.id))
+        session.commit()
+        raise QueueUnavailable("The run queue is unavailable, so the run was not created; "
+                               "try again shortly.") from exc
+    except Exception:  # the run is stored as queued: the sweeper dispatches it again
+        log.exception("enqueue of run %s failed; it stays queued for the sweeper", run.id)
+    return run
+
+
+def find_run(session: Session, organization_id: str, run_id: str) -> Run | None:
+    """The run if it belongs to the organization; another organization's run is simply not found."""
+    query = select(Run).where(Run.id == run_id, Run.organization_id == organization_id)
+    return session.scalars(query).first()
+
+
+def schedule_webhook(dispatcher: Dispatcher, settings: Settings, run_id: str) -> None:
+    """Deliver the webhook of a run the API itself ended, in the background."""
+    try:
+        dispatcher.enqueue_webhook(run_id)
+    except Exception:
+        log.warning("could not queue the webhook of run %s; delivering it from this process", run_id)
+        threading.Thread(target=webhooks.deliver, args=(settings, run_id), name=f"webhook-{run_id}",
+                         daemon=True).start()
+
+
+def cancel_runs(settings: Settings, dispatcher: Dispatcher, organization_id: str,
+                run_ids: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Cancel each run; returns (canceled ids, {failed id: reason}). Running runs are flagged, given
+    up to CANCEL_WAIT_SECONDS to be ended by their runner, then ended here."""
+    cancelled: list[str] = []
+    failed: dict[str, str] = {}
+    flagged: list[str] = []
+    ended_here: list[str] = []
+    with session_scope(settings.database_url) as s:
+        for run_id in dict.fromkeys(run_ids):
+            if find_run(s, organization_id, run_id) is None:
+                failed[run_id] = f"Run not found {run_id}"
+                continue
+            try:
+                outcome = lifecycle.request_cancel(s, run_id)
+            except lifecycle.InvalidTransition as exc:
+                failed[run_id] = (f"Run {run_id} is already {exc.current}; "
+                                  "only created, queued or running runs can be canceled.")
+                continue
+            cancelled.append(run_id)
+            (ended_here if outcome == RunStatus.canceled else flagged).append(run_id)
+    ended_here += _await_or_force(settings, flagged)
+    for run_id in ended_here:
+        schedule_webhook(dispatcher, settings, run_id)
+    return cancelled, failed
+
+
+def _await_or_force(settings: Settings, run_ids: list[str]) -> list[str]:
+    """Wait for flagged runs to end; force-cancel the ones still running. Returns those forced."""
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    pending = list(run_ids)
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with session_scope(settings.database_url) as s:
+            final = set(s.scalars(select(Run.id).where(Run.id.in_(pending),
+                                                       Run.status.in_([f.value for f in FINAL]))).all())
+        pending = [run_id for run_id in pending if run_id not in final]
+    forced = []
+    with session_scope(settings.database_url) as s:
+        for run_id in pending:
+            if lifecycle.finish(s, run_id, RunStatus.canceled, failure_reason=FORCED_CANCEL_REASON):
+                forced.append(run_id)
+    return forced

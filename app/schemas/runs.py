@@ -1,0 +1,184 @@
+"""Request and response models of the run API, field for field as in Skyvern's spec.
+
+Explicit `null` means absent everywhere: the official Python SDK sends every optional field as null.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+RunEngine = Literal["skyvern-1.0", "skyvern-2.0", "skyvern-3.0", "openai-cua", "anthropic-cua", "ui-tars",
+                    "yutori-navigator"]
+
+_SCHEMES = ("http://", "https://")
+
+
+def normalize_http_url(value: str | None) -> str | None:
+    """Prepend https:// to a scheme-less URL (as Skyvern does); refuse any scheme but http(s)."""
+    if value is None:
+        return None
+    url = value.strip()
+    if not url:
+        raise ValueError("must not be empty")
+    if "://" not in url and not url.lower().startswith(("javascript:", "data:", "file:", "about:",
+                                                        "chrome:", "mailto:", "blob:", "view-source:")):
+        url = "https://" + url
+    if not url.lower().startswith(_SCHEMES):
+        raise ValueError("must be an http:// or https:// URL")
+    if not url.split("://", 1)[1].split("/", 1)[0]:
+        raise ValueError("must name a host")
+    return url
+
+
+class TaskRunRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = Field(min_length=1)
+    url: str | None = None
+    engine: RunEngine | None = None
+    title: str | None = None
+    proxy_location: str | dict[str, Any] | None = None
+    data_extraction_schema: dict[str, Any] | list[Any] | str | None = None
+    error_code_mapping: dict[str, str] | None = None
+    max_steps: int | None = Field(default=None, ge=1, le=1000)
+    webhook_url: str | None = None
+    totp_identifier: str | None = None
+    totp_url: str | None = None
+    browser_session_id: str | None = None
+    browser_profile_id: str | None = None
+    start_fresh_browser: bool | None = None
+    model: dict[str, Any] | None = None
+    extra_http_headers: dict[str, str] | None = None
+    cdp_connect_headers: dict[str, str] | None = None
+    publish_workflow: bool | None = None
+    include_action_history_in_verification: bool | None = None
+    max_screenshot_scrolls: int | None = None
+    browser_address: str | None = None
+    run_with: str | None = None
+
+    @field_validator("url", "webhook_url", "totp_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return normalize_http_url(value)
+
+
+class BulkCancelRunsRequest(BaseModel):
+    run_ids: list[str] = Field(max_length=100)
+
+
+class BulkCancelRunsResponse(BaseModel):
+    cancelled: list[str]
+    failed: list[str]
+
+
+class RetryRunWebhookRequest(BaseModel):
+    webhook_url: str | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return normalize_http_url(value)
+
+
+class FileInfo(BaseModel):
+    url: str
+    checksum: str | None = None
+    filename: str | None = None
+    file_size: int | None = None
+    modified_at: datetime | None = None
+    artifact_id: str | None = None
+
+
+class TaskRunResponse(BaseModel):
+    run_id: str
+    run_type: str
+    status: str
+    output: dict[str, Any] | list[Any] | str | None = None
+    downloaded_files: list[FileInfo] | None = None
+    recording_url: str | None = None
+    recording_archived: bool = False
+    screenshot_urls: list[str] | None = None
+    failure_reason: str | None = None
+    created_at: datetime
+    modified_at: datetime
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    app_url: str | None = None
+    browser_session_id: str | None = None
+    browser_profile_id: str | None = None
+    max_screenshot_scrolls: int | None = None
+    script_run: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] | None = None
+    step_count: int | None = None
+    run_request: dict[str, Any] | None = None
+
+
+class TaskRunListItem(BaseModel):
+    task_run_id: str
+    run_id: str
+    task_run_type: str
+    status: str
+    title: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime
+    workflow_permanent_id: str | None = None
+    workflow_deleted: bool = False
+    script_run: bool = False
+    trigger_type: str | None = "api"
+    created_by: str | None = None
+
+
+class ArtifactResponse(BaseModel):
+    artifact_id: str
+    artifact_type: str
+    uri: str
+    organization_id: str
+    created_at: datetime
+    modified_at: datetime
+    bundle_key: str | None = None
+    checksum: str | None = None
+    file_size: int | None = None
+    task_id: str | None = None
+    step_id: str | None = None
+    workflow_run_id: str | None = None
+    workflow_run_block_id: str | None = None
+    run_id: str | None = None
+    browser_session_id: str | None = None
+    observer_cruise_id: str | None = None
+    observer_thought_id: str | None = None
+    ai_suggestion_id: str | None = None
+    signed_url: str | None = None
+    archived: bool = False
+
+
+class TimelineItem(BaseModel):
+    """One WorkflowRunTimeline entry: `type` is `step`, `action` or `webhook_attempt` here; the
+    SDK's `block`/`thought` stay null and the entry's own data sits under a key named like its type."""
+
+    type: str
+    block: dict[str, Any] | None = None
+    thought: dict[str, Any] | None = None
+    children: list[TimelineItem] = []
+    created_at: datetime
+    modified_at: datetime
+    step: dict[str, Any] | None = None
+    action: dict[str, Any] | None = None
+    webhook_attempt: dict[str, Any] | None = None
+
+
+class RunWebhookReplayResponse(BaseModel):
+    run_id: str
+    run_type: str
+    default_webhook_url: str | None = None
+    target_webhook_url: str | None = None
+    payload: str
+    headers: dict[str, str]
+    status_code: int | None = None
+    latency_ms: int | None = None
+    response_body: str | None = None
+    error: str | None = None

@@ -1,0 +1,194 @@
+"""Run webhooks: Skyvern's payload, its signature, delivery with retries, and replay.
+
+The body is compact JSON and the signature is the hex HMAC-SHA256 of exactly those bytes, keyed with
+the API key the run was created with (kept encrypted on the run). Every attempt is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
+
+from app.db.engine import session_scope
+from app.db.models import Run, WebhookAttempt
+from app.run_views import ArtifactLinks, run_artifacts, task_run_response
+from app.runs import ids
+from app.runs.lifecycle import FINAL
+from app.security import decrypt, sign_hex
+from app.settings import Settings
+from app.storage import make_store
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({408, 425, 429})
+RESPONSE_BODY_LIMIT = 2048
+
+
+class ReplayRefused(Exception):
+    """The replay cannot be attempted (no target URL, no signing key); the API answers 400."""
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def retryable(self) -> bool:
+        if self.status_code is None:
+            return True  # network error or timeout
+        return self.status_code in RETRY_STATUSES or self.status_code >= 500
+
+
+def sign(key: str, body: bytes) -> str:
+    return sign_hex(key, body)
+
+
+def _compact(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def build_payload(settings: Settings, run: Run, session: Any, links: ArtifactLinks) -> bytes:
+    """get_run's fields (without run_request) merged with Skyvern's legacy task fields."""
+    artifacts = run_artifacts(session, run.id)
+    response = task_run_response(session, run, links, settings, artifacts).model_dump(
+        mode="json", exclude={"run_request"})
+    finals = [a for a in artifacts if a.artifact_type == "screenshot_final"]
+    console = [a for a in artifacts if a.artifact_type == "browser_console_log"]
+    downloads = response["downloaded_files"] or []
+    legacy = {
+        "task_id": run.id,
+        "extracted_information": response["output"],
+        "action_screenshot_urls": response["screenshot_urls"],
+        "screenshot_url": links.url(finals[-1]) if finals else None,
+        "browser_console_log_url": links.url(console[-1]) if console else None,
+        "downloaded_file_urls": [f["url"] for f in downloads],
+        "failure_category": None,
+        "webhook_failure_reason": run.webhook_failure_reason,
+        "max_steps_per_run": run.max_steps,
+        "workflow_run_id": None,
+        "title": run.title,
+        "url": run.url,
+        "navigation_goal": run.prompt,
+        "organization_id": run.organization_id,
+    }
+    return _compact({**legacy, **response})
+
+
+def _headers(key: str, body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", "x-skyvern-signature": sign(key, body),
+            "x-skyvern-timestamp": str(int(time.time()))}
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> AttemptResult:
+    started = time.monotonic()
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return AttemptResult(None, int((time.monotonic() - started) * 1000), None,
+                             f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    latency = int((time.monotonic() - started) * 1000)
+    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return AttemptResult(response.status_code, latency, response.text[:RESPONSE_BODY_LIMIT], error)
+
+
+def _record(settings: Settings, run_id: str, attempt: int, url: str, result: AttemptResult,
+            replay: bool) -> None:
+    with session_scope(settings.database_url) as s:
+        s.add(WebhookAttempt(id=ids.new_id(ids.WEBHOOK_ATTEMPT), run_id=run_id, attempt=attempt, url=url,
+                             status_code=result.status_code, latency_ms=result.latency_ms,
+                             error=result.error, replay=replay))
+
+
+def _prepare(settings: Settings, run_id: str, signing_key: str | None,
+             ) -> tuple[Run, bytes, str | None] | None:
+    """The run, its payload and the key to sign it with; None when the run does not exist."""
+    links = ArtifactLinks(settings, make_store(settings))
+    with session_scope(settings.database_url) as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            return None
+        key = signing_key or (decrypt(settings.resolved_secret_key(), run.webhook_key_encrypted)
+                              if run.webhook_key_encrypted else None)
+        return run, build_payload(settings, run, s, links), key
+
+
+def _last_result(state: RetryCallState) -> AttemptResult:
+    assert state.outcome is not None
+    result: AttemptResult = state.outcome.result()
+    return result
+
+
+def deliver(settings: Settings, run_id: str) -> None:
+    """POST the final run to its webhook_url, retrying network errors, 408/425/429 and 5xx with
+    exponential backoff; any other answer stops (and, if not 2xx, sets webhook_failure_reason)."""
+    prepared = _prepare(settings, run_id, None)
+    if prepared is None:
+        log.warning("webhook for unknown run %s skipped", run_id)
+        return
+    run, body, key = prepared
+    if not run.webhook_url or run.status not in FINAL:
+        return
+    if key is None:
+        log.warning("run %s has no signing key; webhook not sent", run_id)
+        return
+    url = run.webhook_url
+    attempts = 0
+
+    def send_once() -> AttemptResult:
+        nonlocal attempts
+        attempts += 1
+        result = _post(url, body, _headers(key, body), settings.webhook_timeout_seconds)
+        _record(settings, run_id, attempts, url, result, replay=False)
+        return result
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(1, settings.webhook_max_attempts)),
+        wait=wait_exponential(multiplier=settings.webhook_backoff_seconds, max=3600),
+        retry=retry_if_result(lambda r: not r.delivered and r.retryable),
+        retry_error_callback=_last_result,
+    )
+    result: AttemptResult = retrying(send_once)
+    failure = None if result.delivered else (
+        f"Webhook delivery to {url} failed: {result.error}"
+        + (f" after {attempts} attempts." if attempts > 1 else "."))
+    with session_scope(settings.database_url) as s:
+        s.execute(update(Run).where(Run.id == run_id).values(webhook_failure_reason=failure)
+                  .execution_options(synchronize_session=False))
+    if failure:
+        log.warning("run %s: %s", run_id, failure)
+
+
+def replay(settings: Settings, run_id: str, webhook_url: str | None,
+           signing_key: str | None = None) -> dict[str, Any]:
+    """Send the run's payload once, synchronously, to webhook_url or the run's own URL; returns the
+    RunWebhookReplayResponse fields. Delivery failures are reported in `error`, not raised."""
+    prepared = _prepare(settings, run_id, signing_key)
+    if prepared is None:
+        raise LookupError(run_id)
+    run, body, key = prepared
+    target = webhook_url or run.webhook_url
+    if not target:
+        raise ReplayRefused("No webhook URL configured for the run.")
+    if key is None:
+        raise ReplayRefused("Organization does not have a valid API key configured.")
+    headers = _headers(key, body)
+    result = _post(target, body, headers, settings.webhook_timeout_seconds)
+    _record(settings, run_id, 1, target, result, replay=True)
+    return {"run_id": run.id, "run_type": run.run_type, "default_webhook_url": run.webhook_url,
+            "target_webhook_url": target, "payload": body.decode(), "headers": headers,
+            "status_code": result.status_code, "latency_ms": result.latency_ms,
+            "response_body": result.response_body, "error": result.error}
