@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -35,7 +34,7 @@ class Api:
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"x-api-key": key or self.api_key}
 
-    def submit(self, request: dict[str, Any]) -> httpx.Response:
+    def submit(self, request: dict[str, Any]) -> Any:  # the TestClient's response (httpx or httpx2)
         return self.client.post("/v1/run/tasks", json=request, headers=self.headers())
 
     def create(self, **request: Any) -> dict[str, Any]:

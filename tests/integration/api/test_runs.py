@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import redis
+from fastapi.testclient import TestClient
 from skyvern.client.types import BulkCancelRunsResponse, TaskRunListItem
 from skyvern.client.types.get_run_response import GetRunResponse_TaskV1
 from skyvern.client.types.task_run_response import TaskRunResponse
@@ -10,8 +13,10 @@ from sqlalchemy import select
 
 from app.db.engine import session_scope
 from app.db.models import Run
+from app.main import create_app
 from app.runs.lifecycle import RunStatus
-from tests.integration.api.conftest import Api
+from tests.integration.api.conftest import Api, make_settings
+from tests.support.services import free_port
 
 SDK_ALL_NULL = {"prompt": "Find the greeting", "url": "http://127.0.0.1:9/", "engine": "skyvern-1.0",
                 "title": None, "proxy_location": None, "data_extraction_schema": None,
@@ -106,6 +111,8 @@ def test_cancel_queued_then_final_then_bulk(api: Api) -> None:
     response = api.client.post(f"/v1/runs/{run_id}/cancel", headers={"x-api-key": api.api_key})
     assert response.status_code == 200 and response.json() is None
     assert api.client.get(f"/v1/runs/{run_id}", headers=api.headers()).json()["status"] == "canceled"
+    hooks = redis.Redis.from_url(api.settings.redis_url or "").lrange("wayfarer.webhooks", 0, -1)
+    assert any(run_id.encode() in message for message in hooks), "the API ended it: it sends the webhook"
     again = api.client.post(f"/v1/runs/{run_id}/cancel", headers=api.headers())
     assert again.status_code == 400 and "canceled" in again.json()["detail"]
 
@@ -124,13 +131,7 @@ def test_cancel_running_forces_the_end_when_no_runner_stops_it(api: Api) -> None
     assert run["status"] == "canceled" and "did not stop" in run["failure_reason"]
 
 
-def test_redis_unreachable_is_503_and_leaves_no_run(api: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from fastapi.testclient import TestClient
-
-    from app.main import create_app
-    from tests.integration.api.conftest import make_settings
-    from tests.support.services import free_port
-
+def test_redis_unreachable_is_503_and_leaves_no_run(api: Api, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, api.settings.database_url, f"redis://127.0.0.1:{free_port()}/0",
                              api_key=api.api_key)
     with TestClient(create_app(settings)) as client:
