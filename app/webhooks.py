@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from app.db.engine import session_scope
@@ -126,6 +126,14 @@ def _prepare(settings: Settings, run_id: str, signing_key: str | None,
         return run, build_payload(settings, run, s, links), key
 
 
+def _already_delivered(settings: Settings, run_id: str) -> bool:
+    """A redelivered task (Celery acks late) must not send the final webhook twice."""
+    with session_scope(settings.database_url) as s:
+        return s.scalar(select(WebhookAttempt.id).where(
+            WebhookAttempt.run_id == run_id, WebhookAttempt.replay.is_(False),
+            WebhookAttempt.status_code >= 200, WebhookAttempt.status_code < 300).limit(1)) is not None
+
+
 def _last_result(state: RetryCallState) -> AttemptResult:
     assert state.outcome is not None
     result: AttemptResult = state.outcome.result()
@@ -140,7 +148,7 @@ def deliver(settings: Settings, run_id: str) -> None:
         log.warning("webhook for unknown run %s skipped", run_id)
         return
     run, body, key = prepared
-    if not run.webhook_url or run.status not in FINAL:
+    if not run.webhook_url or run.status not in FINAL or _already_delivered(settings, run_id):
         return
     if key is None:
         log.warning("run %s has no signing key; webhook not sent", run_id)

@@ -56,6 +56,8 @@ def test_delivery_retries_5xx_then_succeeds(api: Api, receiver: Receiver) -> Non
     assert payload["screenshot_url"].startswith("http://testserver/v1/artifacts/")
     assert b": " not in hooks[-1].body  # compact JSON
     assert [(a.attempt, a.status_code) for a in _attempts(api, run_id)] == [(1, 500), (2, 503), (3, 200)]
+    webhooks.deliver(api.settings, run_id)  # a redelivered task sends nothing twice
+    assert len(receiver.received) == 3
     with session_scope(api.settings.database_url) as s:
         run = s.get(Run, run_id)
         assert run is not None and run.webhook_failure_reason is None
