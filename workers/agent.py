@@ -7,9 +7,18 @@ can be tested alone. `workers.runner` wires them to the database, storage and li
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import jsonschema
+from playwright.async_api import Error as PlaywrightError
+
+if TYPE_CHECKING:
+    from workers.browser import BrowserRun
+    from workers.planner import Planner
 
 OutcomeStatus = Literal["completed", "failed", "terminated", "timed_out", "canceled"]
 
@@ -94,3 +103,158 @@ class ActionResult:
     succeeded: bool
     outcome: str  # one line for the history, e.g. "click 'Save' -> navigated to /done"
     page_changed: bool = False  # navigation, new tab, or DOM changed enough that later refs are stale
+
+
+class PlannerError(Exception):
+    """The LLM endpoint cannot be used (not configured, unreachable, refusing); the message is a
+    sentence that tells the user what to fix."""
+
+
+SCREENSHOT_QUALITY = 60
+SCREENSHOT_TIMEOUT_MS = 5000
+
+
+async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore) -> RunOutcome:
+    """Open task.url, then step until the model completes or terminates, or a bound is hit.
+
+    Safe to cancel at any await (the caller enforces the deadline and cancel requests that way):
+    everything already recorded is complete, nothing is left half-written in this function.
+    """
+    # Imported here: actions and page_state import this module's types.
+    from workers.actions import apply
+    from workers.page_state import capture
+
+    if task.url:
+        opened = await apply(run, ToolCall("goto_url", {"url": task.url}), store)
+        if run.crashed:
+            return _crashed(run, 0, None)
+        if not opened.succeeded:
+            return RunOutcome("failed", failure_reason=(
+                f"The start page {task.url} could not be opened: {_effect(opened.outcome)} "
+                "Check that the URL is right and reachable from the worker."))
+    history: list[str] = []
+    feedback: str | None = None  # what was wrong with the last answer; sent back once
+    for index in range(task.max_steps):
+        if run.crashed:
+            return _crashed(run, index, history)
+        started = time.monotonic()
+        state = await capture(run, screenshot=planner.vision)
+        step_id = await store.start_step(index, state.url)
+        if state.screenshot:
+            await store.save_artifact(step_id, "screenshot_llm", state.screenshot, "image/jpeg")
+        await store.save_artifact(step_id, "visible_elements_tree", state.snapshot.encode(), "text/plain")
+        try:
+            decision = await planner.decide(state, history, feedback)
+        except PlannerError as exc:
+            await store.finish_step(step_id, StepUsage(), _ms_since(started))
+            last = _last(history, "; last action: ")
+            return RunOutcome("failed", failure_reason=f"{exc} (step {index + 1}{last})")
+        await store.save_artifact(step_id, "llm_request", _json(decision.request), "application/json")
+        await store.save_artifact(step_id, "llm_response", _json({
+            "response": decision.response, "usage": asdict(decision.usage), "rejected": decision.feedback,
+        }), "application/json")
+        problem = decision.feedback
+        outcome: RunOutcome | None = None
+        acted = False
+        for number, call in enumerate(decision.calls):
+            if call.name == "complete":
+                problem = output_problem(task.data_extraction_schema, call.args.get("output"))
+                verdict = f"complete -> rejected: {problem}" if problem else "complete -> the run completed"
+                await store.record_action(step_id, number, call.name, call.args, call.reasoning,
+                                          problem is None, verdict)
+                if problem is None:
+                    outcome = RunOutcome("completed", output=call.args.get("output"),
+                                         summary=call.args.get("summary"))
+                break
+            if call.name == "terminate":
+                outcome = _terminated(call)
+                await store.record_action(step_id, number, call.name, call.args, call.reasoning, True,
+                                          f"terminate -> {outcome.failure_reason}")
+                break
+            result = await apply(run, call, store)
+            acted = True
+            await store.record_action(step_id, number, call.name, call.args, call.reasoning,
+                                      result.succeeded, result.outcome)
+            history.append(result.outcome)
+            if result.page_changed or not result.succeeded or run.crashed:
+                break
+        if acted and not run.crashed:
+            await _save_action_screenshot(run, store, step_id)
+        await store.finish_step(step_id, decision.usage, max(0, _ms_since(started) - decision.usage.llm_ms))
+        if outcome is not None:
+            return outcome
+        if run.crashed:
+            return _crashed(run, index, history)
+        if problem is not None and feedback is not None:
+            return RunOutcome("failed", failure_reason=_second_strike(planner, problem, index))
+        feedback = problem
+    return RunOutcome("timed_out", failure_reason=(
+        f"Reached the step limit ({task.max_steps} steps) before the goal was met; last action: "
+        f"{_last(history) or 'none'}. Raise max_steps if the task needs more steps."))
+
+
+def output_problem(schema: Any, output: Any) -> str | None:
+    """Why `output` does not satisfy data_extraction_schema (a JSON schema), or None."""
+    from workers.planner import as_json_schema
+
+    json_schema = as_json_schema(schema)
+    if json_schema is None:
+        return None
+    try:
+        jsonschema.validate(output, json_schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(part) for part in exc.absolute_path)
+        at = f" at {where}" if where else ""
+        return f"output{at} does not match data_extraction_schema: {exc.message}."
+    except jsonschema.SchemaError as exc:
+        return f"data_extraction_schema is not a valid JSON schema ({exc.message}); output cannot be checked."
+    return None
+
+
+def _terminated(call: ToolCall) -> RunOutcome:
+    reason = str(call.args.get("reason") or "").strip() or "The model ended the run without giving a reason."
+    code = call.args.get("error_code")
+    errors = [{"error_code": str(code), "reasoning": reason, "confidence_float": 1.0,
+               "error_type": "USER_DEFINED_ERROR"}] if code else []
+    return RunOutcome("terminated", failure_reason=reason, errors=errors)
+
+
+def _second_strike(planner: Planner, problem: str, index: int) -> str:
+    if problem.startswith(("output", "data_extraction_schema")):
+        return (f"The model's complete() output was rejected twice in a row (step {index + 1}): {problem} "
+                "Check that the prompt asks for the data the schema describes.")
+    return (f"The model ({planner.model}) gave an unusable answer twice in a row (step {index + 1}): "
+            f"{problem} Use a model that supports tool calling, or set WAYFARER_LLM_MODEL to one.")
+
+
+def _crashed(run: BrowserRun, index: int, history: list[str] | None) -> RunOutcome:
+    return RunOutcome("failed", failure_reason=(
+        f"The browser crashed ({run.crash_reason or 'it stopped responding'}) during step {index + 1}"
+        f"{_last(history or [], '; last action: ')}. The run can be retried."))
+
+
+async def _save_action_screenshot(run: BrowserRun, store: RunStore, step_id: str) -> None:
+    try:
+        shot = await run.active_page.screenshot(type="jpeg", quality=SCREENSHOT_QUALITY, scale="css",
+                                                timeout=SCREENSHOT_TIMEOUT_MS)
+    except PlaywrightError:  # the page went away; the next capture reports what is left
+        return
+    await store.save_artifact(step_id, "screenshot_action", shot, "image/jpeg")
+
+
+def _effect(outcome: str) -> str:
+    """The effect half of an ActionResult outcome ("goto_url x -> could not load x" -> "could not ...")."""
+    effect = outcome.split(" -> ", 1)[-1].strip()
+    return effect[:1].upper() + effect[1:]
+
+
+def _last(history: list[str], prefix: str = "") -> str:
+    return f"{prefix}{history[-1]}" if history else ""
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, default=str).encode()
