@@ -73,7 +73,8 @@ def test_run_wait_shows_progress_and_prints_the_output(stack: Stack, fake_llm: F
     assert run["run_request"]["max_steps"] == 5
 
 
-def test_run_that_does_not_complete_exits_non_zero(stack: Stack, fake_llm: FakeLLM, sites: SiteServer) -> None:
+def test_run_that_does_not_complete_exits_non_zero(stack: Stack, fake_llm: FakeLLM,
+                                                   sites: SiteServer) -> None:
     token = _token()
     fake_llm.script(token, [[{"name": "terminate", "args": {"reason": "the form is closed"}}]])
     result = wayfarer(stack, "run", f"Sign the guest book ({token})", "--url", sites.url(FORM_PATH), "--wait",
