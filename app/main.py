@@ -21,7 +21,7 @@ from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
 from app.settings import Settings, get_settings
-from app.storage import make_store
+from app.storage import S3Store, make_store
 
 log = logging.getLogger("wayfarer.api")
 
@@ -44,6 +44,7 @@ def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    settings.resolved_secret_key()  # fails start-up in production mode without WAYFARER_SECRET_KEY
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)
     if settings.api_key:
@@ -53,6 +54,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("No LLM is configured (WAYFARER_LLM_BASE_URL / WAYFARER_LLM_API_KEY or OPENAI_*): "
                     "runs will fail until one is set.")
     app.state.store = make_store(settings)
+    if isinstance(app.state.store, S3Store):
+        app.state.store.check_bucket()
     app.state.dispatcher = make_dispatcher(settings)
     try:
         if settings.embedded:
