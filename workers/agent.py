@@ -171,6 +171,8 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
                 await store.record_action(step_id, number, call.name, call.args, call.reasoning, True,
                                           f"terminate -> {outcome.failure_reason}")
                 break
+            if run.crashed:
+                break
             result = await apply(run, call, store)
             acted = True
             await store.record_action(step_id, number, call.name, call.args, call.reasoning,
