@@ -138,7 +138,8 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         if run.crashed:
             return _crashed(run, index, history)
         started = time.monotonic()
-        state = await capture(run, screenshot=planner.vision)
+        # Always taken: screenshot_llm shows the page the decision was made on, vision model or not.
+        state = await capture(run, screenshot=True)
         step_id = await store.start_step(index, state.url)
         if state.screenshot:
             await store.save_artifact(step_id, "screenshot_llm", state.screenshot, "image/jpeg")
