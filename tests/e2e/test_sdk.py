@@ -37,7 +37,8 @@ def test_official_sdk_round_trip(embedded: Stack, fake_llm: FakeLLM, sites: Site
         listed = await skyvern.get_runs_v2(page=1, page_size=50, status=["completed"])
         assert done.run_id in [item.run_id for item in listed]
 
-        stalled = await skyvern.run_task(prompt=f"Wait ({token}-stall)", url=sites.url(FORM_PATH))
+        stalled = await skyvern.run_task(prompt=f"Wait ({token}-stall)", url=sites.url(FORM_PATH),
+                                         webhook_url=receiver.url)
         await skyvern.cancel_run(stalled.run_id)
         assert (await skyvern.get_run(stalled.run_id)).status == "canceled"
 
