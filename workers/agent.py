@@ -107,7 +107,11 @@ class ActionResult:
 
 class PlannerError(Exception):
     """The LLM endpoint cannot be used (not configured, unreachable, refusing); the message is a
-    sentence that tells the user what to fix."""
+    sentence that tells the user what to fix. `request` is what was being sent, if anything."""
+
+    def __init__(self, message: str, request: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.request = request
 
 
 SCREENSHOT_QUALITY = 60
@@ -147,6 +151,8 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         try:
             decision = await planner.decide(state, history, feedback)
         except PlannerError as exc:
+            if exc.request is not None:
+                await store.save_artifact(step_id, "llm_request", _json(exc.request), "application/json")
             await store.finish_step(step_id, StepUsage(), _ms_since(started))
             last = _last(history, "; last action: ")
             return RunOutcome("failed", failure_reason=f"{exc} (step {index + 1}{last})")

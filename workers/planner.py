@@ -179,7 +179,7 @@ class Planner:
         try:
             completion = await self._client.chat.completions.create(**request)
         except openai.APIError as exc:
-            raise PlannerError(self._explain(exc)) from exc
+            raise PlannerError(self._explain(exc), request) from exc
         llm_ms = int((time.monotonic() - started) * 1000)
         response = completion.model_dump(mode="json", exclude_unset=True)
         usage = StepUsage(prompt_tokens=completion.usage.prompt_tokens if completion.usage else 0,

@@ -121,8 +121,9 @@ async def test_llm_500_is_retried_by_the_client(agent: Agent) -> None:
 
 async def test_llm_timeout_fails_with_a_clear_reason(agent: Agent) -> None:
     settings = agent.settings(llm_timeout_seconds=0.5, llm_max_retries=1)
-    outcome, _, _ = await agent.run([{"delay": 5}, {"delay": 5}], settings=settings)
+    outcome, store, _ = await agent.run([{"delay": 5}, {"delay": 5}], settings=settings)
     assert outcome.status == "failed"
+    assert store.of_type("llm_request")[0].json()["model"] == "fake-model"  # what was being sent
     assert outcome.failure_reason == (
         f"The LLM endpoint {agent.fake.base_url} (model 'fake-model') did not answer within 0.5 s "
         "(2 attempt(s)); check the server or raise WAYFARER_LLM_TIMEOUT_SECONDS. (step 1)")
