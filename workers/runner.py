@@ -22,7 +22,7 @@ from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.settings import Settings
 from app.storage import ArtifactStore
-from workers.agent import BrowserOptions, RunOutcome, TaskSpec, drive
+from workers.agent import BrowserOptions, PlannerError, RunOutcome, TaskSpec, drive
 from workers.browser import BrowserPool, BrowserRun
 from workers.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
@@ -78,6 +78,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     store = DbRunStore(ctx.settings, ctx.store, identity)
     workdir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{run_id}-"))
     browser: BrowserRun | None = None
+    planner: Planner | None = None
     try:
         planner = Planner(ctx.settings, task)
         browser = await ctx.pool.open_run(run_id, task.browser, workdir)
@@ -86,6 +87,8 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
         log.exception("run %s failed", run_id)
         outcome = RunOutcome("failed", failure_reason=_reason_from(exc, store))
     finally:
+        if planner is not None:
+            await planner.aclose()
         if browser is not None:
             await _store_final_artifacts(browser, store)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -123,6 +126,8 @@ def _heartbeat(ctx: WorkerContext, run_id: str) -> tuple[str, bool] | None:
 
 
 def _reason_from(exc: Exception, store: DbRunStore) -> str:
+    if isinstance(exc, PlannerError):  # already a sentence naming the endpoint or setting to fix
+        return str(exc)
     detail = str(exc).strip() or type(exc).__name__
     where = f" after {store.steps_started} step(s)" if store.steps_started else " before the first step"
     last = f"; last action: {store.last_outcome}" if store.last_outcome else ""

@@ -59,9 +59,8 @@ def test_a_final_status_never_changes(db: str) -> None:
         with pytest.raises(InvalidTransition, match="from completed to canceled"):
             lifecycle.request_cancel(s, run_id)
         assert _status(s, run_id) == "completed"
-    with pytest.raises(ValueError):
-        with session_scope(db) as s:
-            lifecycle.finish(s, run_id, RunStatus.running)
+    with pytest.raises(ValueError), session_scope(db) as s:
+        lifecycle.finish(s, run_id, RunStatus.running)
 
 
 def test_cancel_ends_a_queued_run_and_flags_a_running_one(db: str) -> None:
