@@ -25,9 +25,9 @@ from playwright.async_api import async_playwright
 
 from tests.fakes.fake_llm import start_fake_llm
 from tests.integration.agent.memory_store import MemoryStore
-from tests.integration.browser.conftest import browser_settings
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
+from tests.support.browser import browser_settings
 from workers.agent import BrowserOptions, TaskSpec, drive
 from workers.browser import BrowserPool
 from workers.planner import Planner

@@ -8,23 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.fake_llm import FakeLLM, start_fake_llm
-from tests.sites.server import SiteServer, serve_sites
+from tests.fakes.fake_llm import FakeLLM
 from tests.support.services import private_redis, throwaway_postgres
 from tests.support.stack import Stack, running_stack
 from tests.support.webhook_receiver import Receiver, webhook_receiver
-
-
-@pytest.fixture(scope="session")
-def fake_llm() -> Iterator[FakeLLM]:
-    with start_fake_llm() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def sites() -> Iterator[SiteServer]:
-    with serve_sites() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.e2e.flows import FORM_PATH, GREETING, form_script
-from tests.fakes.fake_llm import FakeLLM, start_fake_llm
-from tests.sites.server import SiteServer, serve_sites
+from tests.fakes.fake_llm import FakeLLM
+from tests.sites.server import SiteServer
 from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.browser
@@ -23,16 +23,6 @@ WAYFARER = str(Path(sys.executable).with_name("wayfarer"))
 SCHEMA = {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}
 
 
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLM]:
-    with start_fake_llm() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def sites() -> Iterator[SiteServer]:
-    with serve_sites() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
-from tests.fakes.fake_llm import FakeLLM, start_fake_llm
+from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.memory_store import MemoryStore
-from tests.integration.browser.conftest import browser_settings
-from tests.sites.server import SiteServer, serve_sites
+from tests.sites.server import SiteServer
 from workers.agent import BrowserOptions, RunOutcome, TaskSpec, drive
 from workers.browser import BrowserPool
 from workers.planner import Planner
@@ -55,29 +54,8 @@ class Agent:
         return outcome, store, token
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def sites() -> Iterator[SiteServer]:
-    with serve_sites() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLM]:
-    with start_fake_llm() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
-    browser_pool = BrowserPool(browser_settings(tmp_path_factory.mktemp("data")))
-    await browser_pool.start()
-    yield browser_pool
-    await browser_pool.stop()
 
 
 @pytest.fixture

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.settings import Settings
 from tests.sites.refs import ref_for
-from tests.sites.server import SiteServer, serve_sites
+from tests.sites.server import SiteServer
 from workers.actions import apply
 from workers.agent import ActionResult, BrowserOptions, StepUsage, ToolCall
 from workers.browser import BrowserPool, BrowserRun
 from workers.page_state import PageState, capture
 
 VERIFICATION_CODE = "424242"
-# Tests only: stops Chromium's background DNS lookups while letting local pages through.
-TEST_CHROMIUM_ARGS = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"]
 
 
 class CodeOnlyStore:
@@ -73,28 +70,8 @@ class Driver:
         return (await self.run.active_page.locator(selector).inner_text()).strip()
 
 
-def browser_settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, chromium_args=TEST_CHROMIUM_ARGS, action_timeout_ms=2000,
-                    step_settle_timeout_ms=2000, navigation_timeout_ms=8000)
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def sites() -> Iterator[SiteServer]:
-    with serve_sites() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
-    browser_pool = BrowserPool(browser_settings(tmp_path_factory.mktemp("data")))
-    await browser_pool.start()
-    yield browser_pool
-    await browser_pool.stop()
 
 
 @pytest.fixture
