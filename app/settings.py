@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WAYFARER_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WAYFARER_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
 
     data_dir: Path = Path("./wayfarer-data")
     database_url: str = ""  # default: SQLite file in data_dir
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     requeue_after_seconds: int = 600  # a run queued longer than this is dispatched again
     sweep_interval_seconds: float = 30.0
     webhook_max_attempts: int = 6
-    webhook_backoff_seconds: float = 5.0  # first retry delay; doubles each attempt (~10 min in all)
+    webhook_backoff_seconds: float = 20.0  # first retry delay; doubles: 6 attempts span ~10 min
     webhook_timeout_seconds: float = 30.0
 
     log_level: str = "INFO"
