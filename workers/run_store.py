@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
@@ -22,6 +23,7 @@ from app.security import decrypt, sign_hex
 from app.settings import Settings
 from app.storage import ArtifactStore
 from workers.agent import StepUsage
+from workers.write_behind import WriteBehind
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "video/webm": "webm", "text/plain": "txt",
                "text/html": "html", "application/json": "json"}
@@ -45,6 +47,7 @@ class DbRunStore:
         self._step_index: dict[str, int] = {}
         self.last_outcome: str | None = None  # the last action's history line, for failure reasons
         self.steps_started = 0
+        self._writes = WriteBehind(settings.database_url)
 
     def _db(self) -> Any:
         return session_scope(self._settings.database_url)
@@ -54,12 +57,11 @@ class DbRunStore:
         self._step_index[step_id] = index
         self.steps_started = index + 1
 
-        def write() -> None:
-            with self._db() as s:
-                s.add(Step(id=step_id, run_id=self._run.run_id, index=index, url=url))
-                s.execute(update(Run).where(Run.id == self._run.run_id).values(step_count=index + 1))
+        def write(s: Session) -> None:
+            s.add(Step(id=step_id, run_id=self._run.run_id, index=index, url=url))
+            s.execute(update(Run).where(Run.id == self._run.run_id).values(step_count=index + 1))
 
-        await asyncio.to_thread(write)
+        self._writes.submit(write)
         return step_id
 
     def _key(self, step_id: str | None, artifact_type: str, artifact_id: str, content_type: str,
@@ -69,69 +71,67 @@ class DbRunStore:
         place = str(self._step_index[step_id]) if step_id in self._step_index else "run"
         return f"{self._run.organization_id}/{self._run.run_id}/{place}/{artifact_type}-{artifact_id}.{ext}"
 
-    def _insert_artifact(self, artifact_id: str, step_id: str | None, artifact_type: str, key: str,
-                         content_type: str, size: int, checksum: str, filename: str | None) -> None:
-        with self._db() as s:
-            s.add(Artifact(id=artifact_id, organization_id=self._run.organization_id,
-                           run_id=self._run.run_id, step_id=step_id, artifact_type=artifact_type,
-                           storage_key=key, content_type=content_type, size=size, checksum=checksum,
-                           filename=filename))
+    def _artifact_row(self, artifact_id: str, step_id: str | None, artifact_type: str, key: str,
+                      content_type: str, size: int, checksum: str, filename: str | None) -> Artifact:
+        return Artifact(id=artifact_id, organization_id=self._run.organization_id, run_id=self._run.run_id,
+                        step_id=step_id, artifact_type=artifact_type, storage_key=key,
+                        content_type=content_type, size=size, checksum=checksum, filename=filename)
 
     async def save_artifact(self, step_id: str | None, artifact_type: str, data: bytes,
                             content_type: str, filename: str | None = None) -> str:
         artifact_id = ids.new_id(ids.ARTIFACT)
         key = self._key(step_id, artifact_type, artifact_id, content_type, filename)
 
-        def write() -> None:
+        def write(s: Session) -> None:
             self._store.put(key, data, content_type)
-            self._insert_artifact(artifact_id, step_id, artifact_type, key, content_type, len(data),
-                                  hashlib.sha256(data).hexdigest(), filename)
+            s.add(self._artifact_row(artifact_id, step_id, artifact_type, key, content_type, len(data),
+                                     hashlib.sha256(data).hexdigest(), filename))
 
-        await asyncio.to_thread(write)
+        self._writes.submit(write)
         return artifact_id
 
     async def save_artifact_file(self, step_id: str | None, artifact_type: str, path: Path,
                                  content_type: str, filename: str | None = None) -> str:
+        """Stored before flush() returns; the file must stay in place until then."""
         artifact_id = ids.new_id(ids.ARTIFACT)
         key = self._key(step_id, artifact_type, artifact_id, content_type, filename or path.name)
 
-        def write() -> None:
+        def write(s: Session) -> None:
             digest = hashlib.sha256()
             with path.open("rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     digest.update(chunk)
             self._store.put_file(key, path, content_type)
-            self._insert_artifact(artifact_id, step_id, artifact_type, key, content_type,
-                                  path.stat().st_size, digest.hexdigest(), filename or path.name)
+            s.add(self._artifact_row(artifact_id, step_id, artifact_type, key, content_type,
+                                     path.stat().st_size, digest.hexdigest(), filename or path.name))
 
-        await asyncio.to_thread(write)
+        self._writes.submit(write)
         return artifact_id
 
     async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
                             reasoning: str | None, succeeded: bool, outcome: str) -> None:
         self.last_outcome = outcome
-
-        def write() -> None:
-            with self._db() as s:
-                s.add(Action(id=ids.new_id(ids.ACTION), run_id=self._run.run_id, step_id=step_id,
-                             index=index, action_type=action_type, arguments=arguments,
-                             reasoning=reasoning, succeeded=succeeded, outcome=outcome))
-
-        await asyncio.to_thread(write)
+        action = Action(id=ids.new_id(ids.ACTION), run_id=self._run.run_id, step_id=step_id, index=index,
+                        action_type=action_type, arguments=arguments, reasoning=reasoning,
+                        succeeded=succeeded, outcome=outcome)
+        self._writes.submit(lambda s: s.add(action))
 
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
-        def write() -> None:
-            with self._db() as s:
-                s.execute(update(Step).where(Step.id == step_id).values(
-                    prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                    llm_calls=usage.llm_calls, llm_ms=usage.llm_ms, harness_ms=harness_ms,
-                    modified_at=utcnow()))
-                s.execute(update(Run).where(Run.id == self._run.run_id).values(
-                    prompt_tokens=Run.prompt_tokens + usage.prompt_tokens,
-                    completion_tokens=Run.completion_tokens + usage.completion_tokens,
-                    llm_calls=Run.llm_calls + usage.llm_calls))
+        def write(s: Session) -> None:
+            s.execute(update(Step).where(Step.id == step_id).values(
+                prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                llm_calls=usage.llm_calls, llm_ms=usage.llm_ms, harness_ms=harness_ms,
+                modified_at=utcnow()))
+            s.execute(update(Run).where(Run.id == self._run.run_id).values(
+                prompt_tokens=Run.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=Run.completion_tokens + usage.completion_tokens,
+                llm_calls=Run.llm_calls + usage.llm_calls))
 
-        await asyncio.to_thread(write)
+        self._writes.submit(write)
+
+    async def flush(self) -> None:
+        """Wait until everything recorded so far is stored (raises if it could not be)."""
+        await self._writes.flush()
 
     async def verification_code(self) -> str | None:
         deadline = time.monotonic() + self._settings.totp_wait_seconds

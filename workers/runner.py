@@ -91,6 +91,13 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
             await planner.aclose()
         if browser is not None:
             await _store_final_artifacts(browser, store)
+    try:
+        await store.flush()  # the run is not final before everything it recorded is stored
+    except Exception as exc:
+        outcome = RunOutcome("failed", failure_reason=(
+            f"The run's records could not be stored ({exc}); its status was "
+            f"{outcome.status} before that."))
+    finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if await asyncio.to_thread(_finalize, ctx, run_id, outcome):
         ctx.on_final(run_id)
