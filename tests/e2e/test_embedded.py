@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -57,3 +59,19 @@ def test_run_completes_with_output_artifacts_and_signed_webhook(
     assert {"screenshot_llm", "screenshot_action", "visible_elements_tree", "llm_request", "llm_response",
             "recording", "screenshot_final", "html_scrape"} <= kinds
     assert timeline and all({"type", "created_at", "modified_at"} <= item.keys() for item in timeline)
+    _report_timing(run, timeline)
+
+
+def _report_timing(run: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
+    """Print (never assert) where the run's wall time went: queueing, LLM, our harness."""
+    def at(field: str) -> datetime:
+        return datetime.fromisoformat(run[field])
+
+    steps = [item["step"] for item in timeline if item["type"] == "step"]
+    llm_ms = sum(step["llm_ms"] for step in steps)
+    harness_ms = sum(step["harness_ms"] for step in steps)
+    wall_ms = (at("finished_at") - at("created_at")).total_seconds() * 1000
+    queued_ms = (at("started_at") - at("created_at")).total_seconds() * 1000
+    print(f"\nrun wall {wall_ms:.0f} ms: queued->started {queued_ms:.0f} ms, {len(steps)} steps, "
+          f"LLM {llm_ms} ms, harness {harness_ms} ms, "
+          f"rest (browser open/close, final artifacts, recording) {wall_ms - llm_ms - harness_ms:.0f} ms")
