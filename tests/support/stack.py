@@ -82,8 +82,9 @@ def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 @contextmanager
 def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str | None = None,
                   redis_url: str | None = None, workers: int = 0,
-                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Start the API server (and `workers` Celery workers when redis_url is set); stop them after."""
+                  extra_env: dict[str, str] | None = None, serve_workers: int = 1) -> Iterator[Stack]:
+    """Start the API server (with `serve_workers` uvicorn processes, and `workers` Celery workers when
+    redis_url is set); stop them after."""
     port = free_port()
     data_dir = tmp_path / "wayfarer-data"
     log_dir = tmp_path / "logs"
@@ -108,8 +109,8 @@ def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str
         env["WAYFARER_REDIS_URL"] = redis_url
     env.update(extra_env or {})
     stack = Stack(f"http://127.0.0.1:{port}", api_key, env, log_dir)
-    stack.processes["api"] = _spawn([_wayfarer(), "serve", "--host", "127.0.0.1", "--port", str(port)], env,
-                                    log_dir / "api.log")
+    stack.processes["api"] = _spawn([_wayfarer(), "serve", "--host", "127.0.0.1", "--port", str(port),
+                                     "--workers", str(serve_workers)], env, log_dir / "api.log")
     try:
         _wait_healthy(stack)
         for index in range(workers):
