@@ -27,6 +27,7 @@ from app.accounts import (
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Organization
+from app.observability import configure_logging, serve_worker_metrics
 from app.settings import get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
@@ -87,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    settings = get_settings()
+    configure_logging(settings)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=get_settings().log_level.lower())
+                log_level=settings.log_level.lower(), log_config=None)
     return 0
 
 
@@ -98,6 +101,8 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.embedded:
         return _fail("a worker needs WAYFARER_REDIS_URL (without it the server runs tasks itself)")
+    configure_logging(settings)
+    serve_worker_metrics(settings)
     run_worker(settings, args.concurrency)
     return 0
 

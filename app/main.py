@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from app.accounts import seed_api_key
-from app.api import artifacts, credentials, runs, system
+from app.api import artifacts, credentials, metrics, runs, system
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
 from app.dispatch import Dispatcher, make_dispatcher
+from app.observability import configure_logging
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
-    for module in (runs, artifacts, credentials, system):
+    configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
+    for module in (runs, artifacts, credentials, system, metrics):
         app.include_router(module.router)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -65,12 +65,19 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 30.0
 
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] | None = None  # default: json when production, else text
+    worker_metrics_port: int | None = None  # a worker serves /metrics here; unset: not served
+    worker_metrics_host: str = "0.0.0.0"  # scraped from other hosts
+    artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'wayfarer.db').resolve()}"
         return self
+
+    def resolved_log_format(self) -> Literal["json", "text"]:
+        return self.log_format or ("json" if self.production else "text")
 
     @property
     def embedded(self) -> bool:

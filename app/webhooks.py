@@ -18,6 +18,7 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 
 from app.db.engine import session_scope
 from app.db.models import Run, WebhookAttempt
+from app.observability import record_webhook_attempt
 from app.run_views import ArtifactLinks, run_artifacts, task_run_response
 from app.runs import ids
 from app.runs.lifecycle import FINAL
@@ -107,6 +108,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Att
 
 def _record(settings: Settings, run_id: str, attempt: int, url: str, result: AttemptResult,
             replay: bool) -> None:
+    record_webhook_attempt(result.status_code)
     with session_scope(settings.database_url) as s:
         s.add(WebhookAttempt(id=ids.new_id(ids.WEBHOOK_ATTEMPT), run_id=run_id, attempt=attempt, url=url,
                              status_code=result.status_code, latency_ms=result.latency_ms,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
+from app.observability import bind_step, record_step
 from app.runs import ids
 from app.security import decrypt, sign_hex
 from app.settings import Settings
@@ -56,6 +57,7 @@ class DbRunStore:
         step_id = ids.new_id(ids.STEP)
         self._step_index[step_id] = index
         self.steps_started = index + 1
+        bind_step(index)
 
         def write(s: Session) -> None:
             s.add(Step(id=step_id, run_id=self._run.run_id, index=index, url=url))
@@ -117,6 +119,8 @@ class DbRunStore:
         self._writes.submit(lambda s: s.add(action))
 
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
+        record_step(usage.prompt_tokens, usage.completion_tokens, usage.llm_calls, usage.llm_ms, harness_ms)
+
         def write(s: Session) -> None:
             s.execute(update(Step).where(Step.id == step_id).values(
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,

@@ -18,6 +18,7 @@ from typing import Any
 
 from app.db.engine import session_scope
 from app.db.models import Run
+from app.observability import BROWSER_CONTEXTS, bind_run
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.settings import Settings
@@ -72,6 +73,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     if run is None:
         log.info("run %s not claimed (already taken or ended)", run_id)
         return False
+    bind_run(run.id, run.organization_id)
     task = task_spec(run, ctx.settings)
     identity = RunIdentity(run.id, run.organization_id, run.started_at or run.created_at,
                            run.totp_identifier, run.totp_url, run.webhook_key_encrypted)
@@ -82,6 +84,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     try:
         planner = Planner(ctx.settings, task)
         browser = await ctx.pool.open_run(run_id, task.browser, workdir)
+        BROWSER_CONTEXTS.inc()
         outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
@@ -153,6 +156,7 @@ async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> None
         except Exception as exc:  # the page may be gone; the rest must still be stored
             log.warning("final page capture failed for %s: %s", store, exc)
     media = await browser.close()
+    BROWSER_CONTEXTS.dec()
     if media.recording is not None and media.recording.exists():
         await store.save_artifact_file(None, "recording", media.recording, "video/webm")
     for path in media.downloads:

