@@ -101,7 +101,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.embedded:
         return _fail("a worker needs WAYFARER_REDIS_URL (without it the server runs tasks itself)")
-    configure_logging(settings)
+    configure_logging(settings, sys.stderr)  # the real stream: Celery swaps sys.stderr for a logger
     serve_worker_metrics(settings)
     run_worker(settings, args.concurrency)
     return 0

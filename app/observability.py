@@ -24,6 +24,8 @@ from app.db.models import Run
 from app.runs.lifecycle import RunStatus
 from app.settings import Settings
 
+_log = logging.getLogger(__name__)
+
 # --- log context: set by the runner, read by every log line of the run's task -----------------
 
 _RUN_ID: ContextVar[str | None] = ContextVar("wayfarer_run_id", default=None)
@@ -129,6 +131,7 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
             _secrets(settings), "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
+    logging.captureWarnings(True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # uvicorn's own handlers would duplicate
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
@@ -152,6 +155,9 @@ BROWSER_CONTEXTS = Gauge("wayfarer_browser_contexts_open", "Browser contexts ope
 
 def record_step(prompt_tokens: int, completion_tokens: int, llm_calls: int, llm_ms: int,
                 harness_ms: int) -> None:
+    """A finished step: its metrics, and one log line (tagged with the run and step)."""
+    _log.info("step done: %d LLM call(s) in %d ms, %d+%d tokens, harness %d ms",
+              llm_calls, llm_ms, prompt_tokens, completion_tokens, harness_ms)
     STEP_SECONDS.labels("harness").observe(harness_ms / 1000)
     if llm_calls:
         STEP_SECONDS.labels("llm").observe(llm_ms / 1000)
@@ -200,5 +206,5 @@ def serve_worker_metrics(settings: Settings) -> None:
 
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
-        logging.getLogger(__name__).info("worker metrics on http://%s:%d/metrics",
+        _log.info("worker metrics on http://%s:%d/metrics",
                                          settings.worker_metrics_host, settings.worker_metrics_port)

@@ -74,6 +74,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
         log.info("run %s not claimed (already taken or ended)", run_id)
         return False
     bind_run(run.id, run.organization_id)
+    log.info("run started on %s", ctx.worker_id)
     task = task_spec(run, ctx.settings)
     identity = RunIdentity(run.id, run.organization_id, run.started_at or run.created_at,
                            run.totp_identifier, run.totp_url, run.webhook_key_encrypted)
@@ -102,6 +103,8 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
             f"{outcome.status} before that."))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    log.info("run ended %s%s", outcome.status,
+             f": {outcome.failure_reason}" if outcome.failure_reason else "")
     if await asyncio.to_thread(_finalize, ctx, run_id, outcome):
         ctx.on_final(run_id)
     return True
