@@ -20,7 +20,7 @@ SNAPSHOT_TIMEOUT_MS = 10_000
 SCREENSHOT_QUALITY = 60
 FULL_SNAPSHOT_MAX_LINES = 300  # shorter snapshots go to the model whole
 NEIGHBOURHOOD_VIEWPORTS = 1.0  # kept above and below the viewport when trimming
-MAX_SNAPSHOT_CHARS = 40_000
+MAX_SNAPSHOT_CHARS = 12_000  # about 3,000 tokens
 
 KEPT_ROLES = frozenset({
     "button", "link", "textbox", "searchbox", "combobox", "listbox", "option", "checkbox", "radio",
@@ -108,34 +108,44 @@ class _Line:
 
 
 def trim_snapshot(raw: str, viewport_height: int) -> str:
-    """Strip the boxes; on a long page keep the viewport neighbourhood plus every interactive element."""
+    """Strip the boxes; on a long page keep, within MAX_SNAPSHOT_CHARS, what is nearest to the viewport:
+    its neighbourhood first, then interactive elements further away. Scrolling moves the viewport, so
+    every element is reachable; the note says how many were left out above and below."""
     lines = _parse(raw)
     if len(lines) <= FULL_SNAPSHOT_MAX_LINES:
         return "\n".join(line.text for line in lines)
     low, high = -NEIGHBOURHOOD_VIEWPORTS * viewport_height, (1 + NEIGHBOURHOOD_VIEWPORTS) * viewport_height
     keep = [False] * len(lines)
-    above = below = 0
-    for index, line in enumerate(lines):
-        top, bottom = _extent(lines, index)
-        if top is None or bottom is None or (bottom >= low and top <= high):
+    size = 0
+
+    def take(index: int | None) -> None:
+        nonlocal size
+        while index is not None and not keep[index]:  # ancestors too: they keep the tree readable
             keep[index] = True
-        elif line.kept_role or line.text.lstrip().startswith("- /"):  # roles we keep, and their props
-            keep[index] = line.kept_role or keep[line.parent or 0]
-        elif bottom < low:
-            above += 1
-        else:
-            below += 1
-    for index in range(len(lines)):  # ancestors of kept lines keep the tree readable
-        parent = lines[index].parent
-        while keep[index] and parent is not None and not keep[parent]:
-            keep[parent] = True
-            parent = lines[parent].parent
+            size += len(lines[index].text) + 1
+            index = lines[index].parent
+
+    extents = [_extent(lines, index) for index in range(len(lines))]
+    candidates: list[tuple[float, int]] = []  # (distance from the viewport, line), nearest first
+    for index, line in enumerate(lines):
+        top, bottom = extents[index]
+        distance = 0.0 if top is None or bottom is None else max(0.0, top - viewport_height, -bottom)
+        if line.kept_role or top is None or bottom is None or (bottom >= low and top <= high):
+            candidates.append((distance, index))
+    for _distance, index in sorted(candidates):
+        if size >= MAX_SNAPSHOT_CHARS:
+            break
+        take(index)
+    for index, line in enumerate(lines):  # a kept element keeps its properties (e.g. a link's /url)
+        if not keep[index] and line.parent is not None and keep[line.parent] \
+                and line.text.lstrip().startswith("- /"):
+            keep[index] = True
+    left_out = [extents[index][1] or 0.0 for index, kept in enumerate(keep) if not kept]
+    above = sum(1 for bottom in left_out if bottom < 0)
+    below = len(left_out) - above
     text = "\n".join(line.text for line, kept in zip(lines, keep, strict=True) if kept)
-    note = (f"# Long page: showing the viewport neighbourhood and every interactive element; {above} other "
-            f"element(s) above and {below} below are left out (scroll up/down to see them).")
-    if len(text) > MAX_SNAPSHOT_CHARS:
-        text = text[:MAX_SNAPSHOT_CHARS].rsplit("\n", 1)[0]
-        note += " The snapshot was cut at its size limit; scroll to reach the rest."
+    note = (f"# Long page: showing what is nearest to the viewport; {above} other element(s) above and "
+            f"{below} below are left out (scroll up/down to see them).")
     return note + "\n" + text
 
 
