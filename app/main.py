@@ -10,9 +10,10 @@ from datetime import timedelta
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from app.accounts import seed_api_key
-from app.api import artifacts, credentials, metrics, runs, system
+from app.api import artifacts, credentials, files, legacy, metrics, runs, system
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
@@ -73,12 +74,21 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
 
+async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL refuses NUL in text: that is bad input (a 422), not a server error."""
+    if "NUL" not in str(exc):
+        return await _unhandled(request, exc)
+    return JSONResponse({"detail": "The request contains a NUL character (\\u0000), which cannot be stored "
+                                   "or matched: remove it."}, status_code=422)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
-    for module in (runs, artifacts, credentials, system, metrics):
+    for module in (runs, artifacts, credentials, files, legacy, system, metrics):
         app.include_router(module.router)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -56,4 +56,4 @@ def sign_artifact_link(secret_key: str, artifact_id: str, ttl_seconds: int) -> t
 def verify_artifact_link(secret_key: str, artifact_id: str, expires: int, signature: str) -> bool:
     if expires < time.time():
         return False
-    return hmac.compare_digest(_link_mac(secret_key, artifact_id, expires), signature)
+    return hmac.compare_digest(_link_mac(secret_key, artifact_id, expires).encode(), signature.encode())
