@@ -19,6 +19,7 @@ from app.schemas.runs import (
     TaskRunListItem,
     TaskRunResponse,
     TimelineItem,
+    WorkflowRunResponse,
 )
 from app.security import sign_artifact_link
 from app.settings import Settings
@@ -74,11 +75,13 @@ def screenshot_artifacts(artifacts: Sequence[Artifact]) -> list[Artifact]:
 
 def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings: Settings,
                       artifacts: Sequence[Artifact] | None = None) -> TaskRunResponse:
+    """The run as GET /v1/runs shows it; a `wr_` run comes back as the WorkflowRunResponse subclass."""
     if artifacts is None:
         artifacts = run_artifacts(session, run.id)
     recordings = _newest_first(artifacts, "recording")
     downloads = [a for a in artifacts if a.artifact_type == "download"]
-    return TaskRunResponse(
+    response_model = WorkflowRunResponse if run.run_type == "workflow_run" else TaskRunResponse
+    return response_model(
         run_id=run.id,
         run_type=run.run_type,
         status=run.status,

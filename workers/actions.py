@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -166,9 +166,21 @@ async def _click(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done
     return Done(f"click {label}", stale=True)
 
 
+@runtime_checkable
+class RevealsSecrets(Protocol):
+    """A store holding the run's credential: turns `{{credential.password}}` placeholders into values."""
+
+    def reveal(self, text: str) -> str: ...
+
+
 async def _input_text(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
     locator, label = await _element(run, args)
     text = _text_arg(args, "text")
+    if isinstance(store, RevealsSecrets):  # the value is typed, never recorded: args keep the placeholder
+        try:
+            text = store.reveal(text)
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
     await _fill(locator, text)
     return Done(f"input_text {label}", f"typed {len(text)} character(s)")
 

@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.credentials import CredentialValues, current_totp
 from app.db.engine import session_scope
 from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
 from app.observability import bind_step, record_step
@@ -40,6 +41,9 @@ class RunIdentity:
     webhook_key_encrypted: str | None = None
 
 
+_TEXT_TYPES = ("text/", "application/json")
+
+
 class DbRunStore:
     def __init__(self, settings: Settings, store: ArtifactStore, run: RunIdentity) -> None:
         self._settings = settings
@@ -48,7 +52,24 @@ class DbRunStore:
         self._step_index: dict[str, int] = {}
         self.last_outcome: str | None = None  # the last action's history line, for failure reasons
         self.steps_started = 0
+        self.tokens_used = 0  # LLM tokens of the run so far (WAYFARER_RUN_MAX_TOKENS)
         self._writes = WriteBehind(settings.database_url)
+        self._credential: CredentialValues | None = None
+
+    def use_credential(self, credential: CredentialValues | None) -> None:
+        """From now on, type this credential's values for its placeholders and keep them out of records."""
+        self._credential = credential
+
+    def reveal(self, text: str) -> str:
+        return self._credential.reveal(text) if self._credential else text
+
+    def _redact(self, text: str) -> str:
+        return self._credential.redact(text) if self._credential else text
+
+    def _redact_bytes(self, data: bytes, content_type: str) -> bytes:
+        if self._credential is None or not content_type.startswith(_TEXT_TYPES):
+            return data
+        return self._redact(data.decode("utf-8", errors="replace")).encode()
 
     def _db(self) -> Any:
         return session_scope(self._settings.database_url)
@@ -83,6 +104,7 @@ class DbRunStore:
                             content_type: str, filename: str | None = None) -> str:
         artifact_id = ids.new_id(ids.ARTIFACT)
         key = self._key(step_id, artifact_type, artifact_id, content_type, filename)
+        data = self._redact_bytes(data, content_type)
 
         def write(s: Session) -> None:
             self._store.put(key, data, content_type)
@@ -112,6 +134,10 @@ class DbRunStore:
 
     async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
                             reasoning: str | None, succeeded: bool, outcome: str) -> None:
+        if self._credential is not None:
+            arguments = json.loads(self._redact(json.dumps(arguments)))
+            reasoning = self._redact(reasoning) if reasoning else reasoning
+            outcome = self._redact(outcome)
         self.last_outcome = outcome
         action = Action(id=ids.new_id(ids.ACTION), run_id=self._run.run_id, step_id=step_id, index=index,
                         action_type=action_type, arguments=arguments, reasoning=reasoning,
@@ -120,6 +146,7 @@ class DbRunStore:
 
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
         record_step(usage.prompt_tokens, usage.completion_tokens, usage.llm_calls, usage.llm_ms, harness_ms)
+        self.tokens_used += usage.prompt_tokens + usage.completion_tokens
 
         def write(s: Session) -> None:
             s.execute(update(Step).where(Step.id == step_id).values(
@@ -138,6 +165,9 @@ class DbRunStore:
         await self._writes.flush()
 
     async def verification_code(self) -> str | None:
+        """A code from the credential's authenticator secret, else a pushed one, else from totp_url."""
+        if self._credential is not None and self._credential.totp_secret:
+            return current_totp(self._credential.totp_secret)
         deadline = time.monotonic() + self._settings.totp_wait_seconds
         while True:
             code = await asyncio.to_thread(self._take_pushed_code)

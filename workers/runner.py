@@ -16,8 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from app.credentials import CredentialValues, load_run_credential
 from app.db.engine import session_scope
 from app.db.models import Run
+from app.limits import over_token_cap, wait_for_org_slot
 from app.observability import BROWSER_CONTEXTS, bind_run
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
@@ -58,6 +60,11 @@ def task_spec(run: Run, settings: Settings) -> TaskSpec:
     )
 
 
+def _load_credential(ctx: WorkerContext, run: Run) -> CredentialValues | None:
+    with session_scope(ctx.settings.database_url) as s:
+        return load_run_credential(s, ctx.settings, run.organization_id, run.run_request)
+
+
 def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
     with session_scope(ctx.settings.database_url) as s:
         if not lifecycle.claim(s, run_id, ctx.worker_id):
@@ -69,6 +76,7 @@ def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
 
 async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     """Run `run_id` if this worker can claim it; returns whether it ran here."""
+    await wait_for_org_slot(ctx.settings, run_id)
     run = await asyncio.to_thread(_claim, ctx, run_id)
     if run is None:
         log.info("run %s not claimed (already taken or ended)", run_id)
@@ -83,6 +91,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     browser: BrowserRun | None = None
     planner: Planner | None = None
     try:
+        store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         planner = Planner(ctx.settings, task)
         browser = await ctx.pool.open_run(run_id, task.browser, workdir)
         BROWSER_CONTEXTS.inc()
@@ -127,6 +136,11 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
                 f"The run hit its wall-clock deadline of {ctx.settings.run_deadline_seconds} s "
                 f"(WAYFARER_RUN_DEADLINE_SECONDS) after {store.steps_started} step(s)"
                 + (f"; last action: {store.last_outcome}." if store.last_outcome else ".")))
+        elif over_token_cap(ctx.settings, store.tokens_used):
+            stop = RunOutcome("timed_out", failure_reason=(
+                f"The run used {store.tokens_used} LLM tokens, over its cap of "
+                f"{ctx.settings.run_max_tokens} (WAYFARER_RUN_MAX_TOKENS), after {store.steps_started} "
+                "step(s)."))
         if stop is not None:
             agent.cancel()
             await asyncio.gather(agent, return_exceptions=True)

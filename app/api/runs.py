@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
+from pydantic import SerializeAsAny
 from sqlalchemy import or_, select
 
 from app import webhooks
@@ -47,7 +48,7 @@ def run_task(request: TaskRunRequest, session: SessionDep, settings: SettingsDep
     return task_run_response(session, run, links, settings, artifacts=[])
 
 
-@router.get("/v1/runs/{run_id}", response_model=TaskRunResponse)
+@router.get("/v1/runs/{run_id}", response_model=SerializeAsAny[TaskRunResponse])  # wr_: all fields
 def get_run(run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
             links: LinksDep) -> TaskRunResponse:
     return task_run_response(session, _run_or_404(session, caller, run_id), links, settings)

@@ -147,3 +147,16 @@ class TotpCode(Timestamped, Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_totp_org_identifier", "organization_id", "totp_identifier"),)
+
+
+class Credential(Timestamped, Base):
+    """A stored credential: `secret_encrypted` holds the secret fields (Fernet over JSON); `public`
+    holds only what responses may show (username, last four, label)."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    credential_type: Mapped[str] = mapped_column(String(32))
+    public: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secret_encrypted: Mapped[str] = mapped_column(Text)

@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -23,6 +25,7 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+WORKFLOW_RUN_TYPE = "workflow_run"
 RUN_TYPES = {"skyvern-1.0": "task_v1", "skyvern-2.0": "task_v2", "skyvern-3.0": "task_v3"}
 FOREIGN_ENGINES = frozenset({"openai-cua", "anthropic-cua", "ui-tars", "yutori-navigator"})
 DEFAULT_ENGINE = "skyvern-1.0"
@@ -47,8 +50,23 @@ def _proxy_warning(proxy_location: object) -> dict[str, str] | None:
                          "has no proxy configured for it, so the run uses a direct connection."}
 
 
+@dataclass(frozen=True)
+class OneOffWorkflow:
+    """login and download_files: a task run reported as a one-off workflow run (`wr_` id)."""
+
+    workflow_id: str
+    parameters: dict[str, Any]
+
+    def run_request(self, task_request: dict[str, Any]) -> dict[str, Any]:
+        """Skyvern's WorkflowRunRequest shape; the task's prompt and url go to the parameters."""
+        parameters = {**self.parameters, "prompt": task_request.pop("prompt"),
+                      "url": task_request.pop("url", None)}
+        task_request.pop("engine", None)
+        return {"workflow_id": self.workflow_id, "parameters": parameters, **task_request}
+
+
 def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
-                    request: TaskRunRequest, api_key: str) -> Run:
+                    request: TaskRunRequest, api_key: str, workflow: OneOffWorkflow | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
     nothing here raises except QueueUnavailable, which deletes the run again."""
     engine = request.engine or DEFAULT_ENGINE
@@ -57,10 +75,13 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
                           "skyvern-2.0 or skyvern-3.0 (they run on Wayfarer's own agent).")
     run_request = request.model_dump(exclude_none=True)
     run_request["engine"] = engine
+    if workflow is not None:
+        run_request = workflow.run_request(run_request)
     warning = _proxy_warning(request.proxy_location)
     now = utcnow()
     run = Run(
-        id=ids.new_id(ids.TASK), organization_id=organization_id, run_type=RUN_TYPES[engine], engine=engine,
+        id=ids.new_id(ids.WORKFLOW_RUN if workflow else ids.TASK), organization_id=organization_id,
+        run_type=WORKFLOW_RUN_TYPE if workflow else RUN_TYPES[engine], engine=engine,
         status=RunStatus.queued.value, title=request.title, prompt=request.prompt, url=request.url,
         run_request=run_request, max_steps=request.max_steps or settings.default_max_steps,
         webhook_url=request.webhook_url,

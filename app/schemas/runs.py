@@ -182,3 +182,15 @@ class RunWebhookReplayResponse(BaseModel):
     latency_ms: int | None = None
     response_body: str | None = None
     error: str | None = None
+
+
+class WorkflowRunResponse(TaskRunResponse):
+    """A `wr_` run (login, download_files): TaskRunResponse plus Skyvern's workflow-run fields."""
+
+    run_with: str | None = "agent"
+    ai_fallback: bool | None = False
+    script_id: str | None = None
+    attempt: int = 1
+    retry_pending: bool = False
+    next_attempt_at: datetime | None = None
+    attempts: list[dict[str, Any]] = []

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-29 01:57:30.995320
+Revises:
+Create Date: 2026-11-29 03:36:14.667463
 """
 
 from collections.abc import Sequence
@@ -39,6 +39,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_keys_organization_id'), ['organization_id'], unique=False)
+
+    op.create_table('credentials',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('organization_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=500), nullable=False),
+    sa.Column('credential_type', sa.String(length=32), nullable=False),
+    sa.Column('public', sa.JSON(), nullable=False),
+    sa.Column('secret_encrypted', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('modified_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('credentials', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_credentials_organization_id'), ['organization_id'], unique=False)
 
     op.create_table('runs',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -205,6 +220,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_runs_org_created')
 
     op.drop_table('runs')
+    with op.batch_alter_table('credentials', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_credentials_organization_id'))
+
+    op.drop_table('credentials')
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_keys_organization_id'))
 

@@ -3,6 +3,8 @@
 `serve_sites()` starts a threaded HTTP server on a random port plus a second one (another origin, for
 cross-origin iframes). Besides the static pages in `pages/` it answers:
   POST /submit                 records the form fields, answers "Thanks, <name>!" with the fields listed
+  POST /login, /login/verify   login.html's sign-in and its 2FA step: record the fields (the test checks
+                               them), answer the code form, then "Welcome, <username>!"
   GET  /download/<name>        DOWNLOAD_BYTES as an attachment named <name>
   GET  /files/<name>           UPLOAD_BYTES as text/plain (a file_url to upload)
   GET  /slow?seconds=N         a page that answers after N seconds (capped at 30)
@@ -92,6 +94,10 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
             raw = self.rfile.read(length).decode()
             fields = {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
             site.record(fields)
+            path = urlsplit(self.path).path
+            if path in ("/login", "/login/verify"):
+                self._send(_login_step(path, fields), "text/html")
+                return
             items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in fields.items())
             name = html.escape(fields.get("name", "stranger"))
             body = f'<h1 id="result">Thanks, {name}!</h1><ul aria-label="Received">{items}</ul>'
@@ -107,6 +113,17 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
             self.wfile.write(body)
 
     return Handler
+
+
+def _login_step(path: str, fields: dict[str, str]) -> bytes:
+    if path == "/login":
+        user = html.escape(fields.get("username", ""))
+        return _page("Two-step verification", (
+            '<h1>Enter your verification code</h1><form method="post" action="/login/verify">'
+            f'<input type="hidden" name="username" value="{user}">'
+            '<label>Verification code <input name="code" inputmode="numeric"></label>'
+            '<button type="submit">Verify</button></form>'))
+    return _page("Account", f'<h1 id="result">Welcome, {html.escape(fields.get("username", ""))}!</h1>')
 
 
 def _page(title: str, body: str) -> bytes:

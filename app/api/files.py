@@ -1,0 +1,126 @@
+"""Uploaded files (`file_`) and the download_files task.
+
+POST /v1/upload_file takes `file` as a real multipart file part, or — as both official SDKs send it —
+as a plain text form field, whose text is then the file's content (stored as `upload.txt`): the
+server cannot read a path on the client's machine. An uploaded file is stored like an artifact without
+a run, so its `presigned_url` is the same kind of signed link and works as an upload_file action's
+`file_url`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from app.api.credentials import start_workflow_run
+from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep, StoreDep
+from app.db.models import Artifact, utcnow
+from app.run_views import ArtifactLinks
+from app.runs import ids, service
+from app.schemas.files import DownloadFilesRequest, UploadFileResponse
+from app.schemas.runs import TaskRunRequest, WorkflowRunResponse
+from app.settings import Settings
+from app.storage import ArtifactStore
+
+router = APIRouter(tags=["Files"])
+
+MAX_UPLOAD_BYTES = 30 * 2**20  # Skyvern's MAX_UPLOAD_FILE_SIZE
+MAX_RETENTION_DAYS = 365
+TEXT_FIELD_FILENAME = "upload.txt"
+UPLOAD_ARTIFACT_TYPE = "upload"
+
+
+def _safe_filename(name: str | None) -> str:
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:200] or "upload.bin"
+
+
+async def _read_upload(request: Request) -> tuple[bytes, str, str]:
+    """(content, filename, content type) of the form's `file`; 422 naming the field when unusable."""
+    form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_UPLOAD_BYTES + 1)
+    retention = form.get("retention_days")
+    if retention is not None and (not isinstance(retention, str) or not retention.isdigit()
+                                  or not 1 <= int(retention) <= MAX_RETENTION_DAYS):
+        raise HTTPException(status_code=422, detail=(
+            f"retention_days must be a whole number of days from 1 to {MAX_RETENTION_DAYS}."))
+    value = form.get("file")
+    if isinstance(value, UploadFile):
+        data = await value.read(MAX_UPLOAD_BYTES + 1)
+        filename = _safe_filename(value.filename)
+        content_type = value.content_type or "application/octet-stream"
+    elif isinstance(value, str):
+        data, filename, content_type = value.encode(), TEXT_FIELD_FILENAME, "text/plain"
+    else:
+        raise HTTPException(status_code=422, detail="file is required: send it as a multipart form field "
+                                                    "named 'file'.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(status_code=413, detail=f"file is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
+    return data, filename, content_type
+
+
+def _store_upload(session: Session, store: ArtifactStore, organization_id: str, data: bytes,
+                  filename: str, content_type: str) -> Artifact:
+    file_id = ids.new_id(ids.FILE)
+    key = f"{organization_id}/uploads/{file_id}/{filename}"
+    store.put(key, data, content_type)
+    row = Artifact(id=file_id, organization_id=organization_id, run_id=None, step_id=None,
+                   artifact_type=UPLOAD_ARTIFACT_TYPE, storage_key=key, content_type=content_type,
+                   size=len(data), checksum=hashlib.sha256(data).hexdigest(), filename=filename)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def upload_response(row: Artifact, links: ArtifactLinks, settings: Settings) -> UploadFileResponse:
+    return UploadFileResponse(s3_uri=links.uri(row), presigned_url=links.url(row), file_id=row.id,
+                              expires_at=utcnow() + timedelta(seconds=settings.artifact_url_ttl_seconds))
+
+
+@router.post("/v1/upload_file", response_model=UploadFileResponse)
+@router.post("/api/v1/upload_file", response_model=UploadFileResponse, include_in_schema=False)
+async def upload_file(request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep,
+                      caller: CallerDep, links: LinksDep) -> UploadFileResponse:
+    data, filename, content_type = await _read_upload(request)
+    row = await run_in_threadpool(_store_upload, session, store, caller.organization_id, data, filename,
+                                  content_type)
+    return upload_response(row, links, settings)
+
+
+@router.delete("/v1/files/{file_id}", status_code=204)
+def delete_file(file_id: str, session: SessionDep, store: StoreDep, caller: CallerDep) -> Response:
+    row = session.get(Artifact, file_id)
+    if (row is None or row.organization_id != caller.organization_id
+            or row.artifact_type != UPLOAD_ARTIFACT_TYPE):
+        raise HTTPException(status_code=404, detail=f"File not found {file_id}")
+    store.delete(row.storage_key)
+    session.delete(row)
+    session.commit()
+    return Response(status_code=204)
+
+
+DOWNLOAD_GOAL = ("{goal}\nThis task succeeds only once a file has been downloaded: use the download_file "
+                 "tool on the link or button that downloads it, then call complete.")
+
+
+@router.post("/v1/run/tasks/download_files", response_model=WorkflowRunResponse, tags=["Agent"])
+def download_files(request: DownloadFilesRequest, session: SessionDep, settings: SettingsDep,
+                   caller: CallerDep, dispatcher: DispatcherDep, links: LinksDep) -> WorkflowRunResponse:
+    if not request.url:
+        raise HTTPException(status_code=400, detail="url is required: the page to start downloading from.")
+    task = TaskRunRequest(
+        prompt=DOWNLOAD_GOAL.format(goal=request.navigation_goal), url=request.url, title="Download files",
+        webhook_url=request.webhook_url, proxy_location=request.proxy_location,
+        totp_identifier=request.totp_identifier, totp_url=request.totp_url,
+        browser_session_id=request.browser_session_id, browser_profile_id=request.browser_profile_id,
+        extra_http_headers=request.extra_http_headers, max_steps=request.max_steps_per_run,
+    )
+    workflow = service.OneOffWorkflow("download_files", {
+        "navigation_goal": request.navigation_goal, "download_suffix": request.download_suffix,
+        "download_timeout": request.download_timeout})
+    return start_workflow_run(session, settings, caller, dispatcher, links, task, workflow)

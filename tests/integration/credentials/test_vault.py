@@ -1,0 +1,31 @@
+"""The vault's TOTP codes, placeholder substitution and redaction (pure functions, no server)."""
+
+from __future__ import annotations
+
+import pyotp
+import pytest
+
+from app.credentials import CredentialValues, UnknownPlaceholder, current_totp
+
+SECRET = pyotp.random_base32()
+
+
+def test_totp_uses_the_current_code_unless_it_expires_within_five_seconds() -> None:
+    generator = pyotp.TOTP(SECRET)
+    window_start = 1_700_000_010 - 1_700_000_010 % 30
+    assert current_totp(SECRET, now=window_start + 1) == generator.at(window_start)
+    assert current_totp(SECRET, now=window_start + 26) == generator.at(window_start + 30)
+    uri = generator.provisioning_uri(name="ada@example.com", issuer_name="Example")
+    assert current_totp(uri, now=window_start) == generator.at(window_start)
+
+
+def test_placeholders_are_revealed_for_typing_and_values_redacted_from_records() -> None:
+    values = CredentialValues("password", {"username": "ada", "password": 'p"4ss\\word!', "totp": SECRET})
+    assert values.reveal("{{credential.username}} / {{ credential.password }}") == 'ada / p"4ss\\word!'
+    with pytest.raises(UnknownPlaceholder, match=r"credential\.totp"):
+        values.reveal("{{credential.totp}}")  # the secret itself is never typed: codes are
+    recorded = '{"text": "p\\"4ss\\\\word!", "secret": "' + SECRET + '", "raw": "p"4ss\\word!"}'
+    redacted = values.redact(recorded)
+    assert "4ss" not in redacted and SECRET not in redacted
+    assert "{{credential.password}}" in redacted and "{{credential.totp}}" in redacted
+    assert values.redact("signed in as ada") == "signed in as ada"  # the username is not a secret
