@@ -18,6 +18,7 @@ from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
 from app.dispatch import Dispatcher, make_dispatcher
+from app.limits import OrgLimitReached, RequestBodyLimit
 from app.observability import configure_logging
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
@@ -82,6 +83,11 @@ async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
                                    "or matched: remove it."}, status_code=422)
 
 
+async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
+    retry_after = exc.retry_after if isinstance(exc, OrgLimitReached) else 10
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
                   lifespan=_lifespan)
@@ -90,5 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (runs, artifacts, credentials, files, legacy, system, metrics):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(OrgLimitReached, _org_limit)
+    app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 20.0  # first retry delay; doubles: 6 attempts span ~10 min
     webhook_timeout_seconds: float = 30.0
 
+    max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
+    org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429
+    org_max_running_runs: int | None = None  # per organization; further runs wait queued
+    run_max_tokens: int | None = None  # LLM tokens (prompt + completion) one run may use; then timed_out
+
     log_level: str = "INFO"
     log_format: Literal["json", "text"] | None = None  # default: json when production, else text
     worker_metrics_port: int | None = None  # a worker serves /metrics here; unset: not served

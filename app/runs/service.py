@@ -16,6 +16,7 @@ from app import webhooks
 from app.db.engine import session_scope
 from app.db.models import Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable
+from app.limits import check_org_can_queue
 from app.runs import ids, lifecycle
 from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.credentials import normalize_totp_identifier
@@ -69,6 +70,7 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
                     request: TaskRunRequest, api_key: str, workflow: OneOffWorkflow | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
     nothing here raises except QueueUnavailable, which deletes the run again."""
+    check_org_can_queue(session, settings, organization_id)
     engine = request.engine or DEFAULT_ENGINE
     if engine in FOREIGN_ENGINES:
         raise RunRejected(f"Engine {engine!r} is not supported by this server; use skyvern-1.0, "

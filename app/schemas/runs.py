@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.limits import check_extraction_schema
+
 RunEngine = Literal["skyvern-1.0", "skyvern-2.0", "skyvern-3.0", "openai-cua", "anthropic-cua", "ui-tars",
                     "yutori-navigator"]
 
@@ -63,6 +65,11 @@ class TaskRunRequest(BaseModel):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return normalize_http_url(value)
+
+    @field_validator("data_extraction_schema")
+    @classmethod
+    def _extraction_schema(cls, value: Any) -> Any:
+        return check_extraction_schema(value)
 
 
 class BulkCancelRunsRequest(BaseModel):
