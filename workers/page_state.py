@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ class PageState:
 async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
     page = run.active_page
     shot_task = asyncio.ensure_future(_screenshot(page)) if screenshot else None
-    raw = await _aria_snapshot(page)
+    raw = mask_passwords(await _aria_snapshot(page), await _password_values(page))
     shot = await shot_task if shot_task is not None else None
     viewport = page.viewport_size or {"width": 1280, "height": 720}
     snapshot = trim_snapshot(raw, viewport["height"])
@@ -56,6 +57,36 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
             for index, (tab, title) in enumerate(zip(run.pages, titles, strict=True))]
     return PageState(url=page.url, title=titles[run.active_index] if run.pages else "", tabs=tabs,
                      active_tab=run.active_index, snapshot=snapshot, screenshot=shot)
+
+
+_TEXTBOX_VALUE = re.compile(r"^(\s*- textbox\b.*?\]): (.+)$")
+PASSWORD_MASK = "••••••••"
+_PASSWORD_VALUES_JS = ("() => [...document.querySelectorAll('input[type=password]')]"
+                       ".map(e => e.value).filter(Boolean)")
+
+
+async def _password_values(page: Page) -> set[str]:
+    values: set[str] = set()
+    for frame in page.frames:
+        with contextlib.suppress(PlaywrightError):
+            values.update(await frame.evaluate(_PASSWORD_VALUES_JS))
+    return values
+
+
+def mask_passwords(snapshot: str, values: set[str]) -> str:
+    """The aria snapshot shows a textbox's value, password fields' too: mask those, so typed passwords
+    reach neither the model nor the stored snapshot."""
+    if not values:
+        return snapshot
+    forms = {form for value in values for form in (value, json.dumps(value)[1:-1])}
+
+    def masked(line: str) -> str:
+        match = _TEXTBOX_VALUE.match(line)
+        if match and any(form in match[2] for form in forms):
+            return f"{match[1]}: {PASSWORD_MASK}"
+        return line
+
+    return "\n".join(masked(line) for line in snapshot.split("\n"))
 
 
 async def _aria_snapshot(page: Page) -> str:

@@ -1,0 +1,127 @@
+"""Login runs with a stored credential through the official SDK: 2FA from the stored authenticator secret
+and from a pushed code; the secret values appear nowhere we store or answer (artifacts, rows, logs, API)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+from skyvern import Skyvern
+from skyvern.client.types import NonEmptyPasswordCredential
+
+from tests.fakes.fake_llm import FakeLLM
+from tests.sites.server import SiteServer
+from tests.support.stack import Stack
+
+PASSWORD = "Tr0ub4dor-and-3-horses"
+TOTP_SECRET = pyotp.random_base32()
+
+
+def call(name: str, role: str, label: str, **args: Any) -> dict[str, Any]:
+    return {"name": name, "args": {"ref": {"role": role, "name": label}, **args}}
+
+
+# The password is typed in one step and submitted in the next, so a snapshot (and the planner request
+# built from it) is taken while the filled password field is on the page.
+LOGIN_SCRIPT = [
+    [call("input_text", "textbox", "Username", text="{{credential.username}}"),
+     call("input_text", "textbox", "Password", text="{{credential.password}}")],
+    [call("click", "button", "Log in")],
+    [call("verification_code", "textbox", "Verification code"), call("click", "button", "Verify")],
+    [{"name": "complete", "args": {"output": {"logged_in": True}, "summary": "Logged in."}}],
+]
+
+
+def _login(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str,
+           credential: NonEmptyPasswordCredential, push: str | None = None) -> tuple[dict[str, Any], str]:
+    """Store the credential, (push a code,) log in through the SDK; returns the final run and credential id."""
+    fake_llm.script(token, LOGIN_SCRIPT)
+
+    async def scenario() -> tuple[str, str]:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        stored = await skyvern.create_credential(name=f"site {token}", credential_type="password",
+                                                 credential=credential)
+        assert stored.credential_id.startswith("cred_")
+        assert (await skyvern.get_credential(stored.credential_id)).name == f"site {token}"
+        assert stored.credential_id in [c.credential_id for c in await skyvern.get_credentials(page_size=100)]
+        if push:
+            await skyvern.send_totp_code(totp_identifier=credential.totp_identifier or "", content=push)
+        run = await skyvern.login(credential_type="skyvern", credential_id=stored.credential_id,
+                                  url=sites.url("/login.html"), prompt=f"Sign in ({token})")
+        assert run.run_id.startswith("wr_")
+        return run.run_id, stored.credential_id
+
+    run_id, credential_id = asyncio.run(scenario())
+    run = embedded.wait_final(run_id, timeout=120)
+    assert run["status"] == "completed", run.get("failure_reason")
+    assert run["run_type"] == "workflow_run" and run["output"] == {"logged_in": True}
+    return run, credential_id
+
+
+def _submitted(sites: SiteServer, path_field: str, username: str) -> dict[str, str]:
+    return [s for s in sites.submissions if s.get("username") == username and path_field in s][-1]
+
+
+def test_login_with_the_stored_authenticator_secret(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer,
+                                                    token: str) -> None:
+    username = f"ada-{token}"
+    run, credential_id = _login(embedded, fake_llm, sites, token, NonEmptyPasswordCredential(
+        username=username, password=PASSWORD, totp=TOTP_SECRET))
+    assert _submitted(sites, "password", username)["password"] == PASSWORD  # the real value was typed
+    code = _submitted(sites, "code", username)["code"]
+    assert pyotp.TOTP(TOTP_SECRET).verify(code, valid_window=1)
+
+    fetched = asyncio.run(Skyvern(base_url=embedded.base_url, api_key=embedded.api_key).get_run(run["run_id"]))
+    assert fetched.run_type == "workflow_run" and fetched.status == "completed"
+    _assert_secrets_nowhere(embedded, fake_llm, token, run["run_id"], [PASSWORD, TOTP_SECRET])
+
+    async def delete() -> None:
+        await Skyvern(base_url=embedded.base_url, api_key=embedded.api_key).delete_credential(credential_id)
+
+    asyncio.run(delete())
+    with embedded.client() as client:
+        assert client.get(f"/v1/credentials/{credential_id}").status_code == 404
+
+
+def test_login_with_a_pushed_code(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    username = f"grace-{token}"
+    run, _ = _login(embedded, fake_llm, sites, token, NonEmptyPasswordCredential(
+        username=username, password=PASSWORD, totp_identifier=f"{username}@example.com", totp_type="email"),
+        push="Your sign-in code is 246810. It expires in 10 minutes.")
+    assert _submitted(sites, "code", username)["code"] == "246810"
+    _assert_secrets_nowhere(embedded, fake_llm, token, run["run_id"], [PASSWORD])
+
+
+def _assert_secrets_nowhere(stack: Stack, fake_llm: FakeLLM, token: str, run_id: str,
+                            secrets: list[str]) -> None:
+    """Search every stored artifact, every file in the data dir (database included), the server log,
+    the API's answers and what the model was sent for each secret value."""
+    places: dict[str, str] = {}
+    with stack.client() as client:
+        for path in (f"/v1/runs/{run_id}", f"/v1/runs/{run_id}/timeline", f"/v1/runs/{run_id}/artifacts",
+                     "/v1/credentials?page_size=100", f"/api/v1/tasks/{run_id}"):
+            response = client.get(path)
+            assert response.status_code == 200, (path, response.text)
+            places[path] = response.text
+        artifacts = client.get(f"/v1/runs/{run_id}/artifacts").json()
+        kinds = {a["artifact_type"] for a in artifacts}
+        assert {"visible_elements_tree", "llm_request", "html_scrape"} <= kinds
+        for artifact in artifacts:
+            places[f"artifact {artifact['artifact_type']}"] = httpx.get(artifact["signed_url"], timeout=10).text
+        timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
+    typed = [item["action"]["arguments"].get("text") for step in timeline if step["type"] == "step"
+             for item in step["children"] if item["action"]["action_type"] == "input_text"]
+    assert "{{credential.password}}" in typed  # what is recorded is the placeholder
+    data_dir = Path(stack.env["WAYFARER_DATA_DIR"])
+    for file in [*data_dir.rglob("*"), *stack.log_dir.glob("*.log")]:
+        if file.is_file():
+            places[str(file)] = file.read_bytes().decode("latin-1")
+    places["llm requests"] = json.dumps(fake_llm.requests_for(token))
+    assert fake_llm.requests_for(token), "the model was asked"
+    for secret in secrets:
+        leaks = [where for where, text in places.items() if secret in text]
+        assert not leaks, f"secret found in {leaks}"
