@@ -36,13 +36,18 @@ LOGIN_SCRIPT = [
 ]
 
 
+def _sdk(stack: Stack) -> Skyvern:
+    """A fresh async client per asyncio.run: its connection pool belongs to one event loop."""
+    return Skyvern(base_url=stack.base_url, api_key=stack.api_key)
+
+
 def _login(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str,
            credential: NonEmptyPasswordCredential, push: str | None = None) -> tuple[dict[str, Any], str]:
-    """Store the credential, (push a code,) log in through the SDK; returns the final run and credential id."""
+    """Store the credential, maybe push a code, log in through the SDK; returns the run and credential id."""
     fake_llm.script(token, LOGIN_SCRIPT)
 
     async def scenario() -> tuple[str, str]:
-        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        skyvern = _sdk(embedded)
         stored = await skyvern.create_credential(name=f"site {token}", credential_type="password",
                                                  credential=credential)
         assert stored.credential_id.startswith("cred_")
@@ -75,14 +80,11 @@ def test_login_with_the_stored_authenticator_secret(embedded: Stack, fake_llm: F
     code = _submitted(sites, "code", username)["code"]
     assert pyotp.TOTP(TOTP_SECRET).verify(code, valid_window=1)
 
-    fetched = asyncio.run(Skyvern(base_url=embedded.base_url, api_key=embedded.api_key).get_run(run["run_id"]))
+    fetched = asyncio.run(_sdk(embedded).get_run(run["run_id"]))
     assert fetched.run_type == "workflow_run" and fetched.status == "completed"
     _assert_secrets_nowhere(embedded, fake_llm, token, run["run_id"], [PASSWORD, TOTP_SECRET])
 
-    async def delete() -> None:
-        await Skyvern(base_url=embedded.base_url, api_key=embedded.api_key).delete_credential(credential_id)
-
-    asyncio.run(delete())
+    asyncio.run(_sdk(embedded).delete_credential(credential_id))
     with embedded.client() as client:
         assert client.get(f"/v1/credentials/{credential_id}").status_code == 404
 
@@ -111,7 +113,8 @@ def _assert_secrets_nowhere(stack: Stack, fake_llm: FakeLLM, token: str, run_id:
         kinds = {a["artifact_type"] for a in artifacts}
         assert {"visible_elements_tree", "llm_request", "html_scrape"} <= kinds
         for artifact in artifacts:
-            places[f"artifact {artifact['artifact_type']}"] = httpx.get(artifact["signed_url"], timeout=10).text
+            content = httpx.get(artifact["signed_url"], timeout=10).content.decode("latin-1")
+            places[f"{artifact['artifact_type']} {artifact['artifact_id']}"] = content
         timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
     typed = [item["action"]["arguments"].get("text") for step in timeline if step["type"] == "step"
              for item in step["children"] if item["action"]["action_type"] == "input_text"]
