@@ -90,6 +90,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     workdir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{run_id}-"))
     browser: BrowserRun | None = None
     planner: Planner | None = None
+    downloads = 0
     try:
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         planner = Planner(ctx.settings, task)
@@ -103,7 +104,8 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
         if planner is not None:
             await planner.aclose()
         if browser is not None:
-            await _store_final_artifacts(browser, store)
+            downloads = await _store_final_artifacts(browser, store)
+    outcome = _require_download(run, outcome, downloads)
     try:
         await store.flush()  # the run is not final before everything it recorded is stored
     except Exception as exc:
@@ -161,8 +163,18 @@ def _reason_from(exc: Exception, store: DbRunStore) -> str:
     return f"The run stopped{where} because of an error: {detail}{last}."
 
 
-async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> None:
-    """screenshot_final, html_scrape, then (after closing) recording, downloads and console log."""
+def _require_download(run: Run, outcome: RunOutcome, downloads: int) -> RunOutcome:
+    """A download_files run has succeeded only if a file was downloaded."""
+    if outcome.status != "completed" or downloads or run.run_request.get("workflow_id") != "download_files":
+        return outcome
+    return RunOutcome("failed", output=outcome.output, summary=outcome.summary, failure_reason=(
+        "The model reported the task complete, but no file was downloaded; check that the navigation "
+        "goal leads to a download link or button."))
+
+
+async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> int:
+    """screenshot_final, html_scrape, then (after closing) recording, downloads and console log;
+    returns how many files were downloaded."""
     page = browser.active_page
     if not browser.crashed:
         try:
@@ -180,6 +192,7 @@ async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> None
         await store.save_artifact_file(None, "download", path, "application/octet-stream", path.name)
     if media.console_log:
         await store.save_artifact(None, "browser_console_log", media.console_log.encode(), "text/plain")
+    return len(media.downloads)
 
 
 def _finalize(ctx: WorkerContext, run_id: str, outcome: RunOutcome) -> bool:

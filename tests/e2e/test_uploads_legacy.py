@@ -67,6 +67,13 @@ def test_download_files_task_reports_the_downloaded_file(embedded: Stack, fake_l
     assert download["checksum"] == hashlib.sha256(DOWNLOAD_BYTES).hexdigest()
     assert httpx.get(download["url"], timeout=10).content == DOWNLOAD_BYTES
 
+    fake_llm.script(f"{token}-nothing", [[call("complete", output={"downloaded": None}, summary="nothing")]])
+    with embedded.client() as client:
+        empty = client.post("/v1/run/tasks/download_files", json={
+            "navigation_goal": f"Download it ({token}-nothing)", "url": sites.url("/download.html")}).json()
+    failed = embedded.wait_final(empty["run_id"])
+    assert failed["status"] == "failed" and "no file was downloaded" in failed["failure_reason"]
+
 
 def test_legacy_task_routes_run_the_same_runs(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer,
                                               token: str) -> None:
