@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -14,13 +16,15 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.engine import session_scope
-from app.db.models import Run
+from app.db.models import Organization, Run
 from app.runs.lifecycle import RunStatus
 from app.settings import Settings
 
 MAX_SCHEMA_DEPTH = 32
 QUEUED_RETRY_AFTER_SECONDS = 10
 ORG_SLOT_POLL_SECONDS = 1.0
+_CLAIMS = threading.Lock()
+T = TypeVar("T")
 
 
 class OrgLimitReached(Exception):
@@ -44,23 +48,31 @@ def check_org_can_queue(session: Session, settings: Settings, organization_id: s
                               QUEUED_RETRY_AFTER_SECONDS)
 
 
-def _org_at_running_limit(settings: Settings, run_id: str) -> bool:
-    """Whether the queued run's organization already has WAYFARER_ORG_MAX_RUNNING_RUNS runs running."""
-    with session_scope(settings.database_url) as s:
+def _claim_if_room(settings: Settings, run_id: str, claim: Callable[[], T]) -> tuple[bool, T | None]:
+    """(True, claim()) unless the run's organization has WAYFARER_ORG_MAX_RUNNING_RUNS runs running.
+    The organization's row stays locked (FOR UPDATE; a process lock where the database has none) from
+    the count until the claim is committed, so concurrent claims of one organization take turns."""
+    with _CLAIMS, session_scope(settings.database_url) as s:
         run = s.get(Run, run_id)
         if run is None or run.status != RunStatus.queued.value:
-            return False  # nothing to hold back: the claim will say what became of it
+            return True, claim()  # nothing to hold back: the claim says what became of the run
+        s.execute(select(Organization.id).where(Organization.id == run.organization_id).with_for_update())
         running = s.scalar(select(func.count()).select_from(Run).where(
             Run.organization_id == run.organization_id, Run.status == RunStatus.running.value)) or 0
-        return running >= (settings.org_max_running_runs or 0)
+        if running >= (settings.org_max_running_runs or 0):
+            return False, None
+        return True, claim()
 
 
-async def wait_for_org_slot(settings: Settings, run_id: str) -> None:
-    """Hold a run queued while its organization is at WAYFARER_ORG_MAX_RUNNING_RUNS (checked before the
-    claim, so concurrent workers can overshoot it by at most one run each)."""
+async def claim_within_org_limit(settings: Settings, run_id: str, claim: Callable[[], T]) -> T | None:
+    """Call `claim` (in a thread) once the run's organization is under WAYFARER_ORG_MAX_RUNNING_RUNS;
+    until then the run stays queued and this waits."""
     if settings.org_max_running_runs is None:
-        return
-    while await asyncio.to_thread(_org_at_running_limit, settings, run_id):
+        return await asyncio.to_thread(claim)
+    while True:
+        claimed, result = await asyncio.to_thread(_claim_if_room, settings, run_id, claim)
+        if claimed:
+            return result
         await asyncio.sleep(ORG_SLOT_POLL_SECONDS)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from app.credentials import CredentialValues, load_run_credential
 from app.db.engine import session_scope
 from app.db.models import Run
-from app.limits import over_token_cap, wait_for_org_slot
+from app.limits import claim_within_org_limit, over_token_cap
 from app.observability import BROWSER_CONTEXTS, bind_run
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
@@ -76,8 +76,7 @@ def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
 
 async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     """Run `run_id` if this worker can claim it; returns whether it ran here."""
-    await wait_for_org_slot(ctx.settings, run_id)
-    run = await asyncio.to_thread(_claim, ctx, run_id)
+    run = await claim_within_org_limit(ctx.settings, run_id, lambda: _claim(ctx, run_id))
     if run is None:
         log.info("run %s not claimed (already taken or ended)", run_id)
         return False
