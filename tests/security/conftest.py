@@ -14,12 +14,15 @@ import pytest
 
 from app.accounts import create_api_key, create_organization
 from app.db.engine import session_scope
+from tests.e2e.conftest import token
 from tests.e2e.flows import FORM_PATH, form_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
 from tests.support.services import throwaway_postgres
 from tests.support.stack import Stack, running_stack
 from tests.support.webhook_receiver import Received, webhook_receiver
+
+__all__ = ["CREDENTIAL_PASSWORD", "Tenants", "server", "tenants", "token"]
 
 CREDENTIAL_PASSWORD = f"pw-{uuid.uuid4().hex}"
 
@@ -29,11 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Itera
     with running_stack(tmp_path_factory.mktemp("security"), llm_base_url=fake_llm.base_url,
                        extra_env={"WAYFARER_MAX_CONCURRENT_RUNS": "2"}) as stack:
         yield stack
-
-
-@pytest.fixture
-def token() -> str:
-    return f"task-{uuid.uuid4().hex[:10]}"
 
 
 @dataclass
