@@ -24,6 +24,10 @@ class CeleryDispatcher:
         from workers.celery_app import make_celery
 
         self._celery = make_celery(settings)
+        # A submission answers 503 at once while Redis is down, instead of after kombu's ~6 s of
+        # reconnect attempts per request (the sweeper re-dispatches what is stored as queued).
+        self._celery.conf.broker_transport_options = {**self._celery.conf.broker_transport_options,
+                                                      "max_retries": 0}
 
     def enqueue(self, run_id: str) -> None:
         from kombu.exceptions import OperationalError
