@@ -91,7 +91,7 @@ def create_credential(request: CreateCredentialRequest, session: SessionDep, set
 @router.get("/v1/credentials", response_model=list[CredentialResponse])
 def get_credentials(
     session: SessionDep, caller: CallerDep,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,  # the offset must fit in a bigint
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     credential_type: Annotated[str | None, Query()] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
