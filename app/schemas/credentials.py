@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.schemas.runs import normalize_http_url
+from app.schemas.runs import OneOffRunFields
 
 OtpType = Literal["totp", "magic_link"]
 
@@ -129,26 +129,13 @@ class CredentialResponse(BaseModel):
     modified_at: datetime
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(OneOffRunFields):
     """Skyvern's LoginRequest (POST /v1/run/tasks/login)."""
 
-    model_config = ConfigDict(extra="ignore")
 
     credential_type: Literal["skyvern", "bitwarden", "1password", "azure_vault"]
     credential_id: str | None = None
-    url: str | None = None
     prompt: str | None = None
-    webhook_url: str | None = None
-    proxy_location: str | dict[str, Any] | None = None
-    totp_identifier: str | None = Field(default=None, max_length=500)
-    totp_url: str | None = None
-    browser_session_id: str | None = None
-    browser_profile_id: str | None = None
-    start_fresh_browser: bool | None = None
-    browser_address: str | None = None
-    extra_http_headers: dict[str, str] | None = None
-    cdp_connect_headers: dict[str, str] | None = None
-    max_screenshot_scrolling_times: int | None = None
     bitwarden_collection_id: str | None = None
     bitwarden_item_id: str | None = None
     onepassword_vault_id: str | None = None
@@ -157,8 +144,3 @@ class LoginRequest(BaseModel):
     azure_vault_username_key: str | None = None
     azure_vault_password_key: str | None = None
     azure_vault_totp_secret_key: str | None = None
-
-    @field_validator("url", "webhook_url", "totp_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return normalize_http_url(value)

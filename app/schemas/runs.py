@@ -201,3 +201,27 @@ class WorkflowRunResponse(TaskRunResponse):
     retry_pending: bool = False
     next_attempt_at: datetime | None = None
     attempts: list[dict[str, Any]] = []
+
+
+class OneOffRunFields(BaseModel):
+    """The browser, webhook and 2FA fields Skyvern's login and download_files requests share."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url: str | None = None
+    webhook_url: str | None = None
+    proxy_location: str | dict[str, Any] | None = None
+    totp_identifier: str | None = Field(default=None, max_length=500)
+    totp_url: str | None = None
+    browser_session_id: str | None = None
+    browser_profile_id: str | None = None
+    start_fresh_browser: bool | None = None
+    browser_address: str | None = None
+    extra_http_headers: dict[str, str] | None = None
+    cdp_connect_headers: dict[str, str] | None = None
+    max_screenshot_scrolling_times: int | None = None
+
+    @field_validator("url", "webhook_url", "totp_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return normalize_http_url(value)
