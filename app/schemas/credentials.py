@@ -132,7 +132,6 @@ class CredentialResponse(BaseModel):
 class LoginRequest(OneOffRunFields):
     """Skyvern's LoginRequest (POST /v1/run/tasks/login)."""
 
-
     credential_type: Literal["skyvern", "bitwarden", "1password", "azure_vault"]
     credential_id: str | None = None
     prompt: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from app.schemas.runs import OneOffRunFields
 
@@ -18,8 +18,6 @@ class UploadFileResponse(BaseModel):
 
 class DownloadFilesRequest(OneOffRunFields):
     """Skyvern's DownloadFilesRequest (POST /v1/run/tasks/download_files)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     navigation_goal: str = Field(min_length=1)
     download_suffix: str | None = Field(default=None, max_length=100)
