@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 30.0
 
     max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
+    allow_local_files: bool = False  # upload_file may take a path on the worker's own disk
     org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429
     org_max_running_runs: int | None = None  # per organization; further runs wait queued
     run_max_tokens: int | None = None  # LLM tokens (prompt + completion) one run may use; then timed_out

@@ -284,7 +284,7 @@ async def _checkbox(run: BrowserRun, args: dict[str, Any], store: RunStore) -> D
 
 async def _upload_file(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
     locator, label = await _element(run, args)
-    path = await _fetch_upload(_text_arg(args, "file_url"), run.workdir)
+    path = await _fetch_upload(_text_arg(args, "file_url"), run.workdir, run.allow_local_files)
     tag, kind = await _tag_and_type(locator)
     if tag == "input" and kind == "file":
         await locator.set_input_files(path)
@@ -313,7 +313,7 @@ async def _associated_file_input(locator: Locator) -> ElementHandle | None:
     return element
 
 
-async def _fetch_upload(file_url: str, workdir: Path) -> Path:
+async def _fetch_upload(file_url: str, workdir: Path, allow_local_files: bool) -> Path:
     folder = workdir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     scheme = urlsplit(file_url).scheme.lower()
@@ -330,6 +330,10 @@ async def _fetch_upload(file_url: str, workdir: Path) -> Path:
         path = Path(tempfile.mkdtemp(dir=folder)) / name
         path.write_bytes(response.content)
         return path
+    if scheme in {"", "file"} and not allow_local_files:
+        raise ActionError("file_url names a file on the worker, and uploading the worker's own files is "
+                          "off (WAYFARER_ALLOW_LOCAL_FILES); use an http(s) URL such as an upload's "
+                          "presigned_url.")
     local = Path(unquote(urlsplit(file_url).path) if scheme == "file" else file_url)
     if scheme in {"", "file"} and local.is_file():
         return local

@@ -156,6 +156,7 @@ class BrowserRun:
                  settings: Settings) -> None:
         self.run_id = run_id
         self.action_timeout_ms = settings.action_timeout_ms
+        self.allow_local_files = settings.allow_local_files
         self.navigation_timeout_ms = settings.navigation_timeout_ms
         self.settle_timeout_ms = settings.step_settle_timeout_ms
         self.context = context

@@ -4,6 +4,7 @@ browser as anything but a failed action."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,24 @@ def test_goto_url_to_a_hostile_scheme_fails_the_action_not_the_worker(
     for action in hostile:
         assert action["succeeded"] is False
         assert "only http(s) URLs can be opened" in action["outcome"], action
+
+
+def test_upload_file_never_takes_a_file_from_the_workers_disk(
+    server: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str
+) -> None:
+    secret_file = Path(server.env["WAYFARER_DATA_DIR"]) / "wayfarer.db"
+    attach = {"role": "button", "name": "Attach a file"}
+    targets = ["/etc/passwd", "file:///etc/passwd", str(secret_file)]
+    fake_llm.script(token, [[{"name": "upload_file", "args": {"ref": attach, "file_url": target}}]
+                            for target in targets]
+                    + [[{"name": "complete", "args": {"output": {"ok": True}, "summary": "done"}}]])
+    created = server.create_run(prompt=f"Attach files ({token})", url=sites.url("/upload.html"))
+    assert server.wait_final(created["run_id"])["status"] == "completed"
+    with server.client() as client:
+        timeline = client.get(f"/v1/runs/{created['run_id']}/timeline").json()
+    uploads = [child["action"] for item in timeline for child in item["children"]
+               if child["action"]["action_type"] == "upload_file"]
+    assert len(uploads) == len(targets)
+    for action in uploads:
+        assert action["succeeded"] is False
+        assert "WAYFARER_ALLOW_LOCAL_FILES" in action["outcome"], action
