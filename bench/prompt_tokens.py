@@ -49,7 +49,7 @@ INTERACTIVE_ROLES = frozenset({
     "switch", "slider", "spinbutton", "menuitem", "menuitemcheckbox", "menuitemradio", "tab", "treeitem",
 })
 FIXED_TARGET, TEST_TARGET, BIG_TARGET = 1500, 2000, 4000
-SCROLL_HINT = "scroll to reach the rest"
+SCROLL_HINT = "scroll up/down to see them"
 BOX = re.compile(r" \[box=[^\]]*\]")
 BOX_Y = re.compile(r"\[box=-?[\d.]+,(-?[\d.]+),")
 REF = re.compile(r"\[ref=([^\]]+)\]")
