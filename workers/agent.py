@@ -138,12 +138,15 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
                 "Check that the URL is right and reachable from the worker."))
     history: list[str] = []
     feedback: str | None = None  # what was wrong with the last answer; sent back once
+    acted_step: str | None = None  # its screenshot_action is the next capture's screenshot: no 2nd shot
     for index in range(task.max_steps):
         if run.crashed:
             return _crashed(run, index, history)
         started = time.monotonic()
         # Always taken: screenshot_llm shows the page the decision was made on, vision model or not.
         state = await capture(run, screenshot=True)
+        if acted_step is not None and state.screenshot:
+            await store.save_artifact(acted_step, "screenshot_action", state.screenshot, "image/jpeg")
         step_id = await store.start_step(index, state.url)
         if state.screenshot:
             await store.save_artifact(step_id, "screenshot_llm", state.screenshot, "image/jpeg")
@@ -187,16 +190,17 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
             history.append(result.outcome)
             if result.page_changed or not result.succeeded or run.crashed:
                 break
-        if acted and not run.crashed:
-            await _save_action_screenshot(run, store, step_id)
         await store.finish_step(step_id, decision.usage, max(0, _ms_since(started) - decision.usage.llm_ms))
-        if outcome is not None:
-            return outcome
-        if run.crashed:
+        acted_step = step_id if acted and not run.crashed else None
+        if outcome is None and run.crashed:
             return _crashed(run, index, history)
-        if problem is not None and feedback is not None:
-            return RunOutcome("failed", failure_reason=_second_strike(planner, problem, index))
+        if outcome is None and problem is not None and feedback is not None:
+            outcome = RunOutcome("failed", failure_reason=_second_strike(planner, problem, index))
+        if outcome is not None:
+            await _save_action_screenshot(run, store, acted_step)
+            return outcome
         feedback = problem
+    await _save_action_screenshot(run, store, acted_step)
     return RunOutcome("timed_out", failure_reason=(
         f"Reached the step limit ({task.max_steps} steps) before the goal was met; last action: "
         f"{_last(history) or 'none'}. Raise max_steps if the task needs more steps."))
@@ -242,7 +246,10 @@ def _crashed(run: BrowserRun, index: int, history: list[str] | None) -> RunOutco
         f"{_last(history or [], '; last action: ')}. The run can be retried."))
 
 
-async def _save_action_screenshot(run: BrowserRun, store: RunStore, step_id: str) -> None:
+async def _save_action_screenshot(run: BrowserRun, store: RunStore, step_id: str | None) -> None:
+    """The last acting step's screenshot_action, when no next capture will provide it."""
+    if step_id is None:
+        return
     try:
         shot = await run.active_page.screenshot(type="jpeg", quality=SCREENSHOT_QUALITY, scale="css",
                                                 timeout=SCREENSHOT_TIMEOUT_MS)
