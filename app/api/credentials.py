@@ -170,13 +170,9 @@ def login(request: LoginRequest, session: SessionDep, settings: SettingsDep, cal
     goal = LOGIN_GOAL.format(username=vault.placeholder("username"), password=vault.placeholder("password"))
     if request.prompt:
         goal += f"\nAdditional instructions: {request.prompt}"
-    task = TaskRunRequest(
-        prompt=goal, url=request.url, title=f"Login with {credential.name}", webhook_url=request.webhook_url,
-        proxy_location=request.proxy_location,
-        totp_identifier=request.totp_identifier or credential.public.get("totp_identifier"),
-        totp_url=request.totp_url, browser_session_id=request.browser_session_id,
-        browser_profile_id=request.browser_profile_id, extra_http_headers=request.extra_http_headers,
-    )
+    task = request.task_request(
+        goal, f"Login with {credential.name}",
+        totp_identifier=request.totp_identifier or credential.public.get("totp_identifier"))
     workflow = service.OneOffWorkflow("login", {
         "credential_type": request.credential_type, "credential_id": credential.id,
         "user_prompt": request.prompt})

@@ -24,7 +24,7 @@ from app.db.models import Artifact, utcnow
 from app.run_views import ArtifactLinks
 from app.runs import ids, service
 from app.schemas.files import DownloadFilesRequest, UploadFileResponse
-from app.schemas.runs import TaskRunRequest, WorkflowRunResponse
+from app.schemas.runs import WorkflowRunResponse
 from app.settings import Settings
 from app.storage import ArtifactStore
 
@@ -113,13 +113,8 @@ def download_files(request: DownloadFilesRequest, session: SessionDep, settings:
                    caller: CallerDep, dispatcher: DispatcherDep, links: LinksDep) -> WorkflowRunResponse:
     if not request.url:
         raise HTTPException(status_code=400, detail="url is required: the page to start downloading from.")
-    task = TaskRunRequest(
-        prompt=DOWNLOAD_GOAL.format(goal=request.navigation_goal), url=request.url, title="Download files",
-        webhook_url=request.webhook_url, proxy_location=request.proxy_location,
-        totp_identifier=request.totp_identifier, totp_url=request.totp_url,
-        browser_session_id=request.browser_session_id, browser_profile_id=request.browser_profile_id,
-        extra_http_headers=request.extra_http_headers, max_steps=request.max_steps_per_run,
-    )
+    task = request.task_request(DOWNLOAD_GOAL.format(goal=request.navigation_goal), "Download files",
+                                max_steps=request.max_steps_per_run)
     workflow = service.OneOffWorkflow("download_files", {
         "navigation_goal": request.navigation_goal, "download_suffix": request.download_suffix,
         "download_timeout": request.download_timeout})

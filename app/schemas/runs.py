@@ -225,3 +225,12 @@ class OneOffRunFields(BaseModel):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return normalize_http_url(value)
+
+    def task_request(self, prompt: str, title: str, **overrides: Any) -> TaskRunRequest:
+        """The task run this shortcut request stands for."""
+        fields = {"url": self.url, "webhook_url": self.webhook_url, "proxy_location": self.proxy_location,
+                  "totp_identifier": self.totp_identifier, "totp_url": self.totp_url,
+                  "browser_session_id": self.browser_session_id,
+                  "browser_profile_id": self.browser_profile_id,
+                  "extra_http_headers": self.extra_http_headers}
+        return TaskRunRequest(prompt=prompt, title=title, **{**fields, **overrides})
