@@ -9,8 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.url_policy import parse_policy
 
 
 class Settings(BaseSettings):
@@ -66,6 +68,7 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
     allow_local_files: bool = False  # upload_file may take a path on the worker's own disk
+    url_policy: str = "open"  # addresses runs may reach: open, public-only, allow:/deny:<CIDR>
     org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429
     org_max_running_runs: int | None = None  # per organization; further runs wait queued
     run_max_tokens: int | None = None  # LLM tokens (prompt + completion) one run may use; then timed_out
@@ -75,6 +78,12 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = None  # a worker serves /metrics here; unset: not served
     worker_metrics_host: str = "0.0.0.0"  # scraped from other hosts
     artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
+
+    @field_validator("url_policy")
+    @classmethod
+    def _url_policy(cls, value: str) -> str:
+        parse_policy(value)  # a bad value stops start-up with the message naming WAYFARER_URL_POLICY
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -25,6 +25,7 @@ from app.runs.lifecycle import FINAL
 from app.security import decrypt, sign_hex
 from app.settings import Settings
 from app.storage import make_store
+from app.url_policy import UrlDenied, parse_policy, resolve_allowed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class AttemptResult:
     latency_ms: int
     response_body: str | None
     error: str | None
+    refused: bool = False  # WAYFARER_URL_POLICY denied the target: nothing was sent
 
     @property
     def delivered(self) -> bool:
@@ -50,7 +52,7 @@ class AttemptResult:
     @property
     def retryable(self) -> bool:
         if self.status_code is None:
-            return True  # network error or timeout
+            return not self.refused  # else a network error or timeout
         return self.status_code in RETRY_STATUSES or self.status_code >= 500
 
 
@@ -94,10 +96,16 @@ def _headers(key: str, body: bytes) -> dict[str, str]:
             "x-skyvern-timestamp": str(int(time.time()))}
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> AttemptResult:
+def _post(settings: Settings, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     started = time.monotonic()
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        target = resolve_allowed(url, parse_policy(settings.url_policy))
+    except UrlDenied as exc:
+        return AttemptResult(None, 0, None, f"Not sent: {exc}", refused=True)
+    try:
+        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+            response = client.post(target.request_url, content=body, headers={**headers, **target.headers},
+                                   extensions=target.extensions)
     except httpx.HTTPError as exc:
         return AttemptResult(None, int((time.monotonic() - started) * 1000), None,
                              f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
@@ -161,7 +169,7 @@ def deliver(settings: Settings, run_id: str) -> None:
     def send_once() -> AttemptResult:
         nonlocal attempts
         attempts += 1
-        result = _post(url, body, _headers(key, body), settings.webhook_timeout_seconds)
+        result = _post(settings, url, body, _headers(key, body))
         _record(settings, run_id, attempts, url, result, replay=False)
         return result
 
@@ -196,7 +204,7 @@ def replay(settings: Settings, run_id: str, webhook_url: str | None,
     if key is None:
         raise ReplayRefused("Organization does not have a valid API key configured.")
     headers = _headers(key, body)
-    result = _post(target, body, headers, settings.webhook_timeout_seconds)
+    result = _post(settings, target, body, headers)
     _record(settings, run_id, 1, target, result, replay=True)
     return {"run_id": run.id, "run_type": run.run_type, "default_webhook_url": run.webhook_url,
             "target_webhook_url": target, "payload": body.decode(), "headers": headers,

@@ -21,6 +21,7 @@ from playwright.async_api import ElementHandle, Locator, Page, Request
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from app.url_policy import UrlDenied, check_navigation, fetch
 from workers.agent import ActionResult, RunStore, ToolCall
 from workers.browser import BrowserRun
 
@@ -65,7 +66,7 @@ async def apply(run: BrowserRun, call: ToolCall, store: RunStore) -> ActionResul
     watch = _NavigationWatch(page_before)
     try:
         done = await handler(run, call.args, store)
-    except ActionError as exc:
+    except (ActionError, UrlDenied) as exc:
         return ActionResult(False, f"{_describe(run, call)} -> {exc}",
                             page_changed=_navigated(run, url_before))
     except PlaywrightError as exc:
@@ -284,7 +285,7 @@ async def _checkbox(run: BrowserRun, args: dict[str, Any], store: RunStore) -> D
 
 async def _upload_file(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
     locator, label = await _element(run, args)
-    path = await _fetch_upload(_text_arg(args, "file_url"), run.workdir, run.allow_local_files)
+    path = await _fetch_upload(_text_arg(args, "file_url"), run)
     tag, kind = await _tag_and_type(locator)
     if tag == "input" and kind == "file":
         await locator.set_input_files(path)
@@ -313,14 +314,14 @@ async def _associated_file_input(locator: Locator) -> ElementHandle | None:
     return element
 
 
-async def _fetch_upload(file_url: str, workdir: Path, allow_local_files: bool) -> Path:
-    folder = workdir / "uploads"
+async def _fetch_upload(file_url: str, run: BrowserRun) -> Path:
+    folder = run.workdir / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     scheme = urlsplit(file_url).scheme.lower()
     if scheme in {"http", "https"}:
         try:
-            async with httpx.AsyncClient(follow_redirects=True, timeout=30) as client:
-                response = await client.get(file_url)
+            async with httpx.AsyncClient(timeout=30) as client:
+                response = await fetch(client, "GET", file_url, run.url_policy, follow_redirects=True)
                 response.raise_for_status()
         except httpx.HTTPError as exc:
             raise ActionError(f"could not download file_url {file_url}: {exc}") from None
@@ -330,7 +331,7 @@ async def _fetch_upload(file_url: str, workdir: Path, allow_local_files: bool) -
         path = Path(tempfile.mkdtemp(dir=folder)) / name
         path.write_bytes(response.content)
         return path
-    if scheme in {"", "file"} and not allow_local_files:
+    if scheme in {"", "file"} and not run.allow_local_files:
         raise ActionError("file_url names a file on the worker, and uploading the worker's own files is "
                           "off (WAYFARER_ALLOW_LOCAL_FILES); use an http(s) URL such as an upload's "
                           "presigned_url.")
@@ -436,6 +437,7 @@ async def _goto_url(run: BrowserRun, args: dict[str, Any], store: RunStore) -> D
     scheme = urlsplit(url).scheme.lower()
     if scheme not in {"http", "https"}:
         raise ActionError(f"only http(s) URLs can be opened, not {scheme}: URLs.")
+    await check_navigation(url, run.url_policy)
     await _navigate(run, url, lambda page: page.goto(url, wait_until="domcontentloaded"))
     return Done(f"goto_url {url}", stale=True)
 

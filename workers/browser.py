@@ -15,6 +15,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import playwright
 from playwright.async_api import (
@@ -24,11 +25,13 @@ from playwright.async_api import (
     Download,
     Page,
     Playwright,
+    Route,
     async_playwright,
 )
 from playwright.async_api import Error as PlaywrightError
 
 from app.settings import Settings
+from app.url_policy import UrlDenied, check_navigation, parse_policy
 from workers.agent import BrowserOptions
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class BrowserPool:
     async def _open_context(self, browser: Browser, run_id: str, options: BrowserOptions,
                             workdir: Path) -> BrowserRun:
         viewport = {"width": options.viewport_width, "height": options.viewport_height}
+        policy = parse_policy(self._settings.url_policy)
         context = await browser.new_context(
             viewport=viewport,  # type: ignore[arg-type]
             locale=options.locale,
@@ -124,11 +128,14 @@ class BrowserPool:
             extra_http_headers=options.extra_http_headers,
             accept_downloads=True,
             record_video_dir=workdir / "video",  # default size (fits 800x800): cheap to encode
+            service_workers="block" if policy.restricts else "allow",  # their requests bypass routes
         )
         context.set_default_timeout(self._settings.action_timeout_ms)
         context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
         try:
+            if policy.restricts:  # routing every request costs time: only when something is denied
+                await context.route("**/*", _RequestGuard(run).check)
             await context.new_page()  # tracked through the context's "page" event
         except BaseException:
             await run.close()
@@ -149,6 +156,34 @@ class BrowserPool:
         return self._browser
 
 
+class _RequestGuard:
+    """Aborts a run's page requests to hosts WAYFARER_URL_POLICY denies, resolving each host once per
+    run. Routes do not see redirects, and Chromium resolves names itself (docs/deployment.md)."""
+
+    def __init__(self, run: BrowserRun) -> None:
+        self._run = run
+        self._refusals: dict[str, str | None] = {}  # host -> why it is denied, None when allowed
+
+    async def check(self, route: Route) -> None:
+        url = route.request.url
+        host = urlsplit(url).hostname
+        if host and url.startswith(("http:", "https:")):
+            if host not in self._refusals:
+                try:
+                    await check_navigation(url, self._run.url_policy)
+                    self._refusals[host] = None
+                except UrlDenied as exc:
+                    self._refusals[host] = str(exc)
+            refusal = self._refusals[host]
+            if refusal is not None:
+                self._run._log_console("blocked", f"{url}: {refusal}")
+                with contextlib.suppress(PlaywrightError):
+                    await route.abort("blockedbyclient")
+                return
+        with contextlib.suppress(PlaywrightError):
+            await route.fallback()
+
+
 class BrowserRun:
     """One run's isolated browser context: its tabs, downloads, console and recording."""
 
@@ -157,6 +192,7 @@ class BrowserRun:
         self.run_id = run_id
         self.action_timeout_ms = settings.action_timeout_ms
         self.allow_local_files = settings.allow_local_files
+        self.url_policy = parse_policy(settings.url_policy)
         self.navigation_timeout_ms = settings.navigation_timeout_ms
         self.settle_timeout_ms = settings.step_settle_timeout_ms
         self.context = context

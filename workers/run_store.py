@@ -24,6 +24,7 @@ from app.runs import ids
 from app.security import decrypt, sign_hex
 from app.settings import Settings
 from app.storage import ArtifactStore
+from app.url_policy import UrlDenied, fetch, parse_policy
 from workers.agent import StepUsage
 from workers.write_behind import WriteBehind
 
@@ -205,8 +206,11 @@ class DbRunStore:
             headers["x-skyvern-signature"] = sign_hex(key, body)
         try:
             async with httpx.AsyncClient(timeout=10) as client:
-                response = await client.post(self._run.totp_url, content=body, headers=headers)
+                response = await fetch(client, "POST", self._run.totp_url,
+                                       parse_policy(self._settings.url_policy), content=body, headers=headers)
             code = response.json().get("verification_code") if response.status_code == 200 else None
+        except UrlDenied:
+            raise  # no code will ever come from there: the action says why
         except (httpx.HTTPError, ValueError, AttributeError):
             return None
         return str(code) if code else None

@@ -23,6 +23,7 @@ from app.schemas.credentials import normalize_totp_identifier
 from app.schemas.runs import TaskRunRequest
 from app.security import encrypt
 from app.settings import Settings
+from app.url_policy import literal_address_problem, parse_policy
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,16 @@ class OneOffWorkflow:
         return {"workflow_id": self.workflow_id, "parameters": parameters, **task_request}
 
 
+def _check_url_policy(settings: Settings, request: TaskRunRequest) -> None:
+    """A webhook_url / totp_url naming a denied IP is refused now; host names are checked when used."""
+    policy = parse_policy(settings.url_policy)
+    for name in ("webhook_url", "totp_url"):
+        url = getattr(request, name)
+        problem = literal_address_problem(url, policy) if url else None
+        if problem:
+            raise RunRejected(f"{name} {url} cannot be used: {problem}")
+
+
 def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
                     request: TaskRunRequest, api_key: str, workflow: OneOffWorkflow | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
@@ -75,6 +86,7 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
     if engine in FOREIGN_ENGINES:
         raise RunRejected(f"Engine {engine!r} is not supported by this server; use skyvern-1.0, "
                           "skyvern-2.0 or skyvern-3.0 (they run on Wayfarer's own agent).")
+    _check_url_policy(settings, request)
     run_request = request.model_dump(exclude_none=True)
     run_request["engine"] = engine
     if workflow is not None:

@@ -1,4 +1,5 @@
-"""Serves the test pages on 127.0.0.1 (two origins) and records what the pages send back.
+"""Serves the test pages on 127.0.0.1 (or another loopback address; two origins) and records what the
+pages send back.
 
 `serve_sites()` starts a threaded HTTP server on a random port plus a second one (another origin, for
 cross-origin iframes). Besides the static pages in `pages/` it answers:
@@ -10,6 +11,7 @@ cross-origin iframes). Besides the static pages in `pages/` it answers:
   GET  /slow?seconds=N         a page that answers after N seconds (capped at 30)
   GET  /hang                   never answers until the server stops (a page that never finishes loading)
   GET  /headers                the request headers as JSON
+  GET  /redirect?to=URL        a 302 to URL
 """
 
 from __future__ import annotations
@@ -86,6 +88,11 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
                 site.stopping.wait(300)
             elif parts.path == "/headers":
                 self._send(json.dumps(dict(self.headers.items())).encode(), "application/json")
+            elif parts.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", query["to"][0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
             else:
                 super().do_GET()
 
@@ -131,11 +138,11 @@ def _page(title: str, body: str) -> bytes:
 
 
 @contextmanager
-def serve_sites() -> Iterator[SiteServer]:
+def serve_sites(host: str = "127.0.0.1") -> Iterator[SiteServer]:
     site = SiteServer()
     handler = _handler(site)
     for _ in range(2):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = ThreadingHTTPServer((host, 0), handler)
         server.daemon_threads = True
         site._servers.append(server)
         threading.Thread(target=server.serve_forever, name="test-sites", daemon=True).start()
