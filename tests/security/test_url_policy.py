@@ -134,8 +134,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iter
 def _actions(stack: Stack, run_id: str, action_type: str) -> list[dict[str, Any]]:
     with stack.client() as client:
         timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
-    return [child["action"] for item in reversed(timeline) for child in item.get("children", [])
-            if child["action"]["action_type"] == action_type]
+    actions = [child["action"] for item in timeline for child in item.get("children", [])
+               if child["action"]["action_type"] == action_type]
+    return sorted(actions, key=lambda action: action["action_id"])  # ids grow with time
 
 
 def _webhook_failure_reason(stack: Stack, run_id: str, timeout: float = 20) -> str:
