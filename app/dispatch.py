@@ -12,7 +12,12 @@ class DispatchUnavailable(Exception):
 
 
 class Dispatcher(Protocol):
-    def enqueue(self, run_id: str) -> None: ...
+    def enqueue(self, run_id: str, queue: str | None = None) -> None:
+        """Send the run to a worker; `queue` names the worker holding the run's browser session."""
+        ...
+    def open_session(self, session_id: str) -> None:
+        """Have a worker open the browser session's browser (it then holds the session)."""
+        ...
     def enqueue_webhook(self, run_id: str) -> None:
         """Deliver the run's final webhook in the background (with retries)."""
         ...
@@ -29,11 +34,17 @@ class CeleryDispatcher:
         self._celery.conf.broker_transport_options = {**self._celery.conf.broker_transport_options,
                                                       "max_retries": 0}
 
-    def enqueue(self, run_id: str) -> None:
+    def enqueue(self, run_id: str, queue: str | None = None) -> None:
+        self._send("wayfarer.execute_run", run_id, queue)
+
+    def open_session(self, session_id: str) -> None:
+        self._send("wayfarer.open_session", session_id, None)
+
+    def _send(self, task: str, argument: str, queue: str | None) -> None:
         from kombu.exceptions import OperationalError
 
         try:
-            self._celery.send_task("wayfarer.execute_run", args=[run_id], retry=False)
+            self._celery.send_task(task, args=[argument], retry=False, **({"queue": queue} if queue else {}))
         except (OperationalError, OSError) as exc:
             raise DispatchUnavailable(f"The run queue is unavailable: {exc}") from exc
 
@@ -54,8 +65,11 @@ class InProcessDispatcher:
         self._host = RunHost(settings)
         self._stop_sweeper = start_sweeper(settings, self.enqueue)
 
-    def enqueue(self, run_id: str) -> None:
+    def enqueue(self, run_id: str, queue: str | None = None) -> None:
         self._host.submit(run_id)
+
+    def open_session(self, session_id: str) -> None:
+        self._host.open_session(session_id)
 
     def enqueue_webhook(self, run_id: str) -> None:
         self._host.deliver_webhook(run_id)

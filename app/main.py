@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
 from app.accounts import seed_api_key
-from app.api import artifacts, credentials, files, legacy, metrics, runs, system
+from app.api import artifacts, browser_sessions, credentials, files, legacy, metrics, runs, system
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
@@ -23,6 +23,7 @@ from app.observability import configure_logging
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
+from app.sessions.lifecycle import UnknownBrowserSession
 from app.settings import Settings, get_settings
 from app.storage import S3Store, make_store
 
@@ -88,15 +89,20 @@ async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after)})
 
 
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
-    for module in (runs, artifacts, credentials, files, legacy, system, metrics):
+    for module in (runs, artifacts, credentials, files, legacy, system, metrics, browser_sessions):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OrgLimitReached, _org_limit)
+    app.add_exception_handler(UnknownBrowserSession, _not_found)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app

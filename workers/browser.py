@@ -91,6 +91,13 @@ class BrowserPool:
                 self._playwright = await async_playwright().start()
             await self._ensure_browser()
 
+    async def playwright(self) -> Playwright:
+        """The worker's Playwright, on which browser sessions launch their own browsers."""
+        if self._playwright is None:
+            await self.start()
+        assert self._playwright is not None
+        return self._playwright
+
     async def stop(self) -> None:
         async with self._lock:
             if self._browser is not None:
@@ -185,10 +192,14 @@ class _RequestGuard:
 
 
 class BrowserRun:
-    """One run's isolated browser context: its tabs, downloads, console and recording."""
+    """One run's isolated browser context: its tabs, downloads, console and recording.
+
+    With keep_context (a run in a browser session) the run starts on the context's open tabs and
+    close() leaves the context, its tabs and their recording to the session.
+    """
 
     def __init__(self, run_id: str, browser: Browser, context: BrowserContext, workdir: Path,
-                 settings: Settings) -> None:
+                 settings: Settings, keep_context: bool = False) -> None:
         self.run_id = run_id
         self.action_timeout_ms = settings.action_timeout_ms
         self.allow_local_files = settings.allow_local_files
@@ -207,9 +218,13 @@ class BrowserRun:
         self._download_started = asyncio.Event()
         self._first_page: Page | None = None
         self._closed = False
+        self._keep_context = keep_context
         self._browser = browser
         browser.on("disconnected", self._on_disconnected)
         context.on("page", self._track_page)
+        if keep_context:
+            for page in context.pages:
+                self._track_page(page)
 
     @property
     def active_page(self) -> Page:
@@ -243,8 +258,8 @@ class BrowserRun:
         self.pages.append(page)
         self._active = len(self.pages) - 1
         page.on("console", self._on_console)
-        page.on("pageerror", lambda error: self._log_console("pageerror", str(error)))
-        page.on("crash", lambda _: self._mark_crashed("the page crashed"))
+        page.on("pageerror", self._on_page_error)
+        page.on("crash", self._on_crash)
         page.on("download", self._on_download)
         page.on("close", self._forget_page)
 
@@ -255,6 +270,21 @@ class BrowserRun:
         self.pages.remove(page)
         if self._active >= index:
             self._active = max(0, self._active - 1)
+
+    def _on_page_error(self, error: Exception) -> None:
+        self._log_console("pageerror", str(error))
+
+    def _on_crash(self, _page: Page) -> None:
+        self._mark_crashed("the page crashed")
+
+    def _release_pages(self) -> None:
+        """Stop listening to the kept context and its tabs (the next run of the session listens anew)."""
+        self.context.remove_listener("page", self._track_page)
+        for page in self.pages:
+            for event, handler in (("console", self._on_console), ("pageerror", self._on_page_error),
+                                   ("crash", self._on_crash), ("download", self._on_download),
+                                   ("close", self._forget_page)):
+                page.remove_listener(event, handler)
 
     def _on_console(self, message: ConsoleMessage) -> None:
         self._log_console(message.type, message.text)
@@ -287,7 +317,7 @@ class BrowserRun:
             self.crash_reason = reason
 
     async def close(self) -> RunMedia:
-        """Release the context whatever state it is in; never raises."""
+        """Release the context (or, with keep_context, just this run's hold on it); never raises."""
         if self._closed:
             return RunMedia(None, [], "")
         self._closed = True
@@ -299,6 +329,9 @@ class BrowserRun:
                 task.cancel()
             downloads = [path for task in done if not task.cancelled() and task.exception() is None
                          and (path := task.result()) is not None]
+        if self._keep_context:
+            self._release_pages()
+            return RunMedia(None, sorted(downloads), "\n".join(self._console))
         video = self._first_page.video if self._first_page is not None else None
         try:
             await asyncio.wait_for(self.context.close(), CLOSE_TIMEOUT_S)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 
 from celery import Celery
 
@@ -11,6 +12,7 @@ from app.settings import Settings
 
 RUNS_QUEUE = "wayfarer.runs"
 WEBHOOKS_QUEUE = "wayfarer.webhooks"
+WORKER_QUEUE_PREFIX = "wayfarer.worker."
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -24,6 +26,7 @@ def make_celery(settings: Settings) -> Celery:
         # longer than the longest run, or Redis re-delivers a message that is still being worked on
         broker_transport_options={"visibility_timeout": settings.run_deadline_seconds + 600},
         task_routes={"wayfarer.execute_run": {"queue": RUNS_QUEUE},
+                     "wayfarer.open_session": {"queue": RUNS_QUEUE},
                      "wayfarer.deliver_webhook": {"queue": WEBHOOKS_QUEUE}},
         worker_hijack_root_logger=False,
     )
@@ -36,12 +39,13 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     from workers.tasks import register_tasks
 
     app = make_celery(settings)
-    register_tasks(app, settings)
+    own_queue = f"{WORKER_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"  # runs for the sessions this worker holds
+    register_tasks(app, settings, own_queue)
     start_sweeper(settings, lambda run_id: app.send_task("wayfarer.execute_run", args=[run_id]))
     app.worker_main([
         "worker", "--pool", "threads",
         "--concurrency", str(concurrency or settings.max_concurrent_runs),
-        "--queues", f"{RUNS_QUEUE},{WEBHOOKS_QUEUE}",
+        "--queues", f"{RUNS_QUEUE},{WEBHOOKS_QUEUE},{own_queue}",
         "--hostname", f"wayfarer-{os.getpid()}@{socket.gethostname()}",
         "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",

@@ -13,17 +13,25 @@ import socket
 import threading
 from collections.abc import Callable
 
+from sqlalchemy import select
+
 from app import webhooks
+from app.db.engine import session_scope
+from app.db.models import Run
 from app.settings import Settings
 from app.storage import make_store
 from workers.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run
+from workers.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
 
 class RunHost:
-    def __init__(self, settings: Settings, on_final: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, on_final: Callable[[str], None] | None = None,
+                 worker_queue: str | None = None, forward: Callable[[str, str], None] | None = None) -> None:
+        """worker_queue: this worker's own Celery queue (runs for the sessions it holds go there);
+        forward(run_id, queue) sends a run to the worker holding its session."""
         self._settings = settings
         self._on_final = on_final or self.deliver_webhook
         self._loop = asyncio.new_event_loop()
@@ -36,6 +44,10 @@ class RunHost:
                                   f"{socket.gethostname()}:{os.getpid()}", self._on_final)
         self._in_flight: dict[str, concurrent.futures.Future[bool]] = {}
         self._lock = threading.Lock()
+        self._forward = forward or (lambda run_id, queue: None)  # embedded: every session is held here
+        to_self = (lambda run_id: self._forward(run_id, worker_queue)) if worker_queue else self.submit
+        self._sessions = SessionHost(settings, self._pool, self._ctx.store, self._ctx.worker_id, worker_queue,
+                                     to_self, self._on_final)
 
     def submit(self, run_id: str) -> concurrent.futures.Future[bool]:
         """Schedule a run (once, however often it is submitted); returns a future of execute_run."""
@@ -50,16 +62,42 @@ class RunHost:
     def run_blocking(self, run_id: str) -> bool:
         return self.submit(run_id).result()
 
+    def open_session(self, session_id: str) -> concurrent.futures.Future[bool]:
+        """Open and hold a browser session (its browser lives on this host's loop until it ends)."""
+        return asyncio.run_coroutine_threadsafe(self._sessions.open(session_id), self._loop)
+
     def _forget(self, run_id: str) -> None:
         with self._lock:
             self._in_flight.pop(run_id, None)
 
     async def _run(self, run_id: str) -> bool:
+        session_id = await asyncio.to_thread(self._session_of, run_id)
+        if session_id is not None:
+            return await self._run_in_session(run_id, session_id)
         async with self._slots:
             if self._pool_started is None:
                 self._pool_started = asyncio.ensure_future(self._pool.start())
             await asyncio.shield(self._pool_started)
             return await execute_run(self._ctx, run_id)
+
+    def _session_of(self, run_id: str) -> str | None:
+        with session_scope(self._settings.database_url) as s:
+            return s.scalar(select(Run.browser_session_id).where(Run.id == run_id))
+
+    async def _run_in_session(self, run_id: str, session_id: str) -> bool:
+        """Take the session's lock BEFORE claiming, so a second run waits its turn still queued."""
+        held = await self._sessions.held(session_id)
+        if held is None:
+            await asyncio.to_thread(self._sessions.route_elsewhere, run_id, session_id, self._forward)
+            return False
+        async with held.lock:
+            if held.closing:
+                return False  # the session's end ended this run too (sessions.end_session_runs)
+            async with self._slots:
+                try:
+                    return await execute_run(self._ctx, run_id, held)
+                finally:
+                    await held.release_run()
 
     def deliver_webhook(self, run_id: str) -> None:
         threading.Thread(target=webhooks.deliver, args=(self._settings, run_id),
@@ -72,6 +110,7 @@ class RunHost:
         _done, not_done = concurrent.futures.wait(pending, timeout=grace_seconds)
         for future in not_done:
             future.cancel()
+        asyncio.run_coroutine_threadsafe(self._sessions.stop(), self._loop).result(timeout=60)
         asyncio.run_coroutine_threadsafe(self._pool.stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)

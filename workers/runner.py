@@ -29,6 +29,7 @@ from workers.agent import BrowserOptions, PlannerError, RunOutcome, TaskSpec, dr
 from workers.browser import BrowserPool, BrowserRun
 from workers.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
+from workers.sessions import HeldSession
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
         return s.get(Run, run_id)
 
 
-async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
-    """Run `run_id` if this worker can claim it; returns whether it ran here."""
+async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | None = None) -> bool:
+    """Run `run_id` if this worker can claim it (inside `session`'s browser when given); returns
+    whether it ran here."""
     run = await claim_within_org_limit(ctx.settings, run_id, lambda: _claim(ctx, run_id))
     if run is None:
         log.info("run %s not claimed (already taken or ended)", run_id)
@@ -93,7 +95,8 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> bool:
     try:
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         planner = Planner(ctx.settings, task)
-        browser = await ctx.pool.open_run(run_id, task.browser, workdir)
+        browser = await (session.open_run(run, workdir) if session
+                         else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
     except Exception as exc:  # every failure becomes a reason the user can act on

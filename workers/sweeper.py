@@ -1,5 +1,6 @@
-"""Nothing stays stuck: end runs whose worker died, re-dispatch runs whose queue message was lost;
-and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete expired artifacts (app.retention)."""
+"""Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs whose queue
+message was lost; and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete expired artifacts
+(app.retention)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.db.models import Run, utcnow
 from app.retention import delete_expired_artifacts
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
+from app.sessions import lifecycle as session_lifecycle
 from app.settings import Settings
 from app.storage import make_store
 
@@ -26,12 +28,17 @@ RETENTION_INTERVAL_SECONDS = 3600.0  # expired artifacts are looked for hourly, 
 
 def sweep(settings: Settings, enqueue: Callable[[str], None]) -> None:
     with session_scope(settings.database_url) as s:
-        lost = lifecycle.expire_lost_runs(s, timedelta(seconds=settings.run_lease_seconds))
+        lease = timedelta(seconds=settings.run_lease_seconds)
+        lost = lifecycle.expire_lost_runs(s, lease)
+        lost_sessions = session_lifecycle.expire_lost_sessions(s, lease)
         cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
         stale = s.scalars(select(Run.id).where(Run.status == RunStatus.queued.value,
                                                Run.queued_at < cutoff)).all()
     for run_id in lost:
         log.warning("run %s ended failed: its worker was lost", run_id)
+    for session_id, run_ids in lost_sessions.items():
+        log.warning("browser session %s ended failed with %d run(s): its worker was lost", session_id,
+                    len(run_ids))
     for run_id in stale:
         log.info("re-dispatching run %s, queued since before %s", run_id, cutoff)
         enqueue(run_id)

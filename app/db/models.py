@@ -111,6 +111,7 @@ class Artifact(Timestamped, Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    browser_session_id: Mapped[str | None] = mapped_column(String(64), index=True)  # a session's own files
     step_id: Mapped[str | None] = mapped_column(String(64))
     artifact_type: Mapped[str] = mapped_column(String(48))
     storage_key: Mapped[str] = mapped_column(Text)
@@ -160,3 +161,29 @@ class Credential(Timestamped, Base):
     credential_type: Mapped[str] = mapped_column(String(32))
     public: Mapped[dict[str, Any]] = mapped_column(JSON)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+
+
+class BrowserSession(Timestamped, Base):
+    """A persistent browser (`pbs_`) held by one worker; statuses change only via app/sessions/lifecycle.py.
+    `cdp_url` is the holder's internal DevTools endpoint: never shown, the API relays to it."""
+
+    __tablename__ = "browser_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    timeout_minutes: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)  # started_at + timeout, pushed by extend
+    url: Mapped[str | None] = mapped_column(Text)
+    browser_profile_id: Mapped[str | None] = mapped_column(String(64))
+    generate_browser_profile: Mapped[bool] = mapped_column(Boolean, default=False)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # accepted, not acted on
+    warning: Mapped[str | None] = mapped_column(Text)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    worker_queue: Mapped[str | None] = mapped_column(String(200))
+    cdp_url: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    runnable_type: Mapped[str | None] = mapped_column(String(32))
+    runnable_id: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime)

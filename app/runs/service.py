@@ -22,6 +22,8 @@ from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.credentials import normalize_totp_identifier
 from app.schemas.runs import TaskRunRequest
 from app.security import encrypt
+from app.sessions.lifecycle import ACTIVE as ACTIVE_SESSION
+from app.sessions.lifecycle import UnknownBrowserSession, find_session
 from app.settings import Settings
 from app.url_policy import literal_address_problem, parse_policy
 
@@ -77,6 +79,20 @@ def _check_url_policy(settings: Settings, request: TaskRunRequest) -> None:
             raise RunRejected(f"{name} {url} cannot be used: {problem}")
 
 
+def _session_queue(session: Session, organization_id: str, session_id: str | None) -> str | None:
+    """The queue of the worker holding the run's browser session (None: any worker, or no session);
+    404 for a session the organization does not have, 400 for one that has ended."""
+    if session_id is None:
+        return None
+    row = find_session(session, organization_id, session_id)
+    if row is None:
+        raise UnknownBrowserSession(session_id)
+    if row.status not in ACTIVE_SESSION:
+        raise RunRejected(f"Browser session {session_id} has ended (status {row.status}): "
+                          "create a new session for this run.")
+    return row.worker_queue
+
+
 def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
                     request: TaskRunRequest, api_key: str, workflow: OneOffWorkflow | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
@@ -87,6 +103,7 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         raise RunRejected(f"Engine {engine!r} is not supported by this server; use skyvern-1.0, "
                           "skyvern-2.0 or skyvern-3.0 (they run on Wayfarer's own agent).")
     _check_url_policy(settings, request)
+    holder_queue = _session_queue(session, organization_id, request.browser_session_id)
     run_request = request.model_dump(exclude_none=True)
     run_request["engine"] = engine
     if workflow is not None:
@@ -108,7 +125,7 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
     session.add(run)
     session.commit()
     try:
-        dispatcher.enqueue(run.id)
+        dispatcher.enqueue(run.id, holder_queue)
     except DispatchUnavailable as exc:
         session.execute(delete(Run).where(Run.id == run.id))
         session.commit()

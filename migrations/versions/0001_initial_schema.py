@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 03:36:14.667463
+Create Date: 2026-11-29 05:58:37.080994
 """
 
 from collections.abc import Sequence
@@ -39,6 +39,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_keys_organization_id'), ['organization_id'], unique=False)
+
+    op.create_table('browser_sessions',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('organization_id', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('timeout_minutes', sa.Integer(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=True),
+    sa.Column('url', sa.Text(), nullable=True),
+    sa.Column('browser_profile_id', sa.String(length=64), nullable=True),
+    sa.Column('generate_browser_profile', sa.Boolean(), nullable=False),
+    sa.Column('options', sa.JSON(), nullable=False),
+    sa.Column('warning', sa.Text(), nullable=True),
+    sa.Column('worker_id', sa.String(length=200), nullable=True),
+    sa.Column('worker_queue', sa.String(length=200), nullable=True),
+    sa.Column('cdp_url', sa.Text(), nullable=True),
+    sa.Column('heartbeat_at', sa.DateTime(), nullable=True),
+    sa.Column('runnable_type', sa.String(length=32), nullable=True),
+    sa.Column('runnable_id', sa.String(length=64), nullable=True),
+    sa.Column('failure_reason', sa.Text(), nullable=True),
+    sa.Column('started_at', sa.DateTime(), nullable=True),
+    sa.Column('completed_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('modified_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('browser_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_browser_sessions_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_browser_sessions_status'), ['status'], unique=False)
 
     op.create_table('credentials',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -120,6 +149,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('organization_id', sa.String(length=64), nullable=False),
     sa.Column('run_id', sa.String(length=64), nullable=True),
+    sa.Column('browser_session_id', sa.String(length=64), nullable=True),
     sa.Column('step_id', sa.String(length=64), nullable=True),
     sa.Column('artifact_type', sa.String(length=48), nullable=False),
     sa.Column('storage_key', sa.Text(), nullable=False),
@@ -134,6 +164,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_artifacts_browser_session_id'), ['browser_session_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_artifacts_run_id'), ['run_id'], unique=False)
 
     op.create_table('steps',
@@ -209,6 +240,7 @@ def downgrade() -> None:
     op.drop_table('steps')
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_artifacts_run_id'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_browser_session_id'))
 
     op.drop_table('artifacts')
     with op.batch_alter_table('totp_codes', schema=None) as batch_op:
@@ -224,6 +256,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_credentials_organization_id'))
 
     op.drop_table('credentials')
+    with op.batch_alter_table('browser_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_browser_sessions_status'))
+        batch_op.drop_index(batch_op.f('ix_browser_sessions_organization_id'))
+
+    op.drop_table('browser_sessions')
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_keys_organization_id'))
 

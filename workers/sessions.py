@@ -1,0 +1,290 @@
+"""Persistent browser sessions held by this worker: each its own Chromium, watched every second.
+
+A session's browser is not the shared pool browser: a DevTools endpoint on that one would expose
+every other run's context to whoever connects. Chromium writes the port of `--remote-debugging-port=0`
+to `<user data dir>/DevToolsActivePort`; the API relays clients to it (app/api/browser_sessions.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from playwright.async_api import BrowserContext, Page, Video
+from sqlalchemy import select
+
+from app.db.engine import session_scope
+from app.db.models import Artifact, BrowserSession, Run, utcnow
+from app.runs import ids
+from app.runs import lifecycle as run_lifecycle
+from app.runs.lifecycle import RunStatus
+from app.sessions import lifecycle
+from app.sessions.lifecycle import SessionStatus
+from app.settings import Settings
+from app.storage import ArtifactStore
+from workers.agent import BrowserOptions
+from workers.browser import BrowserPool, BrowserRun
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 1.0
+DEVTOOLS_WAIT_SECONDS = 10.0
+RELEASE_WAIT_SECONDS = 15.0  # how long a closing session waits for its current run to stop
+SHUTDOWN_REASON = "The worker holding this browser session shut down."
+
+
+@dataclass
+class HeldSession:
+    id: str
+    organization_id: str
+    context: BrowserContext
+    user_data_dir: Path
+    settings: Settings
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one run at a time uses the session
+    closing: bool = False
+    videos: list[Video] = field(default_factory=list)
+    watchdog: asyncio.Future[None] | None = None
+
+    def track_video(self, page: Page) -> None:
+        if page.video is not None:
+            self.videos.append(page.video)
+
+    async def open_run(self, run: Run, workdir: Path) -> BrowserRun:
+        """A BrowserRun over the session's context that leaves the context open when the run ends."""
+        if self.closing or self.context.browser is None:
+            raise RuntimeError(f"the browser session {self.id} ended before the run could use it")
+        await asyncio.to_thread(_set_runnable, self.settings, self.id, run.id)
+        return BrowserRun(run.id, self.context.browser, self.context, workdir, self.settings,
+                          keep_context=True)
+
+    async def release_run(self) -> None:
+        await asyncio.to_thread(_set_runnable, self.settings, self.id, None)
+
+
+class SessionHost:
+    """Opens, watches and ends the browser sessions of one RunHost, on its event loop."""
+
+    def __init__(self, settings: Settings, pool: BrowserPool, store: ArtifactStore, worker_id: str,
+                 worker_queue: str | None, dispatch_waiting: Callable[[str], object],
+                 on_final: Callable[[str], None]) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._store = store
+        self._worker_id = worker_id
+        self._worker_queue = worker_queue
+        self._dispatch_waiting = dispatch_waiting  # sends a run queued for a session to this host
+        self._on_final = on_final
+        self._held: dict[str, HeldSession] = {}
+        self._opening: dict[str, asyncio.Future[HeldSession | None]] = {}
+
+    async def held(self, session_id: str) -> HeldSession | None:
+        """The session if this host holds it (waiting for an opening in progress)."""
+        if session_id in self._opening:
+            return await asyncio.shield(self._opening[session_id])
+        return self._held.get(session_id)
+
+    async def open(self, session_id: str) -> bool:
+        """Open the session's browser and hold it; False when it is not `created` (taken or ended)."""
+        if session_id in self._held or session_id in self._opening:
+            return await self.held(session_id) is not None
+        opening: asyncio.Future[HeldSession | None] = asyncio.get_running_loop().create_future()
+        self._opening[session_id] = opening
+        held: HeldSession | None = None
+        try:
+            held = await self._open(session_id)
+        finally:
+            opening.set_result(held)
+            del self._opening[session_id]
+        if held is None:
+            return False
+        for run_id in await asyncio.to_thread(_queued_runs, self._settings, session_id):
+            self._dispatch_waiting(run_id)
+        return True
+
+    async def _open(self, session_id: str) -> HeldSession | None:
+        row = await asyncio.to_thread(_load, self._settings, session_id)
+        if row is None or row.status != SessionStatus.created:
+            return None
+        user_data_dir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{session_id}-"))
+        options = BrowserOptions()
+        try:
+            playwright = await self._pool.playwright()
+            context = await playwright.chromium.launch_persistent_context(
+                user_data_dir / "profile", executable_path=self._settings.resolved_chromium_path(),
+                args=[*self._settings.chromium_args, "--remote-debugging-port=0"],
+                headless=self._settings.headless, accept_downloads=True,
+                viewport={"width": options.viewport_width, "height": options.viewport_height},
+                record_video_dir=user_data_dir / "video")
+        except Exception as exc:
+            shutil.rmtree(user_data_dir, ignore_errors=True)
+            log.exception("browser session %s could not start", session_id)
+            await asyncio.to_thread(_end, self._settings, session_id, SessionStatus.failed,
+                                    f"The session's browser could not start: {exc}")
+            return None
+        held = HeldSession(session_id, row.organization_id, context, user_data_dir, self._settings)
+        context.on("page", held.track_video)
+        for page in context.pages:
+            held.track_video(page)
+        context.set_default_timeout(self._settings.action_timeout_ms)
+        context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
+        try:
+            cdp_url = await _devtools_url(user_data_dir / "profile")
+            page = context.pages[0] if context.pages else await context.new_page()
+            if row.url:
+                with contextlib.suppress(Exception):  # a start page that fails to load leaves the tab open
+                    await page.goto(row.url)
+            started = await asyncio.to_thread(_start, self._settings, session_id, self._worker_id,
+                                              self._worker_queue, cdp_url)
+        except BaseException:
+            await self._release(held, store_media=False)
+            raise
+        if not started:  # closed while opening, or another worker took it
+            await self._release(held, store_media=False)
+            return None
+        self._held[session_id] = held
+        held.watchdog = asyncio.ensure_future(self._watch(held))
+        log.info("browser session %s opened on %s (%s)", session_id, self._worker_id, cdp_url)
+        return held
+
+    async def _watch(self, held: HeldSession) -> None:
+        """Heartbeat the session; release it once it ended (closed, failed) or timed out."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            try:
+                state = await asyncio.to_thread(_heartbeat, self._settings, held.id, self._worker_id)
+            except Exception:
+                log.exception("heartbeat of browser session %s failed; will retry", held.id)
+                continue
+            if state is None or state[0] != SessionStatus.running:
+                break
+            if state[1] is not None and utcnow() >= state[1]:
+                await self._end(held, SessionStatus.timeout, None, RunStatus.failed,
+                                f"The browser session {held.id} timed out before this run finished.")
+                break
+            if not (held.context.browser and held.context.browser.is_connected()):
+                reason = "The session's browser exited."
+                await self._end(held, SessionStatus.failed, reason, RunStatus.failed,
+                                f"The browser of session {held.id} exited before this run finished.")
+                break
+        await self._release(held)
+
+    async def _end(self, held: HeldSession, status: SessionStatus, reason: str | None,
+                   run_status: RunStatus, run_reason: str) -> None:
+        ended = await asyncio.to_thread(_end, self._settings, held.id, status, reason, run_status, run_reason)
+        for run_id in ended:
+            self._on_final(run_id)
+
+    async def _release(self, held: HeldSession, store_media: bool = True) -> None:
+        """Wait (bounded) for the session's current run to stop, then close its browser and store the
+        recordings and the files downloaded through it as session artifacts."""
+        held.closing = True
+        self._held.pop(held.id, None)
+        try:
+            await asyncio.wait_for(held.lock.acquire(), RELEASE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("browser session %s: its run did not stop in time; closing under it", held.id)
+        else:
+            held.lock.release()  # runs still waiting see `closing` and leave the session alone
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(held.context.close(), 30)
+        if store_media:
+            for video in held.videos:
+                with contextlib.suppress(Exception):
+                    path = Path(await video.path())
+                    if path.is_file() and path.stat().st_size > 0:
+                        await asyncio.to_thread(self._store_file, held, "recording", path, "video/webm")
+        shutil.rmtree(held.user_data_dir, ignore_errors=True)
+        log.info("browser session %s released", held.id)
+
+    def _store_file(self, held: HeldSession, artifact_type: str, path: Path, content_type: str) -> None:
+        artifact_id = ids.new_id(ids.ARTIFACT)
+        key = f"{held.organization_id}/{held.id}/session/{artifact_type}-{artifact_id}{path.suffix}"
+        data = path.read_bytes()
+        self._store.put(key, data, content_type)
+        with session_scope(self._settings.database_url) as s:
+            s.add(Artifact(id=artifact_id, organization_id=held.organization_id, run_id=None,
+                           browser_session_id=held.id, artifact_type=artifact_type, storage_key=key,
+                           content_type=content_type, size=len(data),
+                           checksum=hashlib.sha256(data).hexdigest(), filename=path.name))
+
+    async def stop(self) -> None:
+        """Worker shutdown: end every held session (failed, saying so) and release its browser."""
+        for held in list(self._held.values()):
+            if held.watchdog is not None:
+                held.watchdog.cancel()
+            await self._end(held, SessionStatus.failed, SHUTDOWN_REASON, RunStatus.failed,
+                            f"The worker holding browser session {held.id} shut down before this run "
+                            "finished; submit it again in a new session.")
+            await self._release(held)
+
+    def route_elsewhere(self, run_id: str, session_id: str, forward: Callable[[str, str], None]) -> None:
+        """A run for a session this host does not hold: forward it to the holder's queue, leave it queued
+        until the session opens, or end it when the session has ended."""
+        with session_scope(self._settings.database_url) as s:
+            row = s.get(BrowserSession, session_id)
+            if row is not None and row.status == SessionStatus.running:
+                if row.worker_queue and row.worker_queue != self._worker_queue:
+                    forward(run_id, row.worker_queue)
+                return
+            if row is not None and row.status == SessionStatus.created:
+                return  # its holder dispatches the session's queued runs once it opened
+            status = row.status if row is not None else "deleted"
+            ended = run_lifecycle.finish(s, run_id, RunStatus.failed, failure_reason=(
+                f"The browser session {session_id} ended (status {status}) before this run started."))
+        if ended:
+            self._on_final(run_id)
+
+
+async def _devtools_url(profile_dir: Path) -> str:
+    """The browser's own DevTools WebSocket URL, from the file Chromium writes once it listens."""
+    marker = profile_dir / "DevToolsActivePort"
+    async with asyncio.timeout(DEVTOOLS_WAIT_SECONDS):
+        while True:
+            lines = marker.read_text().split() if marker.exists() else []
+            if len(lines) >= 2:
+                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+            await asyncio.sleep(0.05)
+
+
+def _load(settings: Settings, session_id: str) -> BrowserSession | None:
+    with session_scope(settings.database_url) as s:
+        return s.get(BrowserSession, session_id)
+
+
+def _queued_runs(settings: Settings, session_id: str) -> list[str]:
+    with session_scope(settings.database_url) as s:
+        return list(s.scalars(select(Run.id).where(Run.browser_session_id == session_id,
+                                                   Run.status == RunStatus.queued.value)
+                              .order_by(Run.created_at)).all())
+
+
+def _start(settings: Settings, session_id: str, worker_id: str, worker_queue: str | None,
+           cdp_url: str) -> bool:
+    with session_scope(settings.database_url) as s:
+        return lifecycle.start(s, session_id, worker_id=worker_id, worker_queue=worker_queue, cdp_url=cdp_url)
+
+
+def _heartbeat(settings: Settings, session_id: str, worker_id: str) -> tuple[str, datetime | None] | None:
+    with session_scope(settings.database_url) as s:
+        return lifecycle.heartbeat(s, session_id, worker_id)
+
+
+def _end(settings: Settings, session_id: str, status: SessionStatus, reason: str | None,
+         run_status: RunStatus = RunStatus.failed, run_reason: str = "") -> list[str]:
+    with session_scope(settings.database_url) as s:
+        if not lifecycle.end(s, session_id, status, reason):
+            return []
+        return lifecycle.end_session_runs(s, session_id, run_status, run_reason)
+
+
+def _set_runnable(settings: Settings, session_id: str, run_id: str | None) -> None:
+    with session_scope(settings.database_url) as s:
+        lifecycle.set_runnable(s, session_id, s.get(Run, run_id) if run_id else None)
