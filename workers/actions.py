@@ -23,20 +23,30 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from app.url_policy import UrlDenied, check_navigation, fetch
 from workers.agent import ActionResult, RunStore, ToolCall
-from workers.browser import BrowserRun
+from workers.browser import BrowserRun, DownloadTooSlow
 
 MAX_WAIT_SECONDS = 10.0
 DOM_QUIET_MS = 150
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _REF = re.compile(r"(?:f\d+)?e\d+")
 
-# Resolves once the DOM has had no mutations for `quiet` ms, or after `cap` ms.
-_DOM_QUIET_JS = """([quiet, cap]) => new Promise(resolve => {
-  let timer = setTimeout(done, quiet);
-  const stopAt = setTimeout(done, cap);
-  const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+# Resolves after the next frame when the DOM did not change meanwhile (an action whose effect has
+# already landed costs one frame); while it keeps changing, once it has been quiet for `quiet` ms, or
+# after `cap` ms. The timeout stands in for a frame in a hidden tab, where rAF does not fire.
+_DOM_SETTLED_JS = """([quiet, cap]) => new Promise(resolve => {
+  const started = performance.now();
+  let last = 0;
+  const observer = new MutationObserver(() => { last = performance.now(); });
   observer.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
-  function done() { observer.disconnect(); clearTimeout(timer); clearTimeout(stopAt); resolve(true); }
+  const check = () => {
+    const now = performance.now();
+    if (!last || now - last >= quiet || now - started >= cap) { observer.disconnect(); resolve(); }
+    else setTimeout(check, Math.min(quiet - (now - last), cap - (now - started)));
+  };
+  let framed = false;
+  const afterFrame = () => { if (!framed) { framed = true; setTimeout(check, 0); } };
+  requestAnimationFrame(afterFrame);
+  setTimeout(afterFrame, 100);
 })"""
 
 
@@ -63,18 +73,16 @@ async def apply(run: BrowserRun, call: ToolCall, store: RunStore) -> ActionResul
     if run.crashed:
         return ActionResult(False, f"{call.name} -> the browser is gone ({run.crash_reason}).")
     page_before, url_before, tabs_before = run.active_page, run.active_page.url, len(run.pages)
-    watch = _NavigationWatch(page_before)
-    try:
-        done = await handler(run, call.args, store)
-    except (ActionError, UrlDenied) as exc:
-        return ActionResult(False, f"{_describe(run, call)} -> {exc}",
-                            page_changed=_navigated(run, url_before))
-    except PlaywrightError as exc:
-        return ActionResult(False, f"{_describe(run, call)} -> {_explain(exc)}",
-                            page_changed=_navigated(run, url_before))
-    finally:
-        watch.stop()
-    await _settle(run, watch, run.settle_timeout_ms)
+    with _NavigationWatch(page_before) as watch:
+        try:
+            done = await handler(run, call.args, store)
+        except (ActionError, UrlDenied) as exc:
+            return ActionResult(False, f"{_describe(run, call)} -> {exc}",
+                                page_changed=_navigated(run, url_before))
+        except PlaywrightError as exc:
+            return ActionResult(False, f"{_describe(run, call)} -> {_explain(exc)}",
+                                page_changed=_navigated(run, url_before))
+        await _settle(run, watch, run.settle_timeout_ms)
     page = run.active_page
     opened = len(run.pages) > tabs_before
     if opened:
@@ -285,7 +293,8 @@ async def _checkbox(run: BrowserRun, args: dict[str, Any], store: RunStore) -> D
 
 async def _upload_file(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
     locator, label = await _element(run, args)
-    path = await _fetch_upload(_text_arg(args, "file_url"), run)
+    uploaded = run.upload_files.get(str(args.get("file_url") or "").strip())  # a file_ids id
+    path = uploaded or await _fetch_upload(_text_arg(args, "file_url"), run)
     tag, kind = await _tag_and_type(locator)
     if tag == "input" and kind == "file":
         await locator.set_input_files(path)
@@ -354,6 +363,8 @@ async def _download_file(run: BrowserRun, args: dict[str, Any], store: RunStore)
     try:
         await locator.click()
         path = await run.download_after(before, run.action_timeout_ms / 1000)
+    except DownloadTooSlow as exc:
+        raise ActionError(str(exc)) from None
     except TimeoutError:
         if not (watch.requested and watch.page.url == watch.url_before):
             raise ActionError("clicking it started no download; pick the link or button that downloads "
@@ -369,6 +380,8 @@ async def _download_file(run: BrowserRun, args: dict[str, Any], store: RunStore)
 async def _slow_download(run: BrowserRun, before: int) -> Path | None:
     try:
         return await run.download_after(before, (run.navigation_timeout_ms - run.action_timeout_ms) / 1000)
+    except DownloadTooSlow as exc:
+        raise ActionError(str(exc)) from None
     except TimeoutError:
         raise ActionError(f"no download started within {run.navigation_timeout_ms // 1000} s.") from None
 
@@ -506,26 +519,53 @@ _HANDLERS: dict[str, Handler] = {
 # ---- settling and error text --------------------------------------------------------------------
 
 class _NavigationWatch:
-    """Notices a main-frame navigation request during an action, so settling waits for its document."""
+    """What an action set off on its page: a main-frame navigation request (settling waits for the new
+    document) and fetch/XHR requests still unanswered (settling waits for their answers)."""
 
     def __init__(self, page: Page) -> None:
         self.page = page
         self.url_before = page.url
         self.requested = False
+        self.in_flight: set[Request] = set()
+        self._answered = asyncio.Event()
+        self._answered.set()
         page.on("request", self._on_request)
+        page.on("requestfinished", self._on_request_done)
+        page.on("requestfailed", self._on_request_done)
 
     def _on_request(self, request: Request) -> None:
         with contextlib.suppress(PlaywrightError):
             if request.is_navigation_request() and request.frame == self.page.main_frame:
                 self.requested = True
+            elif request.resource_type in ("fetch", "xhr"):
+                self.in_flight.add(request)
+                self._answered.clear()
+
+    def _on_request_done(self, request: Request) -> None:
+        self.in_flight.discard(request)
+        if not self.in_flight:
+            self._answered.set()
+
+    async def answered(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), timeout_s)
+
+    def __enter__(self) -> _NavigationWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self.page.remove_listener("request", self._on_request)
+        self.page.remove_listener("requestfinished", self._on_request_done)
+        self.page.remove_listener("requestfailed", self._on_request_done)
 
 
 async def _settle(run: BrowserRun, watch: _NavigationWatch, cap_ms: int) -> None:
-    """Wait (at most cap_ms) for a navigation the action started, its load event, then a quiet DOM;
-    again for a tab that opened meanwhile."""
+    """Wait (at most cap_ms) for what the action set off: a navigation (its document's load event), a
+    tab it opened (its load event), fetch/XHR requests it sent, then DOM updates still under way.
+    An action that set nothing off costs one frame."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + cap_ms / 1000
 
@@ -542,13 +582,23 @@ async def _settle(run: BrowserRun, watch: _NavigationWatch, cap_ms: int) -> None
                                             timeout=left_ms(), wait_until="commit")
             if page is not watch.page or watch.requested:
                 await page.wait_for_load_state("load", timeout=left_ms())
-        for _ in range(2):  # a second round when the document was replaced while we watched it
-            try:
-                await page.evaluate(_DOM_QUIET_JS, [DOM_QUIET_MS, int(left_ms())])
-                break
-            except PlaywrightError:
-                with contextlib.suppress(PlaywrightError):
-                    await page.wait_for_load_state("load", timeout=left_ms())
+        await _dom_settled(page, watch if page is watch.page else None, left_ms)
+
+
+async def _dom_settled(page: Page, watch: _NavigationWatch | None, left_ms: Callable[[], float]) -> None:
+    """Until the page's requests are answered and its DOM has settled, again while answers bring more
+    requests; a second round when the document was replaced while we watched it."""
+    for _ in range(2):
+        try:
+            while True:
+                if watch is not None:
+                    await watch.answered(left_ms() / 1000)
+                await page.evaluate(_DOM_SETTLED_JS, [DOM_QUIET_MS, int(left_ms())])
+                if watch is None or not watch.in_flight or left_ms() <= 1.0:
+                    return
+        except PlaywrightError:
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_load_state("load", timeout=left_ms())
 
 
 def _explain(exc: PlaywrightError) -> str:

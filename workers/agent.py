@@ -7,6 +7,7 @@ can be tested alone. `workers.runner` wires them to the database, storage and li
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import jsonschema
-from playwright.async_api import Error as PlaywrightError
 
 if TYPE_CHECKING:
     from workers.browser import BrowserRun
-    from workers.planner import Planner
+    from workers.planner import Planner, PlannerDecision
 
 OutcomeStatus = Literal["completed", "failed", "terminated", "timed_out", "canceled"]
 
@@ -31,6 +31,19 @@ class BrowserOptions:
     timezone_id: str | None = None
     user_agent: str | None = None
     extra_http_headers: dict[str, str] | None = None
+    storage_state: dict[str, Any] | None = None  # a browser profile's cookies and localStorage
+    browser_address: str | None = None  # the user's own Chromium (CDP) instead of the pool's
+    cdp_connect_headers: dict[str, str] | None = None
+    download_timeout_s: float | None = None  # how long a started download may take to finish
+    download_suffix: str | None = None  # downloaded files are stored with names ending in it
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """A file uploaded with POST /v1/upload_file that the run's upload_file actions may use."""
+
+    file_id: str
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class TaskSpec:
     error_code_mapping: dict[str, str] | None = None
     model: str | None = None  # overrides the configured model name
     browser: BrowserOptions = field(default_factory=BrowserOptions)
+    files: tuple[RunFile, ...] = ()
 
 
 @dataclass
@@ -114,10 +128,6 @@ class PlannerError(Exception):
         self.request = request
 
 
-SCREENSHOT_QUALITY = 60
-SCREENSHOT_TIMEOUT_MS = 5000
-
-
 async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore) -> RunOutcome:
     """Open task.url, then step until the model completes or terminates, or a bound is hit.
 
@@ -126,7 +136,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
     """
     # Imported here: actions and page_state import this module's types.
     from workers.actions import apply
-    from workers.page_state import capture
+    from workers.page_state import capture, take_screenshot
 
     if task.url:
         opened = await apply(run, ToolCall("goto_url", {"url": task.url}), store)
@@ -143,22 +153,29 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         if run.crashed:
             return _crashed(run, index, history)
         started = time.monotonic()
-        # Always taken: screenshot_llm shows the page the decision was made on, vision model or not.
-        state = await capture(run, screenshot=True)
-        if acted_step is not None and state.screenshot:
-            await store.save_artifact(acted_step, "screenshot_action", state.screenshot, "image/jpeg")
-        step_id = await store.start_step(index, state.url)
-        if state.screenshot:
-            await store.save_artifact(step_id, "screenshot_llm", state.screenshot, "image/jpeg")
-        await store.save_artifact(step_id, "visible_elements_tree", state.snapshot.encode(), "text/plain")
+        # Always taken: screenshot_llm shows the page the decision was made on, vision model or not. A
+        # text-only model decides while it is being taken; nothing acts on the page before it is done.
+        shot = asyncio.ensure_future(take_screenshot(run.active_page))
         try:
-            decision = await planner.decide(state, history, feedback)
-        except PlannerError as exc:
-            if exc.request is not None:
-                await store.save_artifact(step_id, "llm_request", _json(exc.request), "application/json")
+            state = await capture(run, screenshot=False)
+            if planner.vision:
+                state.screenshot = await shot
+            step_id = await store.start_step(index, state.url)
+            await store.save_artifact(step_id, "visible_elements_tree", state.snapshot.encode(), "text/plain")
+            decision: PlannerDecision | PlannerError
+            try:
+                decision = await planner.decide(state, history, feedback)
+            except PlannerError as exc:
+                decision = exc
+            await _save_screenshots(store, await shot, step_id, acted_step)
+        finally:
+            shot.cancel()  # only still running when the run was cancelled meanwhile
+        if isinstance(decision, PlannerError):
+            if decision.request is not None:
+                await store.save_artifact(step_id, "llm_request", _json(decision.request), "application/json")
             await store.finish_step(step_id, StepUsage(), _ms_since(started))
             last = _last(history, "; last action: ")
-            return RunOutcome("failed", failure_reason=f"{exc} (step {index + 1}{last})")
+            return RunOutcome("failed", failure_reason=f"{decision} (step {index + 1}{last})")
         await store.save_artifact(step_id, "llm_request", _json(decision.request), "application/json")
         await store.save_artifact(step_id, "llm_response", _json({
             "response": decision.response, "usage": asdict(decision.usage), "rejected": decision.feedback,
@@ -246,16 +263,25 @@ def _crashed(run: BrowserRun, index: int, history: list[str] | None) -> RunOutco
         f"{_last(history or [], '; last action: ')}. The run can be retried."))
 
 
+async def _save_screenshots(store: RunStore, shot: bytes | None, step_id: str,
+                            acted_step: str | None) -> None:
+    """One screenshot, two roles: the new step's screenshot_llm and the acting step's screenshot_action."""
+    if shot is None:
+        return
+    if acted_step is not None:
+        await store.save_artifact(acted_step, "screenshot_action", shot, "image/jpeg")
+    await store.save_artifact(step_id, "screenshot_llm", shot, "image/jpeg")
+
+
 async def _save_action_screenshot(run: BrowserRun, store: RunStore, step_id: str | None) -> None:
     """The last acting step's screenshot_action, when no next capture will provide it."""
+    from workers.page_state import take_screenshot
+
     if step_id is None:
         return
-    try:
-        shot = await run.active_page.screenshot(type="jpeg", quality=SCREENSHOT_QUALITY, scale="css",
-                                                timeout=SCREENSHOT_TIMEOUT_MS)
-    except PlaywrightError:  # the page went away; the next capture reports what is left
-        return
-    await store.save_artifact(step_id, "screenshot_action", shot, "image/jpeg")
+    shot = await take_screenshot(run.active_page)
+    if shot is not None:  # else the page went away; the next capture reports what is left
+        await store.save_artifact(step_id, "screenshot_action", shot, "image/jpeg")
 
 
 def _effect(outcome: str) -> str:
