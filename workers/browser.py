@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 
 from app.settings import Settings
-from app.url_policy import UrlDenied, check_navigation, parse_policy
+from app.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
 from workers.agent import BrowserOptions
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class BrowserPool:
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
         try:
             if policy.restricts:  # routing every request costs time: only when something is denied
-                await context.route("**/*", _RequestGuard(run).check)
+                await context.route("**/*", RequestGuard(run.url_policy, run._log_console).check)
             await context.new_page()  # tracked through the context's "page" event
         except BaseException:
             await run.close()
@@ -163,12 +164,13 @@ class BrowserPool:
         return self._browser
 
 
-class _RequestGuard:
-    """Aborts a run's page requests to hosts WAYFARER_URL_POLICY denies, resolving each host once per
-    run. Routes do not see redirects, and Chromium resolves names itself (docs/deployment.md)."""
+class RequestGuard:
+    """Aborts a context's page requests to hosts WAYFARER_URL_POLICY denies, resolving each host once
+    per context. Routes do not see redirects, and Chromium resolves names itself (docs/deployment.md)."""
 
-    def __init__(self, run: BrowserRun) -> None:
-        self._run = run
+    def __init__(self, policy: UrlPolicy, log_line: Callable[[str, str], None]) -> None:
+        self._policy = policy
+        self._log_line = log_line  # (kind, text), e.g. the run's console log
         self._refusals: dict[str, str | None] = {}  # host -> why it is denied, None when allowed
 
     async def check(self, route: Route) -> None:
@@ -177,13 +179,13 @@ class _RequestGuard:
         if host and url.startswith(("http:", "https:")):
             if host not in self._refusals:
                 try:
-                    await check_navigation(url, self._run.url_policy)
+                    await check_navigation(url, self._policy)
                     self._refusals[host] = None
                 except UrlDenied as exc:
                     self._refusals[host] = str(exc)
             refusal = self._refusals[host]
             if refusal is not None:
-                self._run._log_console("blocked", f"{url}: {refusal}")
+                self._log_line("blocked", f"{url}: {refusal}")
                 with contextlib.suppress(PlaywrightError):
                     await route.abort("blockedbyclient")
                 return
