@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -90,8 +92,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     configure_logging(settings)
+    # uvicorn stops gracefully on SIGTERM (requests in flight finish, then the lifespan hands back the
+    # embedded runs) and then raises the signal again to die of it; ignoring that second one makes a
+    # graceful stop exit 0. uvicorn installs its own handlers while it serves.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=settings.log_level.lower(), log_config=None)
+                log_level=settings.log_level.lower(), log_config=None,
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds))
     return 0
 
 

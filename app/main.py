@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -65,8 +66,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.embedded:
             _recover_runs(settings, app.state.dispatcher)
         yield
-    finally:
-        app.state.dispatcher.close()
+    finally:  # after uvicorn let the requests in flight finish; embedded: runs get the shutdown grace
+        await asyncio.to_thread(app.state.dispatcher.close)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     run_lease_seconds: int = 120  # a running run whose heartbeat is older than this is declared lost
     requeue_after_seconds: int = 600  # a run queued longer than this is dispatched again
     sweep_interval_seconds: float = 30.0
+    shutdown_grace_seconds: float = 30.0  # on SIGTERM, runs may finish this long before being handed back
     webhook_max_attempts: int = 6
     webhook_backoff_seconds: float = 20.0  # first retry delay; doubles: 6 attempts span ~10 min
     webhook_timeout_seconds: float = 30.0

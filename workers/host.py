@@ -21,15 +21,18 @@ from app.db.models import Run
 from app.settings import Settings
 from app.storage import make_store
 from workers.browser import BrowserPool
-from workers.runner import WorkerContext, execute_run
+from workers.runner import WorkerContext, execute_run, leave_queued
 from workers.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
+HAND_BACK_TIMEOUT_SECONDS = 30.0  # for stopped runs to store what they recorded and go back to the queue
+
 
 class RunHost:
     def __init__(self, settings: Settings, on_final: Callable[[str], None] | None = None,
-                 worker_queue: str | None = None, forward: Callable[[str, str], None] | None = None) -> None:
+                 requeue: Callable[[str], None] | None = None, worker_queue: str | None = None,
+                 forward: Callable[[str, str], None] | None = None) -> None:
         """worker_queue: this worker's own Celery queue (runs for the sessions it holds go there);
         forward(run_id, queue) sends a run to the worker holding its session."""
         self._settings = settings
@@ -41,7 +44,9 @@ class RunHost:
         self._pool = BrowserPool(settings)
         self._pool_started: asyncio.Future[None] | None = None
         self._ctx = WorkerContext(settings, self._pool, make_store(settings),
-                                  f"{socket.gethostname()}:{os.getpid()}", self._on_final)
+                                  f"{socket.gethostname()}:{os.getpid()}", self._on_final,
+                                  requeue=requeue or leave_queued)
+        self._stopping = threading.Event()
         self._in_flight: dict[str, concurrent.futures.Future[bool]] = {}
         self._lock = threading.Lock()
         self._forward = forward or (lambda run_id, queue: None)  # embedded: every session is held here
@@ -75,6 +80,9 @@ class RunHost:
         if session_id is not None:
             return await self._run_in_session(run_id, session_id)
         async with self._slots:
+            if self._stopping.is_set():  # shutting down: this run was not started, it goes back
+                self._ctx.requeue(run_id)
+                return False
             if self._pool_started is None:
                 self._pool_started = asyncio.ensure_future(self._pool.start())
             await asyncio.shield(self._pool_started)
@@ -103,13 +111,20 @@ class RunHost:
         threading.Thread(target=webhooks.deliver, args=(self._settings, run_id),
                          name=f"webhook-{run_id}", daemon=True).start()
 
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        """Let in-flight runs finish for up to grace_seconds, then close the browser and the loop."""
+    def stop(self, grace_seconds: float | None = None) -> None:
+        """Start no more runs; let the runs in flight go on for up to grace_seconds (default
+        WAYFARER_SHUTDOWN_GRACE_SECONDS), hand back those still going; then close the browser and loop."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        grace = self._settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         with self._lock:
             pending = list(self._in_flight.values())
-        _done, not_done = concurrent.futures.wait(pending, timeout=grace_seconds)
-        for future in not_done:
-            future.cancel()
+        _done, not_done = concurrent.futures.wait(pending, timeout=grace)
+        if not_done:
+            log.info("shutting down: handing back %d run(s) still going after %s s", len(not_done), grace)
+            self._ctx.hand_back.set()
+            concurrent.futures.wait(not_done, timeout=HAND_BACK_TIMEOUT_SECONDS)
         asyncio.run_coroutine_threadsafe(self._sessions.stop(), self._loop).result(timeout=60)
         asyncio.run_coroutine_threadsafe(self._pool.stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)

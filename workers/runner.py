@@ -9,15 +9,16 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from app.credentials import CredentialValues, load_run_credential
-from app.db.engine import session_scope
+from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
 from app.limits import claim_within_org_limit, over_token_cap
 from app.observability import BROWSER_CONTEXTS, bind_run
@@ -34,6 +35,11 @@ from workers.sessions import HeldSession
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0  # also how fast a cancel request is noticed
+HAND_BACK = RunOutcome("canceled")  # the stop reason "handed back"; ends canceled if a cancel came first
+
+
+def leave_queued(run_id: str) -> None:
+    """Embedded: the next start dispatches the runs left queued (the sweeper is the backstop)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,9 @@ class WorkerContext:
     store: ArtifactStore
     worker_id: str
     on_final: Callable[[str], None]  # schedules the run's webhook once this worker has ended the run
+    # set when this process shuts down: the runs it still holds are stopped and handed back
+    hand_back: threading.Event = field(default_factory=threading.Event)
+    requeue: Callable[[str], None] = leave_queued  # sends a run this worker gave back to the queue again
 
 
 def task_spec(run: Run, settings: Settings) -> TaskSpec:
@@ -92,6 +101,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
     browser: BrowserRun | None = None
     planner: Planner | None = None
     downloads = 0
+    handing_back = False
     try:
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         planner = Planner(ctx.settings, task)
@@ -99,6 +109,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
+        handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
         outcome = RunOutcome("failed", failure_reason=_reason_from(exc, store))
@@ -106,7 +117,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         if planner is not None:
             await planner.aclose()
         if browser is not None:
-            downloads = await _store_final_artifacts(browser, store)
+            downloads = await _store_final_artifacts(browser, store, handing_back)
     outcome = _require_download(run, outcome, downloads)
     try:
         await store.flush()  # the run is not final before everything it recorded is stored
@@ -116,6 +127,11 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
             f"{outcome.status} before that."))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if outcome is HAND_BACK and await asyncio.to_thread(_hand_back, ctx, run_id):
+        log.info("run handed back to the queue after %d step(s): this worker is shutting down",
+                 store.steps_started)
+        ctx.requeue(run_id)
+        return True
     log.info("run ended %s%s", outcome.status,
              f": {outcome.failure_reason}" if outcome.failure_reason else "")
     if await asyncio.to_thread(_finalize, ctx, run_id, outcome):
@@ -124,7 +140,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
 
 
 async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore) -> RunOutcome:
-    """Await the agent while renewing the lease; stop it on cancel or at the deadline."""
+    """Await the agent while renewing the lease; stop it on cancel, at the deadline, or to hand it back."""
     agent = asyncio.ensure_future(work)
     deadline = time.monotonic() + ctx.settings.run_deadline_seconds
     while True:
@@ -135,6 +151,8 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
         stop: RunOutcome | None = None
         if state is None or state[0] != RunStatus.running or state[1]:
             stop = RunOutcome("canceled")
+        elif ctx.hand_back.is_set():
+            stop = HAND_BACK
         elif time.monotonic() >= deadline:
             stop = RunOutcome("timed_out", failure_reason=(
                 f"The run hit its wall-clock deadline of {ctx.settings.run_deadline_seconds} s "
@@ -151,9 +169,16 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
             return stop
 
 
+@retry_transient
 def _heartbeat(ctx: WorkerContext, run_id: str) -> tuple[str, bool] | None:
     with session_scope(ctx.settings.database_url) as s:
         return lifecycle.heartbeat(s, run_id, ctx.worker_id)
+
+
+@retry_transient
+def _hand_back(ctx: WorkerContext, run_id: str) -> bool:
+    with session_scope(ctx.settings.database_url) as s:
+        return lifecycle.hand_back(s, run_id, ctx.worker_id)
 
 
 def _reason_from(exc: Exception, store: DbRunStore) -> str:
@@ -174,11 +199,11 @@ def _require_download(run: Run, outcome: RunOutcome, downloads: int) -> RunOutco
         "goal leads to a download link or button."))
 
 
-async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> int:
+async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore, handing_back: bool) -> int:
     """screenshot_final, html_scrape, then (after closing) recording, downloads and console log;
-    returns how many files were downloaded."""
+    returns how many files were downloaded. A run handed back stores none: its next attempt will."""
     page = browser.active_page
-    if not browser.crashed:
+    if not (browser.crashed or handing_back):
         try:
             shot = await page.screenshot(type="jpeg", quality=70, timeout=5000)
             await store.save_artifact(None, "screenshot_final", shot, "image/jpeg")
@@ -188,6 +213,8 @@ async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> int:
             log.warning("final page capture failed for %s: %s", store, exc)
     media = await browser.close()
     BROWSER_CONTEXTS.dec()
+    if handing_back:
+        return 0
     if media.recording is not None and media.recording.exists():
         await store.save_artifact_file(None, "recording", media.recording, "video/webm")
     for path in media.downloads:
@@ -197,6 +224,7 @@ async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore) -> int:
     return len(media.downloads)
 
 
+@retry_transient
 def _finalize(ctx: WorkerContext, run_id: str, outcome: RunOutcome) -> bool:
     """Write the final status; False when the run was already ended elsewhere (e.g. a forced cancel)."""
     with session_scope(ctx.settings.database_url) as s:

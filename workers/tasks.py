@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_shutting_down
+from kombu.exceptions import OperationalError
 
 from app import webhooks
 from app.settings import Settings
 from workers.host import RunHost
+
+log = logging.getLogger(__name__)
 
 
 def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = None) -> None:
@@ -21,10 +27,26 @@ def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = N
         with lock:
             if host is None:
                 host = RunHost(settings, on_final=lambda run_id: app.send_task(
-                    "wayfarer.deliver_webhook", args=[run_id]), worker_queue=worker_queue,
+                    "wayfarer.deliver_webhook", args=[run_id]), requeue=requeue, worker_queue=worker_queue,
                     forward=lambda run_id, queue: app.send_task("wayfarer.execute_run", args=[run_id],
                                                                 queue=queue))
             return host
+
+    def requeue(run_id: str) -> None:
+        try:
+            app.send_task("wayfarer.execute_run", args=[run_id], retry=False)
+        except (OperationalError, OSError) as exc:
+            log.warning("run %s is queued again, but its message could not be sent (%s); the sweeper "
+                        "dispatches it after WAYFARER_REQUEUE_AFTER_SECONDS", run_id, exc)
+
+    @worker_shutting_down.connect(weak=False)
+    def hand_back_on_shutdown(**_: Any) -> None:
+        """Warm shutdown (SIGTERM): Celery stops consuming and waits for the running tasks; each returns
+        once its run finished within the grace period or was handed back. Called in the signal handler,
+        so the waiting happens in a thread (not a daemon: the browser closes before the process exits)."""
+        with lock:
+            if host is not None:
+                threading.Thread(target=host.stop, name="wayfarer-shutdown").start()
 
     @app.task(name="wayfarer.execute_run")
     def execute_run(run_id: str) -> None:

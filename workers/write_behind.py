@@ -11,11 +11,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from app.db.engine import session_scope
+from app.db.engine import retry_transient, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +57,7 @@ class WriteBehind:
                 for _ in batch:
                     self._queue.task_done()
 
-    @retry(retry=retry_if_exception_type((OperationalError, OSError)), stop=stop_after_attempt(5),
-           wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+    @retry_transient
     def _apply(self, batch: list[Write]) -> None:
         with session_scope(self._database_url) as session:
             for write in batch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -9,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+log = logging.getLogger(__name__)
+
+# For the writes a run cannot do without (its records, heartbeat, final status): a dropped connection
+# (database restart, failover, a killed backend) fails the statement that was on it, the pool replaces
+# the connection (pool_pre_ping checks the others), and the same work succeeds when tried again.
+retry_transient = retry(retry=retry_if_exception_type((OperationalError, OSError)), reraise=True,
+                        stop=stop_after_attempt(5), wait=wait_exponential(multiplier=0.2, max=5),
+                        before_sleep=before_sleep_log(log, logging.WARNING))
 
 
 @lru_cache(maxsize=8)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Run, utcnow
@@ -52,7 +52,8 @@ class InvalidTransition(Exception):
 
 
 def _transition(session: Session, run_id: str, target: RunStatus,
-                sources: frozenset[RunStatus] | None = None, **fields: Any) -> bool:
+                sources: frozenset[RunStatus] | None = None,
+                where: tuple[ColumnElement[bool], ...] = (), **fields: Any) -> bool:
     now = utcnow()
     values: dict[str, Any] = {"status": target.value, "modified_at": now, **fields}
     if target == RunStatus.queued:
@@ -63,7 +64,7 @@ def _transition(session: Session, run_id: str, target: RunStatus,
         values["finished_at"] = now
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status.in_([s.value for s in sources or _ALLOWED_FROM[target]]))
+        .where(Run.id == run_id, Run.status.in_([s.value for s in sources or _ALLOWED_FROM[target]]), *where)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -77,6 +78,15 @@ def mark_queued(session: Session, run_id: str) -> bool:
 def claim(session: Session, run_id: str, worker_id: str) -> bool:
     """queued -> running for exactly one worker; False if someone else has it or it ended."""
     return _transition(session, run_id, RunStatus.running, worker_id=worker_id)
+
+
+def hand_back(session: Session, run_id: str, worker_id: str) -> bool:
+    """running -> queued by the worker holding the run, which is shutting down; another worker starts
+    the run again from its url. False when the run is no longer this worker's or a cancel was asked
+    for (then the runner ends it canceled)."""
+    return _transition(session, run_id, RunStatus.queued, frozenset({RunStatus.running}),
+                       where=(Run.worker_id == worker_id, Run.cancel_requested.is_(False)),
+                       worker_id=None, heartbeat_at=None)
 
 
 def finish(session: Session, run_id: str, status: RunStatus, *, failure_reason: str | None = None,

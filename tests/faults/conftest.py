@@ -1,5 +1,5 @@
-"""Fixtures for the fault tests: the e2e suite's run marker."""
+"""Fixtures for the fault tests: the e2e suite's run marker and webhook receiver."""
 
-from tests.e2e.conftest import token
+from tests.e2e.conftest import receiver, token
 
-__all__ = ["token"]
+__all__ = ["receiver", "token"]

@@ -41,6 +41,15 @@ class Stack:
         self.processes[name] = proc
         return proc
 
+    def start_api(self, serve_workers: int = 1) -> subprocess.Popen[bytes]:
+        """Start `wayfarer serve` on the stack's port (again, e.g. after a stop: same data dir and env)."""
+        port = self.base_url.rsplit(":", 1)[1]
+        proc = _spawn([_wayfarer(), "serve", "--host", "127.0.0.1", "--port", port,
+                       "--workers", str(serve_workers)], self.env, self.log_dir / "api.log")
+        self.processes["api"] = proc
+        _wait_healthy(self)
+        return proc
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.processes.pop(name)
         os.killpg(proc.pid, sig)
@@ -98,6 +107,7 @@ def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str
         "WAYFARER_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WAYFARER_CHROMIUM_ARGS": json.dumps(TEST_CHROMIUM_ARGS),
         "WAYFARER_LOG_LEVEL": "INFO",
+        "WAYFARER_SHUTDOWN_GRACE_SECONDS": "2",  # the stop at the end hands back runs still going
     })
     if llm_base_url:
         env.update(WAYFARER_LLM_BASE_URL=llm_base_url, WAYFARER_LLM_API_KEY="test-llm-key",
@@ -109,10 +119,8 @@ def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str
         env["WAYFARER_REDIS_URL"] = redis_url
     env.update(extra_env or {})
     stack = Stack(f"http://127.0.0.1:{port}", api_key, env, log_dir)
-    stack.processes["api"] = _spawn([_wayfarer(), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                     "--workers", str(serve_workers)], env, log_dir / "api.log")
     try:
-        _wait_healthy(stack)
+        stack.start_api(serve_workers)
         for index in range(workers):
             stack.start_worker(f"worker{index}")
         yield stack

@@ -89,6 +89,23 @@ def test_lost_runs_expire_after_the_lease(db: str) -> None:
         assert _status(s, fresh) == "running"
 
 
+def test_only_the_holding_worker_hands_a_run_back_to_the_queue(db: str) -> None:
+    run_id, canceled = _new_run(db), _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, run_id, "w1")
+        lifecycle.claim(s, canceled, "w1")
+        lifecycle.request_cancel(s, canceled)
+        assert not lifecycle.hand_back(s, run_id, "w2")
+        assert not lifecycle.hand_back(s, canceled, "w1")  # the runner ends it canceled instead
+        assert lifecycle.hand_back(s, run_id, "w1")
+        assert _status(s, run_id) == "queued" and _status(s, canceled) == "running"
+        assert not lifecycle.hand_back(s, run_id, "w1")  # queued now: nothing to hand back
+        assert lifecycle.heartbeat(s, run_id, "w1") == ("queued", False)  # w1's runner sees it is gone
+        assert lifecycle.claim(s, run_id, "w2")
+        assert lifecycle.finish(s, run_id, RunStatus.completed)
+        assert not lifecycle.hand_back(s, run_id, "w2")
+
+
 def test_ids_are_prefixed_unique_and_time_sortable() -> None:
     made = [ids.new_id(ids.TASK) for _ in range(5000)]
     assert len(set(made)) == len(made)
