@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db.engine import read_session_scope
 from app.db.models import ApiKey, Organization, utcnow
 from app.runs import ids
 from app.security import hash_api_key, new_api_key, normalize_api_key
@@ -50,7 +53,53 @@ def revoke_api_key(session: Session, key_id: str) -> bool:
         return False
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+    _VERIFIED.forget(row.key_hash)  # at once in this process; other processes within their cache time
     return True
+
+
+class _VerifiedKeys:
+    """Organization ids of keys verified in this process, by (database URL, key hash): the plain key is
+    never held. A hit is trusted for `cache_seconds`, so a key revoked by another process keeps working
+    here for at most that long; a key not found is never remembered."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def get(self, database_url: str, key_hash: str) -> str | None:
+        entry = self._entries.get((database_url, key_hash))
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, database_url: str, key_hash: str, organization_id: str, cache_seconds: float) -> None:
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[(database_url, key_hash)] = (organization_id, time.monotonic() + cache_seconds)
+
+    def forget(self, key_hash: str) -> None:
+        for entry in [e for e in self._entries if e[1] == key_hash]:
+            self._entries.pop(entry, None)
+
+
+_VERIFIED = _VerifiedKeys()
+
+
+def cached_key_organization(database_url: str, key: str) -> str | None:
+    """The organization id of a key verified within the last WAYFARER_API_KEY_CACHE_SECONDS (no I/O)."""
+    return _VERIFIED.get(database_url, hash_api_key(key))
+
+
+def verify_api_key(database_url: str, key: str, cache_seconds: float) -> str | None:
+    """The organization id of an active (not revoked) key, read from the database and remembered."""
+    key_hash = hash_api_key(key)
+    with read_session_scope(database_url) as session:
+        organization_id = session.scalar(select(ApiKey.organization_id).where(
+            ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
+    if organization_id is not None and cache_seconds > 0:
+        _VERIFIED.put(database_url, key_hash, organization_id, cache_seconds)
+    return organization_id
 
 
 def organization_for_key(session: Session, raw_key: str) -> Organization | None:
@@ -65,16 +114,28 @@ def organization_for_key(session: Session, raw_key: str) -> Organization | None:
 
 
 def seed_api_key(session: Session, key: str) -> Organization:
-    """Make `key` valid (idempotent): a key not yet stored joins the organization named "default"."""
+    """Make `key` valid (idempotent): a key not yet stored joins the organization named "default".
+    Every `serve --workers` process seeds at start-up: the one that loses the race to insert the key
+    rolls its session back and returns the winner's organization."""
     key = normalize_api_key(key)
-    existing = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))).first()
+    existing = _seeded_organization(session, key)
     if existing is not None:
-        organization = session.get(Organization, existing.organization_id)
-        assert organization is not None
-        return organization
+        return existing
     organization = session.scalars(
         select(Organization).where(Organization.name == DEFAULT_ORGANIZATION)
         .order_by(Organization.created_at)
     ).first() or create_organization(session, DEFAULT_ORGANIZATION)
-    _add_key(session, organization.id, key)
+    try:
+        _add_key(session, organization.id, key)
+    except IntegrityError:
+        session.rollback()
+        winner = _seeded_organization(session, key)
+        if winner is None:
+            raise
+        return winner
     return organization
+
+
+def _seeded_organization(session: Session, key: str) -> Organization | None:
+    existing = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))).first()
+    return None if existing is None else session.get(Organization, existing.organization_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
@@ -57,6 +57,23 @@ def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = N
     if types:
         query = query.where(Artifact.artifact_type.in_(list(types)))
     return session.scalars(query).all()
+
+
+_SHOWN_TYPES = ("recording", "download", "screenshot_action", *_FALLBACK_SCREENSHOTS)
+
+
+def run_with_shown_artifacts(session: Session, organization_id: str,
+                             run_id: str) -> tuple[Run, list[Artifact]] | None:
+    """The organization's run and the artifacts its response links to, in one round trip."""
+    rows = session.execute(
+        select(Run, Artifact)
+        .outerjoin(Artifact, and_(Artifact.run_id == Run.id, Artifact.artifact_type.in_(_SHOWN_TYPES)))
+        .where(Run.id == run_id, Run.organization_id == organization_id)
+        .order_by(Artifact.created_at, Artifact.id)
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], [artifact for _, artifact in rows if artifact is not None]
 
 
 def _newest_first(artifacts: Sequence[Artifact], artifact_type: str) -> list[Artifact]:

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     app_url: str | None = None  # base of app_url links; None leaves app_url null
 
     api_key: str | None = None  # optional key seeded at start-up
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)  # a revoked key works this long in a process
     secret_key: str | None = None  # signs artifact links, encrypts stored secrets; generated if unset
     production: bool = False  # refuse to start without secret_key
 

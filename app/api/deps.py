@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.accounts import organization_for_key
-from app.db.engine import session_scope
+from app.accounts import cached_key_organization, organization_for_key, verify_api_key
+from app.db.engine import read_session_scope, session_scope
 from app.dispatch import Dispatcher
 from app.run_views import ArtifactLinks
 from app.security import normalize_api_key
@@ -20,17 +21,18 @@ from app.storage import ArtifactStore
 INVALID_CREDENTIALS = "Invalid credentials"
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies that do no I/O are `async`: FastAPI runs a sync one in its thread pool, a hop each.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.store
     return store
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
@@ -48,7 +50,15 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_links(settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
+def get_read_session(settings: SettingsDep) -> Iterator[Session]:
+    with read_session_scope(settings.database_url) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+
+async def get_links(settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
     return ArtifactLinks(settings, store)
 
 
@@ -70,9 +80,17 @@ def caller_for(session: Session, raw_key: str | None) -> Caller:
     return Caller(organization.id, key)
 
 
-def get_caller(session: SessionDep,
-               x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
-    return caller_for(session, x_api_key)
+async def get_caller(settings: SettingsDep,
+                     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
+    """caller_for, with keys verified in the last WAYFARER_API_KEY_CACHE_SECONDS taken from memory."""
+    key = normalize_api_key(x_api_key or "")
+    organization_id = cached_key_organization(settings.database_url, key) if key else None
+    if key and organization_id is None:
+        organization_id = await run_in_threadpool(verify_api_key, settings.database_url, key,
+                                                  settings.api_key_cache_seconds)
+    if organization_id is None:
+        raise HTTPException(status_code=403, detail=INVALID_CREDENTIALS)
+    return Caller(organization_id, key)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

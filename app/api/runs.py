@@ -9,9 +9,16 @@ from pydantic import SerializeAsAny
 from sqlalchemy import or_, select
 
 from app import webhooks
-from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
+from app.api.deps import CallerDep, DispatcherDep, LinksDep, ReadSessionDep, SessionDep, SettingsDep
 from app.db.models import Run
-from app.run_views import artifact_response, list_item, run_artifacts, task_run_response, timeline
+from app.run_views import (
+    artifact_response,
+    list_item,
+    run_artifacts,
+    run_with_shown_artifacts,
+    task_run_response,
+    timeline,
+)
 from app.runs import service
 from app.schemas.runs import (
     ArtifactResponse,
@@ -49,9 +56,12 @@ def run_task(request: TaskRunRequest, session: SessionDep, settings: SettingsDep
 
 
 @router.get("/v1/runs/{run_id}", response_model=SerializeAsAny[TaskRunResponse])  # wr_: all fields
-def get_run(run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
+def get_run(run_id: str, session: ReadSessionDep, settings: SettingsDep, caller: CallerDep,
             links: LinksDep) -> TaskRunResponse:
-    return task_run_response(session, _run_or_404(session, caller, run_id), links, settings)
+    found = run_with_shown_artifacts(session, caller.organization_id, run_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"Run not found {run_id}")
+    return task_run_response(session, found[0], links, settings, artifacts=found[1])
 
 
 @router.get("/v1/runs", response_model=list[TaskRunListItem])

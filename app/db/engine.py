@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -18,10 +19,13 @@ log = logging.getLogger(__name__)
 
 # For the writes a run cannot do without (its records, heartbeat, final status): a dropped connection
 # (database restart, failover, a killed backend) fails the statement that was on it, the pool replaces
-# the connection (pool_pre_ping checks the others), and the same work succeeds when tried again.
+# the connection (the checkout check drops the others), and the same work succeeds when tried again.
 retry_transient = retry(retry=retry_if_exception_type((OperationalError, OSError)), reraise=True,
                         stop=stop_after_attempt(5), wait=wait_exponential(multiplier=0.2, max=5),
                         before_sleep=before_sleep_log(log, logging.WARNING))
+
+
+RECYCLE_SECONDS = 1800  # connections a firewall or NAT dropped silently (no FIN) go within this time
 
 
 @lru_cache(maxsize=8)
@@ -33,7 +37,23 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=RECYCLE_SECONDS)
+    event.listen(engine, "checkout", _drop_if_closed)
+    return engine
+
+
+def _drop_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """The liveness check on checkout, in place of pool_pre_ping's SELECT 1 round trip: a pooled, idle
+    connection with something to read has been closed by the server (a restart, a failover, a killed
+    backend: PostgreSQL sends its FATAL and closes), so the pool drops it and connects anew."""
+    try:
+        fd = dbapi_conn.fileno()
+    except Exception as exc:  # psycopg raises once the connection is closed
+        raise DisconnectionError("pooled connection already closed") from exc
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -47,6 +67,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 @lru_cache(maxsize=8)
 def _factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+@lru_cache(maxsize=8)
+def _read_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(url).execution_options(isolation_level="AUTOCOMMIT"),
+                        expire_on_commit=False)
+
+
+@contextmanager
+def read_session_scope(url: str) -> Iterator[Session]:
+    """A session for reads only, each statement on its own: no BEGIN and COMMIT round trips."""
+    session = _read_factory(url)()
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 @contextmanager
