@@ -14,7 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
 from app.accounts import seed_api_key
-from app.api import artifacts, browser_sessions, credentials, files, legacy, metrics, runs, system
+from app.api import (
+    artifacts,
+    browser_profiles,
+    browser_sessions,
+    credentials,
+    files,
+    legacy,
+    metrics,
+    runs,
+    system,
+)
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
@@ -99,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
-    for module in (runs, artifacts, credentials, files, legacy, system, metrics, browser_sessions):
+    for module in (runs, artifacts, credentials, files, legacy, system, metrics, browser_profiles,
+                   browser_sessions):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OrgLimitReached, _org_limit)

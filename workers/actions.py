@@ -23,7 +23,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from app.url_policy import UrlDenied, check_navigation, fetch
 from workers.agent import ActionResult, RunStore, ToolCall
-from workers.browser import BrowserRun
+from workers.browser import BrowserRun, DownloadTooSlow
 
 MAX_WAIT_SECONDS = 10.0
 DOM_QUIET_MS = 150
@@ -293,7 +293,8 @@ async def _checkbox(run: BrowserRun, args: dict[str, Any], store: RunStore) -> D
 
 async def _upload_file(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
     locator, label = await _element(run, args)
-    path = await _fetch_upload(_text_arg(args, "file_url"), run)
+    uploaded = run.upload_files.get(str(args.get("file_url") or "").strip())  # a file_ids id
+    path = uploaded or await _fetch_upload(_text_arg(args, "file_url"), run)
     tag, kind = await _tag_and_type(locator)
     if tag == "input" and kind == "file":
         await locator.set_input_files(path)
@@ -362,6 +363,8 @@ async def _download_file(run: BrowserRun, args: dict[str, Any], store: RunStore)
     try:
         await locator.click()
         path = await run.download_after(before, run.action_timeout_ms / 1000)
+    except DownloadTooSlow as exc:
+        raise ActionError(str(exc)) from None
     except TimeoutError:
         if not (watch.requested and watch.page.url == watch.url_before):
             raise ActionError("clicking it started no download; pick the link or button that downloads "
@@ -377,6 +380,8 @@ async def _download_file(run: BrowserRun, args: dict[str, Any], store: RunStore)
 async def _slow_download(run: BrowserRun, before: int) -> Path | None:
     try:
         return await run.download_after(before, (run.navigation_timeout_ms - run.action_timeout_ms) / 1000)
+    except DownloadTooSlow as exc:
+        raise ActionError(str(exc)) from None
     except TimeoutError:
         raise ActionError(f"no download started within {run.navigation_timeout_ms // 1000} s.") from None
 

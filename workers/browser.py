@@ -15,7 +15,7 @@ import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
 import playwright
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONSOLE_LINES = 2000
 CLOSE_TIMEOUT_S = 20.0
+CDP_CONNECT_TIMEOUT_MS = 15_000
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class BrowserPool:
     async def open_run(self, run_id: str, options: BrowserOptions, workdir: Path) -> BrowserRun:
         if self._playwright is None:
             await self.start()
+        if options.browser_address:
+            assert self._playwright is not None
+            return await ExternalBrowserRun.connect(self._playwright, run_id, options, workdir,
+                                                    self._settings)
         async with self._lock:
             browser = await self._ensure_browser()
         try:
@@ -134,6 +139,7 @@ class BrowserPool:
             timezone_id=options.timezone_id,
             user_agent=options.user_agent,
             extra_http_headers=options.extra_http_headers,
+            storage_state=options.storage_state,  # type: ignore[arg-type]
             accept_downloads=True,
             record_video_dir=workdir / "video",  # default size (fits 800x800): cheap to encode
             service_workers="block" if policy.restricts else "allow",  # their requests bypass routes
@@ -141,6 +147,7 @@ class BrowserPool:
         context.set_default_timeout(self._settings.action_timeout_ms)
         context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
+        run.configure_downloads(options)
         try:
             if policy.restricts:  # routing every request costs time: only when something is denied
                 await context.route("**/*", RequestGuard(run.url_policy, run._log_console).check)
@@ -208,6 +215,9 @@ class BrowserRun:
         self.url_policy = parse_policy(settings.url_policy)
         self.navigation_timeout_ms = settings.navigation_timeout_ms
         self.settle_timeout_ms = settings.step_settle_timeout_ms
+        self.download_timeout_s: float | None = None  # None: a download may take the navigation timeout
+        self.download_suffix: str | None = None
+        self.upload_files: dict[str, Path] = {}  # file_id -> the run's copy of an uploaded file (file_ids)
         self.context = context
         self.workdir = workdir
         self.pages: list[Page] = []
@@ -242,17 +252,28 @@ class BrowserRun:
         self._active = index
         return self.pages[index]
 
+    def configure_downloads(self, options: BrowserOptions) -> None:
+        self.download_timeout_s = options.download_timeout_s
+        self.download_suffix = options.download_suffix
+
     @property
     def downloads_started(self) -> int:
         return len(self._downloads)
 
     async def download_after(self, count: int, timeout_s: float) -> Path | None:
-        """The saved file of the first download started after `count` downloads, or None on timeout."""
+        """The saved file of the first download started after `count` downloads (None if it failed).
+        TimeoutError when none started within `timeout_s`; DownloadTooSlow when it did not finish in time."""
         async with asyncio.timeout(timeout_s):
             while len(self._downloads) <= count:
                 self._download_started.clear()
                 await self._download_started.wait()
-            return await self._downloads[count]
+        finish_s = self.download_timeout_s or self.navigation_timeout_ms / 1000
+        try:
+            async with asyncio.timeout(finish_s):
+                return await asyncio.shield(self._downloads[count])
+        except TimeoutError:
+            raise DownloadTooSlow(f"the download started but did not finish within {finish_s:g} s"
+                                  + (" (download_timeout)." if self.download_timeout_s else ".")) from None
 
     def _track_page(self, page: Page) -> None:
         if self._first_page is None:
@@ -302,7 +323,7 @@ class BrowserRun:
     async def _save_download(self, download: Download) -> Path | None:
         folder = self.workdir / "downloads"
         folder.mkdir(parents=True, exist_ok=True)
-        path = _free_path(folder, download.suggested_filename)
+        path = _free_path(folder, with_download_suffix(download.suggested_filename, self.download_suffix))
         try:
             await download.save_as(path)
         except PlaywrightError as exc:
@@ -326,7 +347,8 @@ class BrowserRun:
         self._browser.remove_listener("disconnected", self._on_disconnected)
         downloads: list[Path] = []
         if self._downloads:
-            done, pending = await asyncio.wait(self._downloads, timeout=CLOSE_TIMEOUT_S)
+            done, pending = await asyncio.wait(self._downloads,
+                                               timeout=self.download_timeout_s or CLOSE_TIMEOUT_S)
             for task in pending:
                 task.cancel()
             downloads = [path for task in done if not task.cancelled() and task.exception() is None
@@ -345,6 +367,54 @@ class BrowserRun:
                 path = Path(await video.path())
                 recording = path if path.is_file() and path.stat().st_size > 0 else None
         return RunMedia(recording, sorted(downloads), "\n".join(self._console))
+
+
+class DownloadTooSlow(Exception):
+    """A download started but did not finish within the run's download timeout."""
+
+
+class ExternalBrowserRun(BrowserRun):
+    """A run on a Chromium the user runs (browser_address): it drives the browser's first context and
+    its open tab (a new tab if none is open), and when it ends it only disconnects: the user's
+    browser, context and tabs stay as they are."""
+
+    @classmethod
+    async def connect(cls, playwright: Playwright, run_id: str, options: BrowserOptions, workdir: Path,
+                      settings: Settings) -> ExternalBrowserRun:
+        address = options.browser_address or ""
+        try:
+            browser = await playwright.chromium.connect_over_cdp(
+                address, headers=options.cdp_connect_headers, timeout=CDP_CONNECT_TIMEOUT_MS)
+        except PlaywrightError as exc:  # the first line only: the call log may repeat the handshake
+            raise RuntimeError(f"could not connect to browser_address {address}: "
+                               f"{str(exc).splitlines()[0]}") from None
+        if not browser.contexts:
+            await browser.close()
+            raise RuntimeError(f"the browser at browser_address {address} has no browser context to use")
+        run = cls(run_id, browser, browser.contexts[0], workdir, settings, keep_context=True)
+        run.configure_downloads(options)
+        try:
+            if not run.pages:
+                await run.context.new_page()  # tracked through the context's "page" event
+        except BaseException:
+            await run.close()
+            raise
+        return run
+
+    async def close(self) -> RunMedia:
+        media = await super().close()
+        with contextlib.suppress(Exception):  # connected over CDP, close() disconnects only
+            await asyncio.wait_for(self._browser.close(), CLOSE_TIMEOUT_S)
+        return media
+
+
+def with_download_suffix(name: str, suffix: str | None) -> str:
+    """Skyvern's download_suffix: the stored name ends with it ("report.csv" + "march" ->
+    "report_march.csv"; + "march.csv" -> "report_march.csv")."""
+    if not suffix or name.endswith(suffix):
+        return name
+    path = PurePath(name)
+    return f"{path.stem}_{suffix}" if PurePath(suffix).suffix else f"{path.stem}_{suffix}{path.suffix}"
 
 
 def _free_path(folder: Path, suggested: str) -> Path:

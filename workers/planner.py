@@ -127,6 +127,9 @@ def system_prompt(task: TaskSpec) -> str:
     if task.error_code_mapping:
         parts.append("Error codes (pass the code as terminate.error_code when its description applies):\n"
                      + _compact(task.error_code_mapping))
+    if task.files:
+        parts.append("Files you can upload (give the file id as upload_file's file_url):\n"
+                     + "\n".join(f"- {file.file_id}: {file.filename}" for file in task.files))
     return "\n\n".join(parts)
 
 

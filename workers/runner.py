@@ -6,6 +6,7 @@ The same code runs in the embedded in-process executor and in a Celery worker (w
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from app.browser_profiles import keep_run_state, load_storage_state
 from app.credentials import CredentialValues, load_run_credential
 from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
@@ -24,9 +26,12 @@ from app.limits import claim_within_org_limit, over_token_cap
 from app.observability import BROWSER_CONTEXTS, bind_run
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
+from app.runs.service import WORKFLOW_RUN_TYPE
+from app.security import decrypt
 from app.settings import Settings
 from app.storage import ArtifactStore
-from workers.agent import BrowserOptions, PlannerError, RunOutcome, TaskSpec, drive
+from app.uploads import find_uploads
+from workers.agent import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec, drive
 from workers.browser import BrowserPool, BrowserRun
 from workers.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
@@ -54,8 +59,20 @@ class WorkerContext:
     requeue: Callable[[str], None] = leave_queued  # sends a run this worker gave back to the queue again
 
 
-def task_spec(run: Run, settings: Settings) -> TaskSpec:
+@dataclass(frozen=True)
+class StoredInputs:
+    """What a run request names by id, fetched for the worker: the browser profile's state, the CDP
+    handshake headers (stored encrypted, masked in run_request), the uploaded files (file_ids)."""
+
+    storage_state: dict[str, Any] | None = None
+    cdp_connect_headers: dict[str, str] | None = None
+    files: tuple[tuple[RunFile, Path], ...] = ()
+
+
+def task_spec(run: Run, settings: Settings, inputs: StoredInputs | None = None) -> TaskSpec:
     request: dict[str, Any] = run.run_request or {}
+    inputs = inputs or StoredInputs()
+    parameters = request.get("parameters") or {}  # a download_files run keeps its download options here
     model = request.get("model") or {}
     model_name = model.get("model_name") or model.get("name") if isinstance(model, dict) else None
     return TaskSpec(
@@ -66,8 +83,48 @@ def task_spec(run: Run, settings: Settings) -> TaskSpec:
         data_extraction_schema=request.get("data_extraction_schema"),
         error_code_mapping=request.get("error_code_mapping"),
         model=model_name,
-        browser=BrowserOptions(extra_http_headers=request.get("extra_http_headers")),
+        browser=BrowserOptions(extra_http_headers=request.get("extra_http_headers"),
+                               storage_state=inputs.storage_state,
+                               browser_address=request.get("browser_address"),
+                               cdp_connect_headers=inputs.cdp_connect_headers,
+                               download_timeout_s=parameters.get("download_timeout"),
+                               download_suffix=parameters.get("download_suffix")),
+        files=tuple(file for file, _ in inputs.files),
     )
+
+
+def _stored_inputs(ctx: WorkerContext, run: Run, workdir: Path) -> StoredInputs:
+    """Loads what the run names by id; LookupError when its browser profile was deleted since."""
+    with session_scope(ctx.settings.database_url) as s:
+        state = (load_storage_state(ctx.settings, s, run.organization_id, run.browser_profile_id)
+                 if run.browser_profile_id else None)
+        uploads = find_uploads(s, run.organization_id, (run.run_request or {}).get("file_ids") or [])
+    headers = (json.loads(decrypt(ctx.settings.resolved_secret_key(), run.cdp_connect_headers_encrypted))
+               if run.cdp_connect_headers_encrypted else None)
+    files = []
+    for row in uploads:
+        file = RunFile(row.id, row.filename or row.id)
+        path = workdir / "files" / row.id / file.filename
+        path.parent.mkdir(parents=True)
+        path.write_bytes(ctx.store.get(row.storage_key))
+        files.append((file, path))
+    return StoredInputs(state, headers, tuple(files))
+
+
+async def _keep_browser_state(ctx: WorkerContext, run: Run, browser: BrowserRun) -> None:
+    """A workflow run's final cookies and localStorage, kept for POST /v1/browser_profiles."""
+    if run.run_type != WORKFLOW_RUN_TYPE or browser.crashed:
+        return
+    try:
+        state = await asyncio.wait_for(browser.context.storage_state(), 10)
+        await asyncio.to_thread(_save_browser_state, ctx, run.id, dict(state))
+    except Exception as exc:  # the run's own outcome does not depend on it
+        log.warning("could not keep the browser state of %s: %s", run.id, exc)
+
+
+def _save_browser_state(ctx: WorkerContext, run_id: str, state: dict[str, Any]) -> None:
+    with session_scope(ctx.settings.database_url) as s:
+        keep_run_state(ctx.settings, s, run_id, state)
 
 
 def _load_credential(ctx: WorkerContext, run: Run) -> CredentialValues | None:
@@ -93,7 +150,6 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         return False
     bind_run(run.id, run.organization_id)
     log.info("run started on %s", ctx.worker_id)
-    task = task_spec(run, ctx.settings)
     identity = RunIdentity(run.id, run.organization_id, run.started_at or run.created_at,
                            run.totp_identifier, run.totp_url, run.webhook_key_encrypted)
     store = DbRunStore(ctx.settings, ctx.store, identity)
@@ -104,10 +160,13 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
     handing_back = False
     try:
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
+        inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
+        task = task_spec(run, ctx.settings, inputs)
         planner = Planner(ctx.settings, task)
         browser = await (session.open_run(run, workdir) if session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
+        browser.upload_files = {file.file_id: path for file, path in inputs.files}
         outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
         handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
@@ -117,6 +176,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         if planner is not None:
             await planner.aclose()
         if browser is not None:
+            await _keep_browser_state(ctx, run, browser)
             downloads = await _store_final_artifacts(browser, store, handing_back)
     outcome = _require_download(run, outcome, downloads)
     try:

@@ -141,7 +141,7 @@ def start_workflow_run(session: SessionDep, settings: SettingsDep, caller: Calle
         run = service.create_task_run(session, settings, dispatcher, caller.organization_id, request,
                                       caller.api_key, workflow)
     except service.RunRejected as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
     except service.QueueUnavailable as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     response = task_run_response(session, run, links, settings, artifacts=[])

@@ -27,13 +27,13 @@ from app.schemas.files import DownloadFilesRequest, UploadFileResponse
 from app.schemas.runs import WorkflowRunResponse
 from app.settings import Settings
 from app.storage import ArtifactStore
+from app.uploads import UPLOAD_ARTIFACT_TYPE, find_uploads
 
 router = APIRouter(tags=["Files"])
 
 MAX_UPLOAD_BYTES = 30 * 2**20  # Skyvern's MAX_UPLOAD_FILE_SIZE
 MAX_RETENTION_DAYS = 365
 TEXT_FIELD_FILENAME = "upload.txt"
-UPLOAD_ARTIFACT_TYPE = "upload"
 
 
 def _safe_filename(name: str | None) -> str:
@@ -94,10 +94,10 @@ async def upload_file(request: Request, session: SessionDep, settings: SettingsD
 
 @router.delete("/v1/files/{file_id}", status_code=204)
 def delete_file(file_id: str, session: SessionDep, store: StoreDep, caller: CallerDep) -> Response:
-    row = session.get(Artifact, file_id)
-    if (row is None or row.organization_id != caller.organization_id
-            or row.artifact_type != UPLOAD_ARTIFACT_TYPE):
+    found = find_uploads(session, caller.organization_id, [file_id])
+    if not found:
         raise HTTPException(status_code=404, detail=f"File not found {file_id}")
+    row = found[0]
     store.delete(row.storage_key)
     session.delete(row)
     session.commit()

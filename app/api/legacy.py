@@ -44,7 +44,7 @@ def create_task(
         run = service.create_task_run(session, settings, dispatcher, caller.organization_id, task,
                                       caller.api_key)
     except service.RunRejected as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
     except service.QueueUnavailable as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     return CreateTaskResponse(task_id=run.id)

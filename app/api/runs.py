@@ -49,7 +49,7 @@ def run_task(request: TaskRunRequest, session: SessionDep, settings: SettingsDep
         run = service.create_task_run(session, settings, dispatcher, caller.organization_id, request,
                                       caller.api_key)
     except service.RunRejected as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
     except service.QueueUnavailable as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     return task_run_response(session, run, links, settings, artifacts=[])

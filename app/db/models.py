@@ -57,6 +57,8 @@ class Run(Timestamped, Base):
     totp_url: Mapped[str | None] = mapped_column(Text)
     browser_session_id: Mapped[str | None] = mapped_column(String(64))
     browser_profile_id: Mapped[str | None] = mapped_column(String(64))
+    cdp_connect_headers_encrypted: Mapped[str | None] = mapped_column(Text)  # run_request keeps them masked
+    storage_state_encrypted: Mapped[str | None] = mapped_column(Text)  # a wr_ run's final cookies/storage
 
     output: Mapped[Any] = mapped_column(JSON, nullable=True)
     summary: Mapped[str | None] = mapped_column(Text)
@@ -161,6 +163,21 @@ class Credential(Timestamped, Base):
     credential_type: Mapped[str] = mapped_column(String(32))
     public: Mapped[dict[str, Any]] = mapped_column(JSON)
     secret_encrypted: Mapped[str] = mapped_column(Text)
+
+
+class BrowserProfile(Timestamped, Base):
+    """A saved browser state (`bp_`): Playwright's storage_state (cookies, origins' localStorage),
+    encrypted like credentials. Names are unique among an organization's profiles that are not deleted."""
+
+    __tablename__ = "browser_profiles"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    browser_session_id: Mapped[str | None] = mapped_column(String(64), index=True)  # the source, if any
+    workflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    storage_state_encrypted: Mapped[str] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class BrowserSession(Timestamped, Base):

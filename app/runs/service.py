@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app import webhooks
+from app.browser_profiles import find_profile
 from app.db.engine import session_scope
 from app.db.models import Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable
@@ -25,6 +27,7 @@ from app.security import encrypt
 from app.sessions.lifecycle import ACTIVE as ACTIVE_SESSION
 from app.sessions.lifecycle import UnknownBrowserSession, find_session
 from app.settings import Settings
+from app.uploads import find_uploads
 from app.url_policy import literal_address_problem, parse_policy
 
 log = logging.getLogger(__name__)
@@ -34,12 +37,18 @@ RUN_TYPES = {"skyvern-1.0": "task_v1", "skyvern-2.0": "task_v2", "skyvern-3.0": 
 FOREIGN_ENGINES = frozenset({"openai-cua", "anthropic-cua", "ui-tars", "yutori-navigator"})
 DEFAULT_ENGINE = "skyvern-1.0"
 CANCEL_WAIT_SECONDS = 5.0
+MASKED = "********"
 FORCED_CANCEL_REASON = ("The run was canceled at the user's request; its worker did not stop within "
                         f"{int(CANCEL_WAIT_SECONDS)} s, so the run was ended without it.")
 
 
 class RunRejected(Exception):
-    """The request is well-formed but cannot be run here (HTTP 400)."""
+    """The request is well-formed but cannot be run here: HTTP 400, or 404 when it names something the
+    organization does not have (the message names the field)."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class QueueUnavailable(Exception):
@@ -93,6 +102,23 @@ def _session_queue(session: Session, organization_id: str, session_id: str | Non
     return row.worker_queue
 
 
+def _check_sources(session: Session, organization_id: str, request: TaskRunRequest) -> None:
+    """The profile and uploaded files a run names exist for the organization (404 naming the field)."""
+    if request.browser_profile_id:
+        if request.browser_address:
+            raise RunRejected("browser_profile_id cannot be combined with browser_address: a profile "
+                              "starts a new browser context, a run on your browser uses its own.")
+        if find_profile(session, organization_id, request.browser_profile_id) is None:
+            raise RunRejected(f"browser_profile_id: Browser profile not found {request.browser_profile_id}",
+                              status_code=404)
+    if request.file_ids:
+        found = {row.id for row in find_uploads(session, organization_id, request.file_ids)}
+        missing = [file_id for file_id in request.file_ids if file_id not in found]
+        if missing:
+            raise RunRejected(f"file_ids: File not found {', '.join(missing)} (upload files with POST "
+                              "/v1/upload_file)", status_code=404)
+
+
 def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
                     request: TaskRunRequest, api_key: str, workflow: OneOffWorkflow | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
@@ -104,8 +130,12 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
                           "skyvern-2.0 or skyvern-3.0 (they run on Wayfarer's own agent).")
     _check_url_policy(settings, request)
     holder_queue = _session_queue(session, organization_id, request.browser_session_id)
+    _check_sources(session, organization_id, request)
     run_request = request.model_dump(exclude_none=True)
     run_request["engine"] = engine
+    cdp_headers = request.cdp_connect_headers
+    if cdp_headers:  # only the worker's handshake needs the values
+        run_request["cdp_connect_headers"] = dict.fromkeys(cdp_headers, MASKED)
     if workflow is not None:
         run_request = workflow.run_request(run_request)
     warning = _proxy_warning(request.proxy_location)
@@ -120,6 +150,8 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         totp_identifier=normalize_totp_identifier(request.totp_identifier)
         if request.totp_identifier else None, totp_url=request.totp_url,
         browser_session_id=request.browser_session_id, browser_profile_id=request.browser_profile_id,
+        cdp_connect_headers_encrypted=encrypt(settings.resolved_secret_key(), json.dumps(cdp_headers))
+        if cdp_headers else None,
         errors=[warning] if warning else [], step_count=0, created_at=now, modified_at=now, queued_at=now,
     )
     session.add(run)

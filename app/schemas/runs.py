@@ -35,6 +35,18 @@ def normalize_http_url(value: str | None) -> str | None:
     return url
 
 
+def check_cdp_address(value: str | None) -> str | None:
+    """browser_address: the DevTools endpoint of a Chromium the user runs (http(s) or ws(s))."""
+    if value is None:
+        return None
+    url = value.strip()
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https", "ws", "wss") or not rest.split("/", 1)[0]:
+        raise ValueError("must be the http(s):// or ws(s):// DevTools address of a running Chromium, "
+                         "e.g. http://127.0.0.1:9222")
+    return url
+
+
 class TaskRunRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -60,11 +72,17 @@ class TaskRunRequest(BaseModel):
     max_screenshot_scrolls: int | None = None
     browser_address: str | None = None
     run_with: str | None = None
+    file_ids: list[str] | None = Field(default=None, max_length=50)
 
     @field_validator("url", "webhook_url", "totp_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return normalize_http_url(value)
+
+    @field_validator("browser_address")
+    @classmethod
+    def _cdp_address(cls, value: str | None) -> str | None:
+        return check_cdp_address(value)
 
     @field_validator("data_extraction_schema")
     @classmethod
@@ -226,11 +244,17 @@ class OneOffRunFields(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         return normalize_http_url(value)
 
+    @field_validator("browser_address")
+    @classmethod
+    def _cdp_address(cls, value: str | None) -> str | None:
+        return check_cdp_address(value)
+
     def task_request(self, prompt: str, title: str, **overrides: Any) -> TaskRunRequest:
         """The task run this shortcut request stands for."""
         fields = {"url": self.url, "webhook_url": self.webhook_url, "proxy_location": self.proxy_location,
                   "totp_identifier": self.totp_identifier, "totp_url": self.totp_url,
                   "browser_session_id": self.browser_session_id,
                   "browser_profile_id": self.browser_profile_id,
-                  "extra_http_headers": self.extra_http_headers}
+                  "extra_http_headers": self.extra_http_headers, "browser_address": self.browser_address,
+                  "cdp_connect_headers": self.cdp_connect_headers}
         return TaskRunRequest(prompt=prompt, title=title, **{**fields, **overrides})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:58:37.080994
+Create Date: 2026-11-29 06:08:04.780262
 """
 
 from collections.abc import Sequence
@@ -40,6 +40,26 @@ def upgrade() -> None:
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_keys_organization_id'), ['organization_id'], unique=False)
 
+    op.create_table('browser_profiles',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('organization_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('browser_session_id', sa.String(length=64), nullable=True),
+    sa.Column('workflow_run_id', sa.String(length=64), nullable=True),
+    sa.Column('storage_state_encrypted', sa.Text(), nullable=False),
+    sa.Column('deleted_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('modified_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('browser_profiles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_browser_profiles_browser_session_id'), ['browser_session_id'],
+                              unique=False)
+        batch_op.create_index(batch_op.f('ix_browser_profiles_organization_id'), ['organization_id'],
+                              unique=False)
+
     op.create_table('browser_sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('organization_id', sa.String(length=64), nullable=False),
@@ -66,7 +86,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('browser_sessions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_browser_sessions_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_browser_sessions_organization_id'), ['organization_id'],
+                              unique=False)
         batch_op.create_index(batch_op.f('ix_browser_sessions_status'), ['status'], unique=False)
 
     op.create_table('credentials',
@@ -102,6 +123,8 @@ def upgrade() -> None:
     sa.Column('totp_url', sa.Text(), nullable=True),
     sa.Column('browser_session_id', sa.String(length=64), nullable=True),
     sa.Column('browser_profile_id', sa.String(length=64), nullable=True),
+    sa.Column('cdp_connect_headers_encrypted', sa.Text(), nullable=True),
+    sa.Column('storage_state_encrypted', sa.Text(), nullable=True),
     sa.Column('output', sa.JSON(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=True),
     sa.Column('failure_reason', sa.Text(), nullable=True),
@@ -164,7 +187,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_artifacts_browser_session_id'), ['browser_session_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_browser_session_id'), ['browser_session_id'],
+                              unique=False)
         batch_op.create_index(batch_op.f('ix_artifacts_run_id'), ['run_id'], unique=False)
 
     op.create_table('steps',
@@ -261,6 +285,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_browser_sessions_organization_id'))
 
     op.drop_table('browser_sessions')
+    with op.batch_alter_table('browser_profiles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_browser_profiles_organization_id'))
+        batch_op.drop_index(batch_op.f('ix_browser_profiles_browser_session_id'))
+
+    op.drop_table('browser_profiles')
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_keys_organization_id'))
 

@@ -54,7 +54,7 @@ def test_download_files_task_reports_the_downloaded_file(embedded: Stack, fake_l
         skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
         started = await skyvern.download_files(navigation_goal=f"Download the report ({token})",
                                                url=sites.url("/download.html"), max_steps_per_run=4,
-                                               download_timeout=20)
+                                               download_timeout=20, download_suffix="march")
         return started.run_id
 
     run_id = asyncio.run(start())
@@ -63,7 +63,7 @@ def test_download_files_task_reports_the_downloaded_file(embedded: Stack, fake_l
     assert run["status"] == "completed", run.get("failure_reason")
     assert run["run_type"] == "workflow_run" and run["run_request"]["max_steps"] == 4
     (download,) = run["downloaded_files"]
-    assert download["filename"] == "report.csv"
+    assert download["filename"] == "report_march.csv"  # download_suffix ends the stored name
     assert download["checksum"] == hashlib.sha256(DOWNLOAD_BYTES).hexdigest()
     assert httpx.get(download["url"], timeout=10).content == DOWNLOAD_BYTES
 
@@ -73,6 +73,23 @@ def test_download_files_task_reports_the_downloaded_file(embedded: Stack, fake_l
             "navigation_goal": f"Download it ({token}-nothing)", "url": sites.url("/download.html")}).json()
     failed = embedded.wait_final(empty["run_id"])
     assert failed["status"] == "failed" and "no file was downloaded" in failed["failure_reason"]
+
+
+def test_download_timeout_bounds_how_long_a_started_download_may_take(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    fake_llm.script(token, [
+        [call("download_file", ref={"role": "link", "name": "Download slow report"})],
+        [call("complete", output=None, summary="tried")],
+    ])
+    with embedded.client() as client:
+        started = client.post("/v1/run/tasks/download_files", json={
+            "navigation_goal": f"Download the slow report ({token})", "url": sites.url("/slow-download.html"),
+            "download_timeout": 1}).json()
+    run = embedded.wait_final(started["run_id"])
+    assert run["status"] == "failed" and "no file was downloaded" in run["failure_reason"]
+    assert run["downloaded_files"] == []
+    history = last_user_text(fake_llm.requests_for(token)[1])
+    assert "the download started but did not finish within 1 s (download_timeout)" in history
 
 
 def test_legacy_task_routes_run_the_same_runs(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer,

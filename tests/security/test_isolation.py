@@ -44,6 +44,8 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
     """A well-formed body naming A's resources where the route takes ids in its body."""
     if path.endswith("/update") or path == "/v1/credentials":
         return CREDENTIAL_BODY
+    if path.startswith("/v1/browser_profiles"):
+        return {"name": "B's profile"}
     if path == "/v1/runs/cancel":
         return {"run_ids": [ids["run_id"]]}
     if path.endswith("/totp"):

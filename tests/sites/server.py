@@ -6,7 +6,8 @@ cross-origin iframes). Besides the static pages in `pages/` it answers:
   POST /submit                 records the form fields, answers "Thanks, <name>!" with the fields listed
   POST /login, /login/verify   login.html's sign-in and its 2FA step: record the fields (the test checks
                                them), answer the code form, then "Welcome, <username>!"
-  GET  /download/<name>        DOWNLOAD_BYTES as an attachment named <name>
+  GET  /download/<name>        DOWNLOAD_BYTES as an attachment named <name> (?stall=N: the body only
+                               after N seconds, a download that starts but is slow to finish)
   GET  /files/<name>           UPLOAD_BYTES as text/plain (a file_url to upload)
   GET  /slow?seconds=N         a page that answers after N seconds (capped at 30)
   GET  /hang                   never answers until the server stops (a page that never finishes loading)
@@ -78,7 +79,8 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
             if parts.path.startswith("/download/"):
                 name = parts.path.rsplit("/", 1)[1]
                 disposition = f'attachment; filename="{name}"'
-                self._send(DOWNLOAD_BYTES, "text/csv", {"Content-Disposition": disposition})
+                self._send(DOWNLOAD_BYTES, "text/csv", {"Content-Disposition": disposition},
+                           stall=min(float(query.get("stall", ["0"])[0]), 30.0))
             elif parts.path.startswith("/files/"):
                 self._send(UPLOAD_BYTES, "text/plain")
             elif parts.path == "/slow":
@@ -110,13 +112,17 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
             body = f'<h1 id="result">Thanks, {name}!</h1><ul aria-label="Received">{items}</ul>'
             self._send(_page("Thanks", body), "text/html")
 
-        def _send(self, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        def _send(self, body: bytes, content_type: str, headers: dict[str, str] | None = None,
+                  stall: float = 0) -> None:
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
             self.end_headers()
+            if stall:
+                self.wfile.flush()
+                site.stopping.wait(stall)
             self.wfile.write(body)
 
     return Handler

@@ -1,0 +1,72 @@
+"""Browser profiles (`bp_`): create (blank, or from a session or workflow run), list, read, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from app import browser_profiles as profiles
+from app.api.deps import CallerDep, SessionDep, SettingsDep
+from app.db.models import BrowserProfile
+from app.schemas.browser_profiles import BrowserProfile as BrowserProfileResponse
+from app.schemas.browser_profiles import CreateBrowserProfileRequest, UpdateBrowserProfileRequest
+
+router = APIRouter(tags=["Browser Profiles"])
+
+
+def _profile_or_404(session: SessionDep, caller: CallerDep, profile_id: str) -> BrowserProfile:
+    row = profiles.find_profile(session, caller.organization_id, profile_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"Browser profile not found {profile_id}")
+    return row
+
+
+@router.post("/v1/browser_profiles", response_model=BrowserProfileResponse)
+def create_browser_profile(request: CreateBrowserProfileRequest, session: SessionDep, settings: SettingsDep,
+                           caller: CallerDep) -> BrowserProfileResponse:
+    try:
+        row = profiles.create_profile(settings, session, caller.organization_id, request)
+    except profiles.ProfileNameTaken as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    except profiles.ProfileSourceUnavailable as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return profiles.profile_response(row)
+
+
+@router.get("/v1/browser_profiles", response_model=list[BrowserProfileResponse])
+def list_browser_profiles(
+    session: SessionDep, caller: CallerDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 10,
+    include_deleted: bool = False,
+    search_key: Annotated[str | None, Query(max_length=200)] = None,
+    managed: bool | None = None,
+) -> list[BrowserProfileResponse]:
+    if managed:  # every profile here is user-created; none is auto-managed
+        return []
+    rows = profiles.list_profiles(session, caller.organization_id, page, page_size, include_deleted,
+                                  search_key)
+    return [profiles.profile_response(row) for row in rows]
+
+
+@router.get("/v1/browser_profiles/{profile_id}", response_model=BrowserProfileResponse)
+def get_browser_profile(profile_id: str, session: SessionDep, caller: CallerDep) -> BrowserProfileResponse:
+    return profiles.profile_response(_profile_or_404(session, caller, profile_id))
+
+
+@router.patch("/v1/browser_profiles/{profile_id}", response_model=BrowserProfileResponse)
+def update_browser_profile(profile_id: str, request: UpdateBrowserProfileRequest, session: SessionDep,
+                           caller: CallerDep) -> BrowserProfileResponse:
+    row = _profile_or_404(session, caller, profile_id)
+    try:
+        profiles.update_profile(session, row, request)
+    except profiles.ProfileNameTaken as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return profiles.profile_response(row)
+
+
+@router.delete("/v1/browser_profiles/{profile_id}", status_code=204)
+def delete_browser_profile(profile_id: str, session: SessionDep, caller: CallerDep) -> Response:
+    profiles.delete_profile(session, _profile_or_404(session, caller, profile_id))
+    return Response(status_code=204)
