@@ -95,13 +95,15 @@ async def measure(pages: list[tuple[str, str, str]], encoding: Any, data_dir: Pa
                 page = run.active_page
                 with contextlib.suppress(Exception):  # a page that never finishes loading: as it stands
                     await page.goto(url, wait_until="load", timeout=15_000)
-                raw = await page.aria_snapshot(mode="ai", boxes=True)
+                raw = await page.aria_snapshot(mode="ai", boxes=True, timeout=30_000)
                 state = await capture(run, screenshot=False)
                 labels = dict(run.element_labels)
                 raw_refs = {ref for ref, label in labels.items()
                             if label.split(" ", 1)[0] in INTERACTIVE_ROLES}
                 shown = refs_in(state.snapshot)
-                probed, found = await probe_scroll_hint(run, raw, sorted(raw_refs - shown))
+                probed, missed = await probe_scroll_hint(run, raw, sorted(raw_refs - shown))
+                for ref in missed:
+                    print(f"scroll hint missed on {name}: {labels[ref]} [{ref}]", file=sys.stderr)
             finally:
                 await run.close()
             kept = len(raw_refs & shown)
@@ -110,16 +112,16 @@ async def measure(pages: list[tuple[str, str, str]], encoding: Any, data_dir: Pa
             figures.append(PageFigures(
                 corpus, name, count(encoding, BOX.sub("", raw)), count(encoding, state.snapshot),
                 request_tokens(request, encoding), len(raw_refs), kept,
-                missing if SCROLL_HINT in state.snapshot else 0, probed, found))
+                missing if SCROLL_HINT in state.snapshot else 0, probed, probed - len(missed)))
     finally:
         await pool.stop()
         await planner.aclose()
     return figures
 
 
-async def probe_scroll_hint(run: Any, raw: str, missing: list[str]) -> tuple[int, int]:
+async def probe_scroll_hint(run: Any, raw: str, missing: list[str]) -> tuple[int, list[str]]:
     """Scroll to a sample of the left-out elements (where the raw snapshot placed them) and capture
-    again: is each then in the snapshot, as the scroll hint promises?"""
+    again: is each then in the snapshot, as the scroll hint promises? Returns (probed, refs not shown)."""
     tops: dict[str, float] = {}
     for line in raw.splitlines():
         ref_match, box = REF.search(line), BOX_Y.search(line)
@@ -127,11 +129,12 @@ async def probe_scroll_hint(run: Any, raw: str, missing: list[str]) -> tuple[int
             tops[ref_match.group(1)] = float(box.group(1))
     sample = [ref for ref in missing if ref in tops]
     sample = sample[:: max(1, len(sample) // PROBES)][:PROBES]
-    found = 0
+    missed = []
     for ref in sample:
         await run.active_page.evaluate("y => window.scrollTo(0, y)", max(0.0, tops[ref] - 100))
-        found += ref in refs_in((await capture(run, screenshot=False)).snapshot)
-    return len(sample), found
+        if ref not in refs_in((await capture(run, screenshot=False)).snapshot):
+            missed.append(ref)
+    return len(sample), missed
 
 
 def fixed_tokens(encoding: Any) -> tuple[int, int]:
