@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     chromium_path: str | None = None  # default: chromium found on PATH
     chromium_args: list[str] = []
     headless: bool = True
+    record_video: bool = True  # a recording artifact per run; off saves an ffmpeg (~55 MiB) per run
     max_concurrent_runs: int = 4
     default_max_steps: int = 25
     run_deadline_seconds: int = 1800

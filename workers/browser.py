@@ -34,6 +34,7 @@ from playwright.async_api import Error as PlaywrightError
 from app.settings import Settings
 from app.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
 from workers.agent import BrowserOptions
+from workers.chromium_args import launch_args
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ class BrowserPool:
             extra_http_headers=options.extra_http_headers,
             storage_state=options.storage_state,  # type: ignore[arg-type]
             accept_downloads=True,
-            record_video_dir=workdir / "video",  # default size (fits 800x800): cheap to encode
+            # default size (fits 800x800): cheap to encode; each recording is an ffmpeg of ~55 MiB PSS
+            record_video_dir=workdir / "video" if self._settings.record_video else None,
             service_workers="block" if policy.restricts else "allow",  # their requests bypass routes
         )
         context.set_default_timeout(self._settings.action_timeout_ms)
@@ -165,7 +167,7 @@ class BrowserPool:
         assert self._playwright is not None
         self._browser = await self._playwright.chromium.launch(
             executable_path=self._settings.resolved_chromium_path(),
-            args=list(self._settings.chromium_args),
+            args=launch_args(self._settings.chromium_args),
             headless=self._settings.headless,
         )
         return self._browser
