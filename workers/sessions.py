@@ -16,11 +16,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import BrowserContext, Page, Video
 from sqlalchemy import select
 
+from app.browser_profiles import load_storage_state, save_profile_from_state
 from app.db.engine import session_scope
 from app.db.models import Artifact, BrowserSession, Run, utcnow
 from app.runs import ids
@@ -30,8 +33,9 @@ from app.sessions import lifecycle
 from app.sessions.lifecycle import SessionStatus
 from app.settings import Settings
 from app.storage import ArtifactStore
+from app.url_policy import parse_policy
 from workers.agent import BrowserOptions
-from workers.browser import BrowserPool, BrowserRun
+from workers.browser import BrowserPool, BrowserRun, RequestGuard
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ WATCH_SECONDS = 1.0
 DEVTOOLS_WAIT_SECONDS = 10.0
 RELEASE_WAIT_SECONDS = 15.0  # how long a closing session waits for its current run to stop
 SHUTDOWN_REASON = "The worker holding this browser session shut down."
+LOCAL_HOST = "127.0.0.1"
 
 
 @dataclass
@@ -52,6 +57,7 @@ class HeldSession:
     closing: bool = False
     videos: list[Video] = field(default_factory=list)
     watchdog: asyncio.Future[None] | None = None
+    exposed: asyncio.Server | None = None  # the DevTools port on WAYFARER_SESSION_CDP_HOST, if not local
 
     def track_video(self, page: Page) -> None:
         if page.video is not None:
@@ -115,14 +121,17 @@ class SessionHost:
             return None
         user_data_dir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{session_id}-"))
         options = BrowserOptions()
+        policy = parse_policy(self._settings.url_policy)
         try:
+            profile_state = await asyncio.to_thread(_profile_state, self._settings, row)
             playwright = await self._pool.playwright()
             context = await playwright.chromium.launch_persistent_context(
                 user_data_dir / "profile", executable_path=self._settings.resolved_chromium_path(),
                 args=[*self._settings.chromium_args, "--remote-debugging-port=0"],
                 headless=self._settings.headless, accept_downloads=True,
                 viewport={"width": options.viewport_width, "height": options.viewport_height},
-                record_video_dir=user_data_dir / "video")
+                record_video_dir=user_data_dir / "video",
+                service_workers="block" if policy.restricts else "allow")
         except Exception as exc:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             log.exception("browser session %s could not start", session_id)
@@ -136,7 +145,12 @@ class SessionHost:
         context.set_default_timeout(self._settings.action_timeout_ms)
         context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         try:
-            cdp_url = await _devtools_url(user_data_dir / "profile")
+            if policy.restricts:  # for runs and CDP clients alike: the browser is on the worker's network
+                await context.route("**/*", RequestGuard(policy, partial(_log_blocked, session_id)).check)
+            if profile_state is not None:
+                await context.set_storage_state(profile_state)  # type: ignore[arg-type]
+            cdp_url, held.exposed = await _expose(await _devtools_url(user_data_dir / "profile"),
+                                                  self._settings.session_cdp_host)
             page = context.pages[0] if context.pages else await context.new_page()
             if row.url:
                 with contextlib.suppress(Exception):  # a start page that fails to load leaves the tab open
@@ -183,8 +197,8 @@ class SessionHost:
             self._on_final(run_id)
 
     async def _release(self, held: HeldSession, store_media: bool = True) -> None:
-        """Wait (bounded) for the session's current run to stop, then close its browser and store the
-        recordings and the files downloaded through it as session artifacts."""
+        """Wait (bounded) for the session's current run to stop, save its browser profile if asked,
+        then close its browser and store its recordings as session artifacts."""
         held.closing = True
         self._held.pop(held.id, None)
         try:
@@ -193,6 +207,10 @@ class SessionHost:
             log.warning("browser session %s: its run did not stop in time; closing under it", held.id)
         else:
             held.lock.release()  # runs still waiting see `closing` and leave the session alone
+        if store_media:
+            await self._save_profile(held)
+        if held.exposed is not None:
+            held.exposed.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(held.context.close(), 30)
         if store_media:
@@ -203,6 +221,17 @@ class SessionHost:
                         await asyncio.to_thread(self._store_file, held, "recording", path, "video/webm")
         shutil.rmtree(held.user_data_dir, ignore_errors=True)
         log.info("browser session %s released", held.id)
+
+    async def _save_profile(self, held: HeldSession) -> None:
+        """generate_browser_profile (read now: PATCH may change it while the session lives)."""
+        try:
+            if not await asyncio.to_thread(_wants_profile, self._settings, held.id):
+                return
+            state = await asyncio.wait_for(held.context.storage_state(), 10)
+            profile_id = await asyncio.to_thread(_save_state, self._settings, held, dict(state))
+            log.info("browser session %s saved as browser profile %s", held.id, profile_id)
+        except Exception:  # the session's end does not depend on it
+            log.exception("browser session %s: its browser profile could not be saved", held.id)
 
     def _store_file(self, held: HeldSession, artifact_type: str, path: Path, content_type: str) -> None:
         artifact_id = ids.new_id(ids.ARTIFACT)
@@ -250,8 +279,63 @@ async def _devtools_url(profile_dir: Path) -> str:
         while True:
             lines = marker.read_text().split() if marker.exists() else []
             if len(lines) >= 2:
-                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+                return f"ws://{LOCAL_HOST}:{lines[0]}{lines[1]}"
             await asyncio.sleep(0.05)
+
+
+async def _expose(local_url: str, host: str) -> tuple[str, asyncio.Server | None]:
+    """Chromium listens on 127.0.0.1 only; for an API on another machine, forward a port on `host`
+    (the worker's private address) to it. Returns the URL to advertise and the forwarding server."""
+    if host == LOCAL_HOST:
+        return local_url, None
+    local_port = int(local_url.split(":")[2].split("/", 1)[0])
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(LOCAL_HOST, local_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    server = await asyncio.start_server(forward, host, 0)
+    port = server.sockets[0].getsockname()[1]
+    return local_url.replace(f"{LOCAL_HOST}:{local_port}", f"{host}:{port}", 1), server
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+def _log_blocked(session_id: str, kind: str, text: str) -> None:
+    log.info("browser session %s: %s %s", session_id, kind, text)
+
+
+def _profile_state(settings: Settings, row: BrowserSession) -> dict[str, Any] | None:
+    """The cookies and local storage of the profile the session starts from (LookupError: gone)."""
+    if not row.browser_profile_id:
+        return None
+    with session_scope(settings.database_url) as s:
+        return load_storage_state(settings, s, row.organization_id, row.browser_profile_id)
+
+
+def _wants_profile(settings: Settings, session_id: str) -> bool:
+    with session_scope(settings.database_url) as s:
+        return bool(s.scalar(select(BrowserSession.generate_browser_profile)
+                             .where(BrowserSession.id == session_id)))
+
+
+def _save_state(settings: Settings, held: HeldSession, state: dict[str, Any]) -> str:
+    with session_scope(settings.database_url) as s:
+        return save_profile_from_state(settings, s, held.organization_id, name=f"Browser session {held.id}",
+                                       storage_state=state, browser_session_id=held.id)
 
 
 def _load(settings: Settings, session_id: str) -> BrowserSession | None:

@@ -44,6 +44,8 @@ def create_browser_session(
     try:
         row = service.create_session(session, dispatcher, caller.organization_id,
                                      request or CreateBrowserSessionRequest())
+    except service.UnknownProfile as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
     except DispatchUnavailable as exc:
         raise HTTPException(status_code=503, detail="The queue is unavailable, so no worker can open the "
                                                     "session; try again shortly.") from exc

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from app.browser_profiles import find_profile
 from app.db.models import Artifact, BrowserSession, Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable
 from app.run_views import ArtifactLinks
@@ -32,9 +33,16 @@ class SessionRejected(Exception):
     """A well-formed request this session cannot take (HTTP 400)."""
 
 
+class UnknownProfile(LookupError):
+    """The browser_profile_id names no profile of the organization (HTTP 404)."""
+
+
 def create_session(session: Session, dispatcher: Dispatcher, organization_id: str,
                    request: CreateBrowserSessionRequest) -> BrowserSession:
     """Store the session (created), then ask a worker to open its browser."""
+    profile_id = request.browser_profile_id
+    if profile_id and find_profile(session, organization_id, profile_id) is None:
+        raise UnknownProfile(f"browser_profile_id: Browser profile not found {profile_id}")
     timeout = request.timeout or DEFAULT_TIMEOUT_MINUTES
     warning = None
     if timeout > MAX_TIMEOUT_MINUTES:

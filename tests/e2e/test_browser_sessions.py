@@ -22,7 +22,7 @@ from app.db.engine import session_scope
 from app.db.models import BrowserSession, utcnow
 from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.sites.server import SiteServer
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 SESSION_PAGE = "/session.html"
 REMEMBER = [[{"name": "click", "args": {"ref": {"role": "button", "name": "Remember me"}}}],
@@ -252,3 +252,65 @@ def test_cdp_connection_like_launch_cloud_browser(embedded: Stack, fake_llm: Fak
         await skyvern.close_browser_session(session.browser_session_id)
 
     asyncio.run(scenario())
+
+
+def test_profile_saved_when_a_session_ends_and_restored_into_a_new_one(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    fake_llm.script(f"{token}-save", REMEMBER)
+    fake_llm.script(f"{token}-restore", DONE)
+
+    async def scenario() -> None:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        first = await skyvern.create_browser_session(generate_browser_profile=True)
+        run = await skyvern.run_task(prompt=f"Remember me ({token}-save)", url=sites.url(SESSION_PAGE),
+                                     browser_session_id=first.browser_session_id)
+        assert (await asyncio.to_thread(embedded.wait_final, run.run_id))["status"] == "completed"
+        await skyvern.close_browser_session(first.browser_session_id)
+
+        async def saved_profile() -> Any:
+            for _ in range(100):  # the holder saves the state while it releases the browser
+                try:
+                    return await skyvern.create_browser_profile(name=f"shop {token}",
+                                                                browser_session_id=first.browser_session_id)
+                except Exception:
+                    await asyncio.sleep(0.2)
+            raise AssertionError("no browser profile was saved from the session")
+
+        profile = await saved_profile()
+        second = await skyvern.create_browser_session(browser_profile_id=profile.browser_profile_id)
+        assert second.browser_profile_id == profile.browser_profile_id
+        run = await skyvern.run_task(prompt=f"Look ({token}-restore)", url=sites.url(SESSION_PAGE),
+                                     browser_session_id=second.browser_session_id)
+        assert (await asyncio.to_thread(embedded.wait_final, run.run_id))["status"] == "completed"
+        await skyvern.close_browser_session(second.browser_session_id)
+
+    asyncio.run(scenario())
+    restored = last_user_text(fake_llm.requests_for(f"{token}-restore")[0])
+    assert "ada" in restored and "remembered" in restored
+    with embedded.client() as client:
+        missing = client.post("/v1/browser_sessions", json={"browser_profile_id": "bp_1"})
+        assert missing.status_code == 404 and "browser_profile_id" in missing.json()["detail"]
+
+
+def test_cdp_relay_reaches_a_worker_advertising_another_address(tmp_path: Path, sites: SiteServer) -> None:
+    """WAYFARER_SESSION_CDP_HOST: the worker forwards a port on that address to its browser's DevTools
+    (Chromium itself listens on 127.0.0.1 only), and the API relays to it."""
+    with running_stack(tmp_path, llm_base_url=None,
+                       extra_env={"WAYFARER_SESSION_CDP_HOST": "127.0.0.2"}) as stack:
+        with stack.client() as client:
+            session_id = client.post("/v1/browser_sessions", json={"url": sites.url(SESSION_PAGE)}).json()[
+                "browser_session_id"]
+            running = wait_running(client, session_id)
+        with session_scope(sqlite_url(stack)) as s:
+            cdp_url = s.scalar(select(BrowserSession.cdp_url).where(BrowserSession.id == session_id))
+        assert cdp_url is not None and cdp_url.startswith("ws://127.0.0.2:")
+
+        async def title() -> str:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.connect_over_cdp(running["browser_address"],
+                                                                     headers={"x-api-key": stack.api_key})
+                text = await browser.contexts[0].pages[0].title()
+                await browser.close()
+                return text
+
+        assert asyncio.run(title()) == "Session page"

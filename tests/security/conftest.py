@@ -78,9 +78,11 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM,
                 "credential": {"username": "ada", "password": CREDENTIAL_PASSWORD}})
             upload = call("POST", "/v1/upload_file", files={"file": ("a.txt", b"tenant A's file")})
             profile = call("POST", "/v1/browser_profiles", json={"name": "tenant A's profile"})
+            browser_session = call("POST", "/v1/browser_sessions", json={})
             call("POST", "/v1/credentials/totp", json={"totp_identifier": "ada@example.com",
                                                         "content": "123456", "task_id": run["run_id"]})
         ids = {"run_id": run["run_id"], "task_id": run["run_id"], "artifact_id": artifacts[0]["artifact_id"],
                "credential_id": credential["credential_id"], "file_id": upload["file_id"],
-               "profile_id": profile["browser_profile_id"]}
+               "profile_id": profile["browser_profile_id"],
+               "browser_session_id": browser_session["browser_session_id"]}
         yield Tenants(stack, pg_url, tmp / "wayfarer-data", other_key, run, ids, hooks, responses)

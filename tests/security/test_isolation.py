@@ -46,6 +46,10 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
         return CREDENTIAL_BODY
     if path.startswith("/v1/browser_profiles"):
         return {"name": "B's profile"}
+    if path.endswith("/extend"):
+        return {"additional_minutes": 5}
+    if path.startswith("/v1/browser_sessions/"):
+        return {"generate_browser_profile": True}
     if path == "/v1/runs/cancel":
         return {"run_ids": [ids["run_id"]]}
     if path.endswith("/totp"):
