@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = None  # default: json when production, else text
     worker_metrics_port: int | None = None  # a worker serves /metrics here; unset: not served
     worker_metrics_host: str = "0.0.0.0"  # scraped from other hosts
+    session_cdp_host: str = "127.0.0.1"  # where a worker exposes its browser sessions' DevTools to the API
     artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
 
     @field_validator("url_policy")
