@@ -36,6 +36,7 @@ from app.storage import ArtifactStore
 from app.url_policy import parse_policy
 from workers.agent import BrowserOptions
 from workers.browser import BrowserPool, BrowserRun, RequestGuard
+from workers.chromium_args import launch_args
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,10 @@ class SessionHost:
             playwright = await self._pool.playwright()
             context = await playwright.chromium.launch_persistent_context(
                 user_data_dir / "profile", executable_path=self._settings.resolved_chromium_path(),
-                args=[*self._settings.chromium_args, "--remote-debugging-port=0"],
+                args=[*launch_args(self._settings.chromium_args), "--remote-debugging-port=0"],
                 headless=self._settings.headless, accept_downloads=True,
                 viewport={"width": options.viewport_width, "height": options.viewport_height},
-                record_video_dir=user_data_dir / "video",
+                record_video_dir=user_data_dir / "video" if self._settings.record_video else None,
                 service_workers="block" if policy.restricts else "allow")
         except Exception as exc:
             shutil.rmtree(user_data_dir, ignore_errors=True)
