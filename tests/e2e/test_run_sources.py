@@ -54,6 +54,8 @@ def test_a_profile_saved_from_a_run_restores_its_cookie_and_local_storage(
     profile_id = profile.browser_profile_id
     assert profile_id.startswith("bp_")
     assert with_sdk(embedded, lambda sdk: sdk.get_browser_profile(profile_id)).name == f"shop {token}"
+    updated = with_sdk(embedded, lambda sdk: sdk.update_browser_profile(profile_id, description="logged in"))
+    assert updated.description == "logged in" and updated.name == f"shop {token}"
     listed = with_sdk(embedded, lambda sdk: sdk.list_browser_profiles(search_key=token))
     assert [p.browser_profile_id for p in listed] == [profile_id]
 
