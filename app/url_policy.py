@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -109,7 +109,7 @@ def _parse_rule(token: str) -> Rule:
 def literal_address_problem(url: str, policy: UrlPolicy) -> str | None:
     """Why a URL whose host is an IP literal is denied, else None. Names resolve at use time instead:
     their DNS answer may change before then."""
-    host = httpx.URL(url).host
+    host = urlsplit(url).hostname or ""  # no IDNA encoding: an IP literal needs none
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -144,7 +144,10 @@ class PinnedTarget:
 
 def resolve_allowed(url: str, policy: UrlPolicy) -> PinnedTarget:
     """Resolve the URL's host once; every address must be allowed. Raises UrlDenied."""
-    parsed = httpx.URL(url)
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UrlDenied(f"{url!r} is not a valid URL ({exc}).") from None
     if parsed.scheme not in {"http", "https"} or not parsed.host:
         raise UrlDenied(f"{url} is not an http(s) URL with a host.")
     try:

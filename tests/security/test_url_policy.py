@@ -82,6 +82,13 @@ def test_literal_addresses_are_judged_now_and_names_later() -> None:
     assert literal_address_problem("https://93.184.216.34/hook", policy) is None
 
 
+def test_a_host_no_idna_can_encode_is_refused_not_a_crash() -> None:
+    # schemathesis sent totp_url "ôl" plus a control character: POST /v1/run/tasks answered 500
+    assert literal_address_problem("https://\u00f4l\x1f/", parse_policy("public-only")) is None
+    with pytest.raises(UrlDenied, match="not a valid URL"):
+        resolve_allowed("https://\u00f4l\x1f/", parse_policy("open"))
+
+
 # ---- DNS pinning ----------------------------------------------------------------------------------
 
 def test_a_name_resolving_to_a_denied_address_is_refused_naming_address_and_rule() -> None:
