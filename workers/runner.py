@@ -163,7 +163,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
         planner = Planner(ctx.settings, task)
-        browser = await (session.open_run(run, workdir) if session
+        browser = await (session.open_run(run, task.browser, workdir) if session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         browser.upload_files = {file.file_id: path for file, path in inputs.files}

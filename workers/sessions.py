@@ -64,13 +64,16 @@ class HeldSession:
         if page.video is not None:
             self.videos.append(page.video)
 
-    async def open_run(self, run: Run, workdir: Path) -> BrowserRun:
-        """A BrowserRun over the session's context that leaves the context open when the run ends."""
+    async def open_run(self, run: Run, options: BrowserOptions, workdir: Path) -> BrowserRun:
+        """A BrowserRun over the session's context that leaves the context open when the run ends.
+        Of the run's browser options only the download ones apply: the context already exists."""
         if self.closing or self.context.browser is None:
             raise RuntimeError(f"the browser session {self.id} ended before the run could use it")
         await asyncio.to_thread(_set_runnable, self.settings, self.id, run.id)
-        return BrowserRun(run.id, self.context.browser, self.context, workdir, self.settings,
-                          keep_context=True)
+        browser_run = BrowserRun(run.id, self.context.browser, self.context, workdir, self.settings,
+                                 keep_context=True)
+        browser_run.configure_downloads(options)
+        return browser_run
 
     async def release_run(self) -> None:
         await asyncio.to_thread(_set_runnable, self.settings, self.id, None)
