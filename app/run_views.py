@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from app.db.engine import read_session_scope
 from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
 from app.schemas.runs import (
     ArtifactResponse,
@@ -62,18 +63,21 @@ def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = N
 _SHOWN_TYPES = ("recording", "download", "screenshot_action", *_FALLBACK_SCREENSHOTS)
 
 
-def run_with_shown_artifacts(session: Session, organization_id: str,
-                             run_id: str) -> tuple[Run, list[Artifact]] | None:
-    """The organization's run and the artifacts its response links to, in one round trip."""
-    rows = session.execute(
-        select(Run, Artifact)
-        .outerjoin(Artifact, and_(Artifact.run_id == Run.id, Artifact.artifact_type.in_(_SHOWN_TYPES)))
-        .where(Run.id == run_id, Run.organization_id == organization_id)
-        .order_by(Artifact.created_at, Artifact.id)
-    ).all()
-    if not rows:
-        return None
-    return rows[0][0], [artifact for _, artifact in rows if artifact is not None]
+def read_run_response(settings: Settings, links: ArtifactLinks, organization_id: str,
+                      run_id: str) -> TaskRunResponse | None:
+    """GET /v1/runs/{id}: the organization's run and the artifacts it links to, in one round trip (and
+    no BEGIN/COMMIT); None when the organization has no such run."""
+    with read_session_scope(settings.database_url) as session:
+        rows = session.execute(
+            select(Run, Artifact)
+            .outerjoin(Artifact, and_(Artifact.run_id == Run.id, Artifact.artifact_type.in_(_SHOWN_TYPES)))
+            .where(Run.id == run_id, Run.organization_id == organization_id)
+            .order_by(Artifact.created_at, Artifact.id)
+        ).all()
+        if not rows:
+            return None
+        artifacts = [artifact for _, artifact in rows if artifact is not None]
+        return task_run_response(session, rows[0][0], links, settings, artifacts)
 
 
 def _newest_first(artifacts: Sequence[Artifact], artifact_type: str) -> list[Artifact]:

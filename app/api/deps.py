@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.accounts import cached_key_organization, organization_for_key, verify_api_key
-from app.db.engine import read_session_scope, session_scope
+from app.db.engine import session_scope
 from app.dispatch import Dispatcher
 from app.run_views import ArtifactLinks
 from app.security import normalize_api_key
@@ -48,14 +48,6 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def get_read_session(settings: SettingsDep) -> Iterator[Session]:
-    with read_session_scope(settings.database_url) as session:
-        yield session
-
-
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 async def get_links(settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
