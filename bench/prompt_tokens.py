@@ -4,7 +4,8 @@ Every page of tests/sites/pages and bench/pages is opened in a real run context 
 captured the way a step captures it (workers.page_state.capture) and turned into the exact request the
 planner sends (workers.planner.Planner.build_request). Per page it prints the snapshot tokens, the
 baseline (the untrimmed aria snapshot, boxes stripped, measured on the same page), and whether every
-interactive element of the raw snapshot survived trimming or is reachable through the scroll hint.
+interactive element of the raw snapshot survived trimming or is reachable through the scroll hint (a
+sample of the left-out ones is scrolled to, as the hint says, and must then appear).
 The fixed prompt (system message + tool schemas) is the same for every step and printed once.
 
     .venv/bin/python bench/prompt_tokens.py
@@ -36,9 +37,11 @@ from bench.common import (
     token_encoding,
     verdict,
 )
+from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.server import PAGES, serve_sites
 from tests.support.browser import browser_settings
-from workers.agent import BrowserOptions, TaskSpec
+from workers.actions import apply
+from workers.agent import BrowserOptions, TaskSpec, ToolCall
 from workers.browser import BrowserPool
 from workers.page_state import capture
 from workers.planner import TOOLS, Planner, refs_in, system_prompt
@@ -53,7 +56,9 @@ SCROLL_HINT = "scroll up/down to see them"
 BOX = re.compile(r" \[box=[^\]]*\]")
 BOX_Y = re.compile(r"\[box=-?[\d.]+,(-?[\d.]+),")
 REF = re.compile(r"\[ref=([^\]]+)\]")
+PANEL_REF = re.compile(r"\d+ in \[ref=([^\]]+)\]")  # a panel the scroll hint names
 PROBES = 6  # left-out elements checked per page
+MAX_PANEL_SCROLLS = 30
 
 
 @dataclass
@@ -120,8 +125,10 @@ async def measure(pages: list[tuple[str, str, str]], encoding: Any, data_dir: Pa
 
 
 async def probe_scroll_hint(run: Any, raw: str, missing: list[str]) -> tuple[int, list[str]]:
-    """Scroll to a sample of the left-out elements (where the raw snapshot placed them) and capture
-    again: is each then in the snapshot, as the scroll hint promises? Returns (probed, refs not shown)."""
+    """Scroll to a sample of the left-out elements the way the note says and capture again: is each
+    then in the snapshot? First the window, to where the raw snapshot placed the element; failing that,
+    inside each scrollable panel the note names (the scroll tool with that ref, down then up, as a model
+    would). Returns (probed, refs not shown)."""
     tops: dict[str, float] = {}
     for line in raw.splitlines():
         ref_match, box = REF.search(line), BOX_Y.search(line)
@@ -132,9 +139,23 @@ async def probe_scroll_hint(run: Any, raw: str, missing: list[str]) -> tuple[int
     missed = []
     for ref in sample:
         await run.active_page.evaluate("y => window.scrollTo(0, y)", max(0.0, tops[ref] - 100))
-        if ref not in refs_in((await capture(run, screenshot=False)).snapshot):
+        snapshot = (await capture(run, screenshot=False)).snapshot
+        if ref not in refs_in(snapshot) and not await scroll_panels_until_shown(run, snapshot, ref):
             missed.append(ref)
     return len(sample), missed
+
+
+async def scroll_panels_until_shown(run: Any, snapshot: str, ref: str) -> bool:
+    store = MemoryStore()
+    for panel in PANEL_REF.findall(snapshot.split("\n", 1)[0]):
+        for direction in ("down", "up"):
+            for _ in range(MAX_PANEL_SCROLLS):
+                result = await apply(run, ToolCall("scroll", {"ref": panel, "direction": direction}), store)
+                if not result.page_changed:
+                    break
+                if ref in refs_in((await capture(run, screenshot=False)).snapshot):
+                    return True
+    return False
 
 
 def fixed_tokens(encoding: Any) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from app.url_policy import UrlDenied, check_navigation, fetch
 from workers.agent import ActionResult, RunStore, ToolCall
 from workers.browser import BrowserRun, DownloadTooSlow
+from workers.page_state import SCROLLABLE_JS
 
 MAX_WAIT_SECONDS = 10.0
 DOM_QUIET_MS = 150
@@ -413,14 +414,29 @@ async def _keypress(run: BrowserRun, args: dict[str, Any], store: RunStore) -> D
     return Done(f"keypress {'+'.join(keys) if len(keys) == 1 else ', '.join(keys)}", stale=True)
 
 
+# Scrolls the nearest panel holding `el` (or `el` itself) by 80% of its height: [before, after] or null.
+_SCROLL_PANEL_JS = f"""(el, down) => {{
+  const scrollable = {SCROLLABLE_JS};
+  for (; el && el !== document.scrollingElement; el = el.parentElement) {{
+    if (!scrollable(el)) continue;
+    const before = Math.round(el.scrollTop);
+    el.scrollBy({{top: (down ? 0.8 : -0.8) * el.clientHeight, behavior: 'instant'}});
+    return [before, Math.round(el.scrollTop)];
+  }}
+  return null;
+}}"""
+
+
 async def _scroll(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
-    if args.get("ref") is not None:
+    if args.get("ref") is not None and args.get("direction") is None:
         locator, label = await _element(run, args)
         await locator.scroll_into_view_if_needed()
         return Done(f"scroll to {label}", stale=True)
     direction = str(args.get("direction", "down")).strip().lower()
     if direction not in {"up", "down"}:
         raise ActionError(f"direction must be 'up' or 'down', not '{direction}'.")
+    if args.get("ref") is not None:
+        return await _scroll_panel(run, args, direction)
     page = run.active_page
     height = (page.viewport_size or {"height": 720})["height"]
     delta = height * 0.8 * (1 if direction == "down" else -1)
@@ -435,6 +451,18 @@ async def _scroll(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Don
     detail = (f"already at the {'bottom' if direction == 'down' else 'top'}" if after == before
               else f"scrolled to {after}px of the page")
     return Done(f"scroll {direction}", detail, stale=after != before)
+
+
+async def _scroll_panel(run: BrowserRun, args: dict[str, Any], direction: str) -> Done:
+    locator, label = await _element(run, args)
+    moved = await locator.evaluate(_SCROLL_PANEL_JS, direction == "down")
+    if moved is None:
+        raise ActionError(f"{label} is not a scrollable panel nor inside one; scroll without a ref to "
+                          "move the page.")
+    before, after = moved
+    detail = (f"already at the {'bottom' if direction == 'down' else 'top'} of the panel" if after == before
+              else f"scrolled to {after}px of the panel")
+    return Done(f"scroll {direction} in {label}", detail, stale=after != before)
 
 
 async def _scroll_y(page: Page) -> int:

@@ -1,7 +1,8 @@
 """What the planner sees of the page: URL, title, tabs, the AI aria snapshot and a viewport screenshot.
 
 Long pages are trimmed to the viewport neighbourhood, but interactive elements and headings are kept
-wherever they are, so a task never loses the element it needs; the first line says how much was left out.
+wherever they are, so a task never loses the element it needs; the first line says how much was left out,
+naming the panels that scroll on their own (a fixed sidebar) so the model can scroll inside them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import re
 import weakref
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from playwright.async_api import CDPSession, Page
@@ -24,6 +26,7 @@ SCREENSHOT_QUALITY = 60
 FULL_SNAPSHOT_MAX_LINES = 300  # shorter snapshots go to the model whole
 NEIGHBOURHOOD_VIEWPORTS = 1.0  # kept above and below the viewport when trimming
 MAX_SNAPSHOT_CHARS = 12_000  # about 3,000 tokens
+MAX_PANEL_CANDIDATES = 32  # boxes checked for scrollable panels per capture
 
 KEPT_ROLES = frozenset({
     "button", "link", "textbox", "searchbox", "combobox", "listbox", "option", "checkbox", "radio",
@@ -54,7 +57,8 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
         raw = mask_passwords(raw, await _password_values(page))
     shot = await shot_task if shot_task is not None else None
     viewport = page.viewport_size or {"width": 1280, "height": 720}
-    snapshot = trim_snapshot(raw, viewport["height"])
+    trim = SnapshotTrim(raw, viewport["height"])
+    snapshot = trim.text(await scroll_panels(page, trim.panel_candidates()))
     run.element_labels = element_labels(raw)
     titles = await asyncio.gather(*(_title(tab) for tab in run.pages))
     tabs = [f"{index}: {title or '(untitled)'} — {tab.url}" + (" (active)" if tab is page else "")
@@ -105,6 +109,40 @@ async def _aria_snapshot(page: Page) -> str:
         return f"- (the page could not be read: {str(exc).strip().splitlines()[0]})"
 
 
+# An element the user can scroll on its own: its content overflows and its style lets it scroll.
+SCROLLABLE_JS = ("el => el.scrollHeight > el.clientHeight + 1 "
+                 "&& /auto|scroll|overlay/.test(getComputedStyle(el).overflowY)")
+# For each box: is the element drawn there (at the centre of its part on screen), or an ancestor with
+# that same box, a scrollable panel other than the document itself?
+_SCROLL_PANELS_JS = f"""boxes => {{
+  const scrollable = {SCROLLABLE_JS};
+  const near = (a, b) => Math.abs(a - b) <= 1;
+  return boxes.map(([x, y, width, height]) => {{
+    const cx = (Math.max(x, 0) + Math.min(x + width, innerWidth)) / 2;
+    const cy = (Math.max(y, 0) + Math.min(y + height, innerHeight)) / 2;
+    for (const hit of document.elementsFromPoint(cx, cy)) {{
+      for (let el = hit; el && el !== document.scrollingElement; el = el.parentElement) {{
+        const r = el.getBoundingClientRect();
+        if (near(r.x, x) && near(r.y, y) && near(r.width, width) && near(r.height, height)
+            && scrollable(el)) return true;
+      }}
+    }}
+    return false;
+  }});
+}}"""
+
+
+async def scroll_panels(page: Page, candidates: dict[int, tuple[float, float, float, float]]) -> list[int]:
+    """The candidate lines that are panels scrolling on their own (one page script for all of them)."""
+    if not candidates:
+        return []
+    try:
+        scrolls = await page.evaluate(_SCROLL_PANELS_JS, list(candidates.values()))
+    except PlaywrightError:  # the document went away meanwhile: no panels to name
+        return []
+    return [line for line, scrolls_alone in zip(candidates, scrolls, strict=True) if scrolls_alone]
+
+
 _CDP_SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
 
 
@@ -150,54 +188,121 @@ class _Line:
     top: float | None  # page-viewport coordinates; None when the line has no box of its own
     bottom: float | None
     kept_role: bool
+    box: tuple[float, float, float, float] | None  # x, y, width, height in the top document; None in iframes
+
+
+class SnapshotTrim:
+    """A long snapshot cut down, within MAX_SNAPSHOT_CHARS, to what is nearest to the viewport: its
+    neighbourhood first, then interactive elements further away. Scrolling moves the viewport, so every
+    element is reachable; the note says how many were left out above and below — and how many inside
+    scrollable panels (e.g. a fixed sidebar), which scrolling the window never moves."""
+
+    def __init__(self, raw: str, viewport_height: int) -> None:
+        self.lines = _parse(raw)
+        self.viewport_height = viewport_height
+        self.trimmed = len(self.lines) > FULL_SNAPSHOT_MAX_LINES
+        self.extents = [_extent(self.lines, index) for index in range(len(self.lines))]
+        self.keep = [not self.trimmed] * len(self.lines)
+        if self.trimmed:
+            self._choose()
+
+    def _take(self, index: int | None) -> int:
+        """Keep the line and its ancestors (they keep the tree readable); returns the characters added."""
+        added = 0
+        while index is not None and not self.keep[index]:
+            self.keep[index] = True
+            added += len(self.lines[index].text) + 1
+            index = self.lines[index].parent
+        return added
+
+    def _choose(self) -> None:
+        height = self.viewport_height
+        low, high = -NEIGHBOURHOOD_VIEWPORTS * height, (1 + NEIGHBOURHOOD_VIEWPORTS) * height
+        candidates: list[tuple[float, int]] = []  # (distance from the viewport, line), nearest first
+        for index, line in enumerate(self.lines):
+            top, bottom = self.extents[index]
+            distance = 0.0 if top is None or bottom is None else max(0.0, top - height, -bottom)
+            if line.kept_role or top is None or bottom is None or (bottom >= low and top <= high):
+                candidates.append((distance, index))
+        size = 0
+        for _distance, index in sorted(candidates):
+            if size >= MAX_SNAPSHOT_CHARS:
+                break
+            size += self._take(index)
+        for index, line in enumerate(self.lines):  # a kept element keeps its properties (e.g. a link's /url)
+            if not self.keep[index] and line.parent is not None and self.keep[line.parent] \
+                    and line.text.lstrip().startswith("- /"):
+                self.keep[index] = True
+
+    def panel_candidates(self) -> dict[int, tuple[float, float, float, float]]:
+        """Lines on screen with left-out elements outside their own box (line -> box): maybe panels
+        that scroll on their own, for `scroll_panels` to check on the page."""
+        if not self.trimmed:
+            return {}
+        outside: list[tuple[float, float] | None] = [None] * len(self.lines)  # left-out descendants' span
+        for index in range(len(self.lines) - 1, -1, -1):
+            line, span = self.lines[index], outside[index]
+            top, bottom = self.extents[index]
+            if not self.keep[index] and top is not None and bottom is not None:
+                span = (top, bottom) if span is None else (min(span[0], top), max(span[1], bottom))
+            if span is not None and line.parent is not None:
+                above = outside[line.parent]
+                outside[line.parent] = span if above is None else (min(above[0], span[0]),
+                                                                   max(above[1], span[1]))
+        found: dict[int, tuple[float, float, float, float]] = {}
+        for index, line in enumerate(self.lines):
+            span = outside[index]
+            if line.box is None or span is None or line.top is None or line.bottom is None \
+                    or line.bottom <= 0 or line.top >= self.viewport_height or _REF.search(line.text) is None:
+                continue
+            if span[0] < line.top - 1 or span[1] > line.bottom + 1:
+                found[index] = line.box
+                if len(found) == MAX_PANEL_CANDIDATES:
+                    break
+        return found
+
+    def text(self, panels: Collection[int] = ()) -> str:
+        """The kept lines, after a note on what was left out; `panels` are lines that scroll on their own."""
+        if not self.trimmed:
+            return "\n".join(line.text for line in self.lines)
+        for index in panels:
+            self._take(index)
+        inside: list[int | None] = []  # the innermost panel holding each line
+        for index, line in enumerate(self.lines):
+            inside.append(index if index in panels else inside[line.parent] if line.parent is not None
+                          else None)
+        above = below = 0
+        in_panel: dict[int, int] = {}
+        for index, kept in enumerate(self.keep):
+            panel = inside[index]
+            if kept:
+                continue
+            if panel is not None:
+                in_panel[panel] = in_panel.get(panel, 0) + 1
+            elif (self.extents[index][1] or 0.0) < 0:
+                above += 1
+            else:
+                below += 1
+        note = (f"# Long page: showing what is nearest to the viewport; {above} other element(s) above and "
+                f"{below} below are left out (scroll up/down to see them)")
+        named = [f"{count} in [ref={_REF.findall(self.lines[panel].text)[0]}]"
+                 for panel, count in in_panel.items()]
+        if named:
+            note += f"; more inside scrollable panels: {', '.join(named)} (scroll up/down with that ref)"
+        return note + ".\n" + "\n".join(line.text for line, kept in zip(self.lines, self.keep, strict=True)
+                                       if kept)
 
 
 def trim_snapshot(raw: str, viewport_height: int) -> str:
-    """Strip the boxes; on a long page keep, within MAX_SNAPSHOT_CHARS, what is nearest to the viewport:
-    its neighbourhood first, then interactive elements further away. Scrolling moves the viewport, so
-    every element is reachable; the note says how many were left out above and below."""
-    lines = _parse(raw)
-    if len(lines) <= FULL_SNAPSHOT_MAX_LINES:
-        return "\n".join(line.text for line in lines)
-    low, high = -NEIGHBOURHOOD_VIEWPORTS * viewport_height, (1 + NEIGHBOURHOOD_VIEWPORTS) * viewport_height
-    keep = [False] * len(lines)
-    size = 0
-
-    def take(index: int | None) -> None:
-        nonlocal size
-        while index is not None and not keep[index]:  # ancestors too: they keep the tree readable
-            keep[index] = True
-            size += len(lines[index].text) + 1
-            index = lines[index].parent
-
-    extents = [_extent(lines, index) for index in range(len(lines))]
-    candidates: list[tuple[float, int]] = []  # (distance from the viewport, line), nearest first
-    for index, line in enumerate(lines):
-        top, bottom = extents[index]
-        distance = 0.0 if top is None or bottom is None else max(0.0, top - viewport_height, -bottom)
-        if line.kept_role or top is None or bottom is None or (bottom >= low and top <= high):
-            candidates.append((distance, index))
-    for _distance, index in sorted(candidates):
-        if size >= MAX_SNAPSHOT_CHARS:
-            break
-        take(index)
-    for index, line in enumerate(lines):  # a kept element keeps its properties (e.g. a link's /url)
-        if not keep[index] and line.parent is not None and keep[line.parent] \
-                and line.text.lstrip().startswith("- /"):
-            keep[index] = True
-    left_out = [extents[index][1] or 0.0 for index, kept in enumerate(keep) if not kept]
-    above = sum(1 for bottom in left_out if bottom < 0)
-    below = len(left_out) - above
-    text = "\n".join(line.text for line, kept in zip(lines, keep, strict=True) if kept)
-    note = (f"# Long page: showing what is nearest to the viewport; {above} other element(s) above and "
-            f"{below} below are left out (scroll up/down to see them).")
-    return note + "\n" + text
+    """Strip the boxes and, on a long page, trim (SnapshotTrim) without looking for scrollable panels."""
+    return SnapshotTrim(raw, viewport_height).text()
 
 
 def _parse(raw: str) -> list[_Line]:
     lines: list[_Line] = []
     stack: list[int] = []  # indexes of the open ancestors
     offsets: dict[int, float] = {}  # iframe line index -> its top, added to the boxes of its content
+    iframes: set[int] = set()
     for raw_line in raw.splitlines():
         depth = (len(raw_line) - len(raw_line.lstrip(" "))) // 2
         while stack and lines[stack[-1]].depth >= depth:
@@ -206,15 +311,20 @@ def _parse(raw: str) -> list[_Line]:
         offset = next((offsets[i] for i in reversed(stack) if i in offsets), 0.0)
         box = _BOX.search(raw_line)
         top = bottom = None
+        own_box = None
         if box is not None:
-            y, height = float(box.group(2)), float(box.group(4))
+            x, y, width, height = (float(value) for value in box.groups())
             if height > 0:
                 top, bottom = offset + y, offset + y + height
+                if not iframes.intersection(stack):
+                    own_box = (x, y, width, height)
         match = _ROLE_NAME.match(raw_line)
         role = match.group(1) if match else ""
-        lines.append(_Line(_BOX.sub("", raw_line), depth, parent, top, bottom, role in KEPT_ROLES))
-        if role == "iframe" and top is not None:
-            offsets[len(lines) - 1] = top
+        lines.append(_Line(_BOX.sub("", raw_line), depth, parent, top, bottom, role in KEPT_ROLES, own_box))
+        if role == "iframe":
+            iframes.add(len(lines) - 1)
+            if top is not None:
+                offsets[len(lines) - 1] = top
         stack.append(len(lines) - 1)
     return lines
 

@@ -25,8 +25,8 @@ from workers.planner import (
 DESIGN_TOOLS = {
     "click": ["ref"], "input_text": ["ref", "text"], "select_option": ["ref", "option"],
     "checkbox": ["ref", "checked"], "upload_file": ["ref", "file_url"], "download_file": ["ref"],
-    "hover": ["ref"], "keypress": ["keys"], "scroll": ["direction"], "goto_url": ["url"], "go_back": [],
-    "switch_tab": ["index"], "wait": ["seconds"], "verification_code": ["ref"],
+    "hover": ["ref"], "keypress": ["keys"], "scroll": ["direction", "ref"], "goto_url": ["url"],
+    "go_back": [], "switch_tab": ["index"], "wait": ["seconds"], "verification_code": ["ref"],
     "complete": ["output", "summary"], "terminate": ["reason", "error_code"],
 }
 SNAPSHOT = '- heading "Guest book" [level=1]\n- textbox "Name" [ref=e3]\n- button "Sign" [ref=e5]'

@@ -180,6 +180,19 @@ async def test_scroll_and_a_target_far_below_the_fold(driver: Driver) -> None:
     assert await driver.text() == "posted far away"
 
 
+async def test_scroll_inside_a_panel_by_its_ref(driver: Driver) -> None:
+    await driver.open("/panel.html")
+    panel = driver.ref("navigation", "Chapters")
+    top = await driver.act("scroll", ref=panel, direction="up")
+    assert top.succeeded and not top.page_changed and "already at the top of the panel" in top.outcome
+    down = await driver.act("scroll", ref=panel, direction="down")
+    assert down.succeeded and down.page_changed and "scrolled to 576px of the panel" in down.outcome
+    assert await driver.run.active_page.evaluate(
+        "[window.scrollY, document.getElementById('chapters').scrollTop]") == [0, 576]
+    outside = await driver.act("scroll", ref=driver.ref("heading", "Handbook"), direction="down")
+    assert not outside.succeeded and "is not a scrollable panel nor inside one" in outside.outcome
+
+
 async def test_wait_for_content_that_appears_later(driver: Driver) -> None:
     await driver.open("/delayed.html")
     assert "Show results" not in driver.state.snapshot  # type: ignore[union-attr]
