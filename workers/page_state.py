@@ -201,9 +201,10 @@ class SnapshotTrim:
         self.lines = _parse(raw)
         self.viewport_height = viewport_height
         self.trimmed = len(self.lines) > FULL_SNAPSHOT_MAX_LINES
-        self.extents = [_extent(self.lines, index) for index in range(len(self.lines))]
         self.keep = [not self.trimmed] * len(self.lines)
+        self.extents: list[tuple[float | None, float | None]] = []
         if self.trimmed:
+            self.extents = [_extent(self.lines, index) for index in range(len(self.lines))]
             self._choose()
 
     def _take(self, index: int | None) -> int:
