@@ -4,7 +4,9 @@ Starts `wayfarer serve --workers 2` (tests/support/stack.py) with the Celery dis
 private Redis db that no worker consumes, so runs are accepted and queued but never executed: only the
 API is measured. For each database it runs wrk (Debian's `apt-get install wrk`) against GET /healthz
 (the baseline: the framework's floor on this machine, measured in the same run), GET /v1/runs/{id}
-and POST /v1/run/tasks, repeated, and prints the medians of the repeats with their range.
+and POST /v1/run/tasks, repeated, and prints the medians of the repeats with their range. Each run also
+reports the CPU the server spent per request (the uvicorn processes plus, on PostgreSQL, the database's
+backends for the bench database): unlike req/s, it hardly moves when other jobs load the machine.
 
     .venv/bin/python bench/api.py [--seconds 5] [--repeats 3]
 """
@@ -23,11 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 if __package__ in (None, ""):  # run as `python bench/api.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Spread, machine, print_table, ratio, verdict
-from tests.support.services import private_redis, throwaway_postgres
+from tests.support.services import PG_ADMIN_URL, private_redis, throwaway_postgres
 from tests.support.stack import Stack, running_stack
 
 SERVE_WORKERS = 2
@@ -43,6 +47,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_ms_per_request: float = 0.0
 
 
 def wrk(url: str, api_key: str, seconds: int, connections: int, post_body: str | None = None) -> WrkResult:
@@ -61,7 +67,37 @@ def wrk(url: str, api_key: str, seconds: int, connections: int, post_body: str |
     errors = int(bad.group(1)) if bad else 0
     errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     return WrkResult(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-                     _ms(latency["50"]), _ms(latency["99"]), errors)
+                     _ms(latency["50"]), _ms(latency["99"]), errors,
+                     int(re.search(r"(\d+) requests in", out).group(1)))  # type: ignore[union-attr]
+
+
+def server_cpu_seconds(stack: Stack) -> float:
+    """CPU time so far of the server's processes and of the PostgreSQL backends of its database."""
+    import psutil
+
+    root = psutil.Process(stack.processes["api"].pid)
+    pids = [root.pid, *(child.pid for child in root.children(recursive=True))]
+    database_url = stack.env.get("WAYFARER_DATABASE_URL", "")
+    if database_url.startswith("postgresql"):
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            pids += [pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                                    (database_url.rsplit("/", 1)[1],))]
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:  # a pooled connection closed: its backend's CPU is not counted
+            continue
+        total += times.user + times.system
+    return total
+
+
+def measured(stack: Stack, url: str, seconds: int, connections: int,
+             post_body: str | None = None) -> WrkResult:
+    before = server_cpu_seconds(stack)
+    result = wrk(url, stack.api_key, seconds, connections, post_body)
+    result.cpu_ms_per_request = (server_cpu_seconds(stack) - before) * 1000 / max(result.requests, 1)
+    return result
 
 
 def _ms(text: str) -> float:
@@ -92,12 +128,11 @@ def measure(stack: Stack, seconds: int, repeats: int) -> dict[str, list[WrkResul
     results: dict[str, list[WrkResult]] = {
         "GET /healthz": [], "GET /v1/runs/{id}": [], "POST /v1/run/tasks": []}
     for _ in range(repeats):
-        results["GET /healthz"].append(
-            wrk(f"{stack.base_url}/healthz", stack.api_key, seconds, GET_CONNECTIONS))
+        results["GET /healthz"].append(measured(stack, f"{stack.base_url}/healthz", seconds, GET_CONNECTIONS))
         results["GET /v1/runs/{id}"].append(
-            wrk(f"{stack.base_url}/v1/runs/{run_id}", stack.api_key, seconds, GET_CONNECTIONS))
+            measured(stack, f"{stack.base_url}/v1/runs/{run_id}", seconds, GET_CONNECTIONS))
         results["POST /v1/run/tasks"].append(
-            wrk(f"{stack.base_url}/v1/run/tasks", stack.api_key, seconds, POST_CONNECTIONS, body))
+            measured(stack, f"{stack.base_url}/v1/run/tasks", seconds, POST_CONNECTIONS, body))
     return results
 
 
@@ -123,11 +158,14 @@ def main() -> None:
         for endpoint, runs in endpoints.items():
             rps = Spread.of(r.rps for r in runs)
             p50, p99 = Spread.of(r.p50_ms for r in runs), Spread.of(r.p99_ms for r in runs)
+            cpu = Spread.of(r.cpu_ms_per_request for r in runs)
             rows.append((database, endpoint, f"{rps.median:.0f} ({rps.low:.0f}-{rps.high:.0f})",
                          ratio(rps.median, floor), f"{p50.median:.1f}", f"{p99.median:.1f} "
-                         f"({p99.low:.1f}-{p99.high:.1f})", sum(r.errors for r in runs)))
+                         f"({p99.low:.1f}-{p99.high:.1f})",
+                         f"{cpu.median:.2f} ({cpu.low:.2f}-{cpu.high:.2f})",
+                         sum(r.errors for r in runs)))
     print_table(("database", "endpoint", "req/s (range)", "vs /healthz", "p50 ms", "p99 ms (range)",
-                 "errors"), rows)
+                 "server CPU ms/req (range)", "errors"), rows)
     if "postgresql" in figures:
         pg = figures["postgresql"]
         post_p99 = Spread.of(r.p99_ms for r in pg["POST /v1/run/tasks"]).median
