@@ -63,7 +63,7 @@ class InProcessDispatcher:
         from workers.sweeper import start_sweeper
 
         self._host = RunHost(settings)
-        self._stop_sweeper = start_sweeper(settings, self.enqueue)
+        self._stop_sweeper = start_sweeper(settings, self.enqueue, self.open_session)
 
     def enqueue(self, run_id: str, queue: str | None = None) -> None:
         self._host.submit(run_id)

@@ -41,7 +41,8 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     app = make_celery(settings)
     own_queue = f"{WORKER_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"  # runs for the sessions this worker holds
     register_tasks(app, settings, own_queue)
-    start_sweeper(settings, lambda run_id: app.send_task("wayfarer.execute_run", args=[run_id]))
+    start_sweeper(settings, lambda run_id: app.send_task("wayfarer.execute_run", args=[run_id]),
+                  lambda session_id: app.send_task("wayfarer.open_session", args=[session_id]))
     app.worker_main([
         "worker", "--pool", "threads",
         "--concurrency", str(concurrency or settings.max_concurrent_runs),

@@ -1,5 +1,5 @@
-"""Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs whose queue
-message was lost; and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete expired artifacts
+"""Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs and session
+openings whose queue message was lost; and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete expired artifacts
 (app.retention)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.db.engine import session_scope
-from app.db.models import Run, utcnow
+from app.db.models import BrowserSession, Run, utcnow
 from app.retention import delete_expired_artifacts
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 RETENTION_INTERVAL_SECONDS = 3600.0  # expired artifacts are looked for hourly, not on every sweep
 
 
-def sweep(settings: Settings, enqueue: Callable[[str], None]) -> None:
+def sweep(settings: Settings, enqueue: Callable[[str], None], open_session: Callable[[str], None]) -> None:
     with session_scope(settings.database_url) as s:
         lease = timedelta(seconds=settings.run_lease_seconds)
         lost = lifecycle.expire_lost_runs(s, lease)
@@ -34,6 +34,9 @@ def sweep(settings: Settings, enqueue: Callable[[str], None]) -> None:
         cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
         stale = s.scalars(select(Run.id).where(Run.status == RunStatus.queued.value,
                                                Run.queued_at < cutoff)).all()
+        unopened = s.scalars(select(BrowserSession.id).where(
+            BrowserSession.status == session_lifecycle.SessionStatus.created.value,
+            BrowserSession.created_at < cutoff)).all()
     for run_id in lost:
         log.warning("run %s ended failed: its worker was lost", run_id)
     for session_id, run_ids in lost_sessions.items():
@@ -42,9 +45,13 @@ def sweep(settings: Settings, enqueue: Callable[[str], None]) -> None:
     for run_id in stale:
         log.info("re-dispatching run %s, queued since before %s", run_id, cutoff)
         enqueue(run_id)
+    for session_id in unopened:  # opening is compare-and-set: a duplicate is harmless
+        log.info("re-dispatching the opening of browser session %s, created before %s", session_id, cutoff)
+        open_session(session_id)
 
 
-def start_sweeper(settings: Settings, enqueue: Callable[[str], None]) -> threading.Event:
+def start_sweeper(settings: Settings, enqueue: Callable[[str], None],
+                  open_session: Callable[[str], None]) -> threading.Event:
     """Sweep every settings.sweep_interval_seconds in a daemon thread; set the returned event to stop."""
     stop = threading.Event()
     store = make_store(settings)
@@ -53,7 +60,7 @@ def start_sweeper(settings: Settings, enqueue: Callable[[str], None]) -> threadi
         retention_due = 0.0
         while not stop.wait(settings.sweep_interval_seconds):
             try:
-                sweep(settings, enqueue)
+                sweep(settings, enqueue, open_session)
             except Exception:
                 log.exception("sweep failed; will retry")
             if settings.artifact_retention_days > 0 and time.monotonic() >= retention_due:

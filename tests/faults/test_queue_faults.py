@@ -10,11 +10,15 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 import pytest
 import redis
 
+from app.db.engine import session_scope
+from app.db.models import BrowserSession, utcnow
+from app.runs.ids import BROWSER_SESSION, new_id
 from tests.e2e.flows import FORM_PATH, form_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
@@ -178,3 +182,24 @@ def test_a_killed_worker_leaves_every_run_terminal_and_none_run_twice(
             assert actions[run_id] < 6
     assert statuses["failed"] >= len(in_flight)  # the runs in flight on the killed worker
     assert statuses["completed"] >= 1  # the rest ran on the replacement
+
+
+def test_a_session_whose_open_message_was_lost_is_opened_by_the_sweeper(production: Production) -> None:
+    stack = production.stack
+    with stack.client() as client:
+        organization_id = client.post("/v1/browser_sessions", json={}).json()["organization_id"]
+    # A session stored as created whose open_session message never reached a worker (Redis lost it).
+    session_id = new_id(BROWSER_SESSION)
+    created = utcnow() - timedelta(seconds=30)
+    with session_scope(production.database_url) as s:
+        s.add(BrowserSession(id=session_id, organization_id=organization_id, status="created",
+                             timeout_minutes=5, generate_browser_profile=False, created_at=created,
+                             modified_at=created))
+    with stack.client() as client:
+        deadline = time.monotonic() + 30
+        while (session := client.get(f"/v1/browser_sessions/{session_id}").json())["status"] == "created":
+            assert time.monotonic() < deadline, f"never opened\n{stack.logs()}"
+            time.sleep(0.3)
+        assert session["status"] == "running" and session["browser_address"], session
+        for active in client.get("/v1/browser_sessions").json():
+            client.post(f"/v1/browser_sessions/{active['browser_session_id']}/close")

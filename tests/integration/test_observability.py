@@ -212,7 +212,7 @@ def test_retention_is_off_by_default(retention: tuple[Settings, LocalStore, str]
 def test_the_sweeper_runs_retention(retention: tuple[Settings, LocalStore, str]) -> None:
     settings, store, org = retention
     _, key = _artifact(settings, store, org, timedelta(days=8))
-    stop = start_sweeper(settings, lambda run_id: None)
+    stop = start_sweeper(settings, lambda run_id: None, lambda session_id: None)
     try:
         deadline = time.monotonic() + 20
         while _artifact_ids(settings) and time.monotonic() < deadline:
