@@ -1,6 +1,6 @@
 """Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs and session
-openings whose queue message was lost; and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete expired artifacts
-(app.retention)."""
+openings whose queue message was lost; and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete
+expired artifacts (app.retention)."""
 
 from __future__ import annotations
 
