@@ -155,7 +155,7 @@ def test_a_killed_worker_leaves_every_run_terminal_and_none_run_twice(
 ) -> None:
     stack = production.stack
     slow = [[{"name": "wait", "args": {"seconds": 1}}]] * 3 + form_script()
-    run_ids = [_submit(stack, fake_llm, sites, f"{token}-k{n}", slow)[1] for n in range(8)]
+    run_ids = [_submit(stack, fake_llm, sites, f"{token}-k{n}", slow)[1] for n in range(20)]
     with stack.client() as client:
         deadline = time.monotonic() + 60
         while len(in_flight := [r for r in run_ids
