@@ -22,17 +22,30 @@ def _browser_processes() -> dict[int, list[str]]:
     """Chromium browser processes (not their helpers) started under this test process."""
     found = {}
     for proc in psutil.Process(os.getpid()).children(recursive=True):
-        try:
-            cmdline = proc.cmdline()
-        except psutil.NoSuchProcess:
-            continue
+        cmdline = _cmdline(proc)
         if cmdline and "chrom" in Path(cmdline[0]).name and not any(a.startswith("--type=") for a in cmdline):
             found[proc.pid] = cmdline
     return found
 
 
+def _cmdline(proc: psutil.Process) -> list[str]:
+    """[] for a process that exited (or is an unreaped zombie) since it was listed."""
+    try:
+        return proc.cmdline()
+    except psutil.NoSuchProcess:  # ZombieProcess included
+        return []
+
+
 def _recorders() -> list[psutil.Process]:
-    return [p for p in psutil.Process(os.getpid()).children(recursive=True) if "ffmpeg" in p.name()]
+    """Live ffmpeg recorders: an earlier test's exited recorder may linger as a zombie until reaped."""
+    found = []
+    for proc in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if "ffmpeg" in proc.name() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return found
 
 
 def _disabled_features(cmdline: list[str]) -> set[str]:
@@ -61,8 +74,8 @@ async def test_runs_get_no_omnibox_webui_renderer(pool: BrowserPool, sites: Site
             await run.active_page.goto(sites.url("/guestbook.html"))
         (browser_pid,) = [pid for pid, cmdline in _browser_processes().items()
                           if set(OMNIBOX_WEBUI_FEATURES) <= _disabled_features(cmdline)]
-        renderers = [p.cmdline() for p in psutil.Process(browser_pid).children(recursive=True)
-                     if "--type=renderer" in p.cmdline()]
+        renderers = [cmdline for p in psutil.Process(browser_pid).children(recursive=True)
+                     if "--type=renderer" in (cmdline := _cmdline(p))]
         assert len(renderers) >= 2  # a page renderer per run
         assert not [c for c in renderers if "--top-chrome-webui" in c]
         assert len(_recorders()) == 2  # video on (the default): an ffmpeg per run
