@@ -1,4 +1,5 @@
-"""Artifact retention: delete artifacts older than WAYFARER_ARTIFACT_RETENTION_DAYS, bytes then rows.
+"""Artifact retention: delete artifacts older than WAYFARER_ARTIFACT_RETENTION_DAYS (when set) and
+uploads past their own retention_days (`expires_at`), bytes then rows.
 
 The object is deleted from the store first; its row only after that succeeded, so a store failure
 leaves the row (and the object) for the next sweep and the database never names a missing object
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from app.db.engine import session_scope
 from app.db.models import Artifact, utcnow
@@ -23,16 +24,18 @@ BATCH = 500
 
 
 def delete_expired_artifacts(settings: Settings, store: ArtifactStore) -> int:
-    """One cleanup pass; returns how many artifacts were deleted (0 when retention is off)."""
-    if settings.artifact_retention_days <= 0:
-        return 0
-    cutoff = utcnow() - timedelta(days=settings.artifact_retention_days)
+    """One cleanup pass; returns how many artifacts were deleted."""
+    now = utcnow()
+    expired = Artifact.expires_at < now
+    cutoff = now - timedelta(days=settings.artifact_retention_days)
+    if settings.artifact_retention_days > 0:
+        expired = or_(expired, Artifact.created_at < cutoff)
     deleted = 0
     failed: set[str] = set()
     while True:
         with session_scope(settings.database_url) as s:
             batch = s.execute(select(Artifact.id, Artifact.storage_key)
-                              .where(Artifact.created_at < cutoff, Artifact.id.not_in(failed))
+                              .where(expired, Artifact.id.not_in(failed))
                               .order_by(Artifact.created_at).limit(BATCH)).all()
         if not batch:
             break
@@ -51,6 +54,6 @@ def delete_expired_artifacts(settings: Settings, store: ArtifactStore) -> int:
             s.execute(delete(Artifact).where(Artifact.id.in_(removed)))
         deleted += len(removed)
     if deleted or failed:
-        log.info("retention: deleted %d artifact(s) older than %s; %d kept after store errors",
-                 deleted, cutoff, len(failed))
+        log.info("retention: deleted %d expired artifact(s); %d kept after store errors", deleted,
+                 len(failed))
     return deleted

@@ -1,6 +1,6 @@
 """Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs and session
-openings whose queue message was lost; and, when WAYFARER_ARTIFACT_RETENTION_DAYS is set, delete
-expired artifacts (app.retention)."""
+openings whose queue message was lost; and, hourly, delete expired artifacts and uploads
+(app.retention)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def start_sweeper(settings: Settings, enqueue: Callable[[str], None],
                 sweep(settings, enqueue, open_session)
             except Exception:
                 log.exception("sweep failed; will retry")
-            if settings.artifact_retention_days > 0 and time.monotonic() >= retention_due:
+            if time.monotonic() >= retention_due:
                 retention_due = time.monotonic() + RETENTION_INTERVAL_SECONDS
                 try:
                     delete_expired_artifacts(settings, store)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -41,8 +42,16 @@ def _safe_filename(name: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:200] or "upload.bin"
 
 
-async def _read_upload(request: Request) -> tuple[bytes, str, str]:
-    """(content, filename, content type) of the form's `file`; 422 naming the field when unusable."""
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str
+    content_type: str
+    retention_days: int | None
+
+
+async def _read_upload(request: Request) -> Upload:
+    """The form's `file` and `retention_days`; 422 naming the field when unusable."""
     form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_UPLOAD_BYTES + 1)
     retention = form.get("retention_days")
     if retention is not None and (not isinstance(retention, str) or not retention.isdigit()
@@ -61,17 +70,20 @@ async def _read_upload(request: Request) -> tuple[bytes, str, str]:
                                                     "named 'file'.")
     if len(data) > MAX_UPLOAD_BYTES:
         raise HTTPException(status_code=413, detail=f"file is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
-    return data, filename, content_type
+    return Upload(data, filename, content_type, int(retention) if isinstance(retention, str) else None)
 
 
-def _store_upload(session: Session, store: ArtifactStore, organization_id: str, data: bytes,
-                  filename: str, content_type: str) -> Artifact:
+def _store_upload(session: Session, store: ArtifactStore, organization_id: str, upload: Upload) -> Artifact:
+    """Store the file; with retention_days, app.retention deletes it that many days from now."""
     file_id = ids.new_id(ids.FILE)
-    key = f"{organization_id}/uploads/{file_id}/{filename}"
-    store.put(key, data, content_type)
+    key = f"{organization_id}/uploads/{file_id}/{upload.filename}"
+    store.put(key, upload.data, upload.content_type)
+    now = utcnow()
     row = Artifact(id=file_id, organization_id=organization_id, run_id=None, step_id=None,
-                   artifact_type=UPLOAD_ARTIFACT_TYPE, storage_key=key, content_type=content_type,
-                   size=len(data), checksum=hashlib.sha256(data).hexdigest(), filename=filename)
+                   artifact_type=UPLOAD_ARTIFACT_TYPE, storage_key=key, content_type=upload.content_type,
+                   size=len(upload.data), checksum=hashlib.sha256(upload.data).hexdigest(),
+                   filename=upload.filename, created_at=now,
+                   expires_at=now + timedelta(days=upload.retention_days) if upload.retention_days else None)
     session.add(row)
     session.commit()
     return row
@@ -86,9 +98,8 @@ def upload_response(row: Artifact, links: ArtifactLinks, settings: Settings) -> 
 @router.post("/api/v1/upload_file", response_model=UploadFileResponse, include_in_schema=False)
 async def upload_file(request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep,
                       caller: CallerDep, links: LinksDep) -> UploadFileResponse:
-    data, filename, content_type = await _read_upload(request)
-    row = await run_in_threadpool(_store_upload, session, store, caller.organization_id, data, filename,
-                                  content_type)
+    upload = await _read_upload(request)
+    row = await run_in_threadpool(_store_upload, session, store, caller.organization_id, upload)
     return upload_response(row, links, settings)
 
 

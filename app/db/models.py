@@ -121,6 +121,7 @@ class Artifact(Timestamped, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     checksum: Mapped[str] = mapped_column(String(64))  # sha256 hex
     filename: Mapped[str | None] = mapped_column(String(500))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # an upload's retention_days
 
 
 class WebhookAttempt(Timestamped, Base):

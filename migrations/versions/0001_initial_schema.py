@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 06:08:04.780262
+Create Date: 2026-11-29 07:05:32.304616
 """
 
 from collections.abc import Sequence
@@ -180,6 +180,7 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('checksum', sa.String(length=64), nullable=False),
     sa.Column('filename', sa.String(length=500), nullable=True),
+    sa.Column('expires_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('modified_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
@@ -189,6 +190,7 @@ def upgrade() -> None:
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_artifacts_browser_session_id'), ['browser_session_id'],
                               unique=False)
+        batch_op.create_index(batch_op.f('ix_artifacts_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_artifacts_run_id'), ['run_id'], unique=False)
 
     op.create_table('steps',
@@ -264,6 +266,7 @@ def downgrade() -> None:
     op.drop_table('steps')
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_artifacts_run_id'))
+        batch_op.drop_index(batch_op.f('ix_artifacts_expires_at'))
         batch_op.drop_index(batch_op.f('ix_artifacts_browser_session_id'))
 
     op.drop_table('artifacts')

@@ -157,8 +157,9 @@ def test_log_format_defaults_to_json_in_production() -> None:
 # --- retention ------------------------------------------------------------------------------------
 
 def _artifact(settings: Settings, store: LocalStore, organization_id: str, age: timedelta,
-              as_directory: bool = False) -> tuple[str, str]:
-    """An artifact row and its stored object; as_directory makes the store fail to delete it."""
+              as_directory: bool = False, expires_in: timedelta | None = None) -> tuple[str, str]:
+    """An artifact row and its stored object; as_directory makes the store fail to delete it;
+    expires_in sets its own expiry (an upload's retention_days)."""
     artifact_id = ids.new_id(ids.ARTIFACT)
     key = f"{organization_id}/tsk_1/run/screenshot_final-{artifact_id}.jpg"
     if as_directory:
@@ -168,7 +169,8 @@ def _artifact(settings: Settings, store: LocalStore, organization_id: str, age: 
     with session_scope(settings.database_url) as s:
         s.add(Artifact(id=artifact_id, organization_id=organization_id, run_id=None,
                        artifact_type="screenshot_final", storage_key=key, content_type="image/jpeg", size=4,
-                       checksum=hashlib.sha256(b"jpeg").hexdigest(), created_at=utcnow() - age))
+                       checksum=hashlib.sha256(b"jpeg").hexdigest(), created_at=utcnow() - age,
+                       expires_at=utcnow() + expires_in if expires_in is not None else None))
     return artifact_id, key
 
 
@@ -207,6 +209,18 @@ def test_retention_is_off_by_default(retention: tuple[Settings, LocalStore, str]
     artifact_id, _ = _artifact(settings, store, org, timedelta(days=3650))
     assert delete_expired_artifacts(settings.model_copy(update={"artifact_retention_days": 0}), store) == 0
     assert _artifact_ids(settings) == {artifact_id}
+
+
+def test_an_upload_past_its_own_retention_days_is_deleted_even_with_retention_off(
+        retention: tuple[Settings, LocalStore, str]) -> None:
+    settings, store, org = retention
+    settings = settings.model_copy(update={"artifact_retention_days": 0})
+    expired_id, expired_key = _artifact(settings, store, org, timedelta(days=2),
+                                        expires_in=-timedelta(hours=1))
+    kept_id, _ = _artifact(settings, store, org, timedelta(days=2), expires_in=timedelta(hours=1))
+    assert delete_expired_artifacts(settings, store) == 1
+    assert _artifact_ids(settings) == {kept_id} and expired_id not in _artifact_ids(settings)
+    assert not (store.root / expired_key).exists()
 
 
 def test_the_sweeper_runs_retention(retention: tuple[Settings, LocalStore, str]) -> None:

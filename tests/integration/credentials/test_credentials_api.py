@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pyotp
@@ -13,7 +14,7 @@ from skyvern.client.types import CredentialResponse, GetRunResponse, UploadFileR
 from sqlalchemy import select
 
 from app.db.engine import session_scope
-from app.db.models import Credential
+from app.db.models import Artifact, Credential
 from tests.integration.api.conftest import Api
 
 PASSWORD = "correct-horse-battery-9Z"
@@ -151,6 +152,15 @@ def test_upload_file_takes_a_file_part_or_the_sdks_text_field(api: Api) -> None:
     assert api.client.post("/v1/upload_file", headers=api.headers(), data={"other": "x"}).status_code == 422
     assert api.client.post("/v1/upload_file", headers=api.headers(),
                            data={"file": "x", "retention_days": "900"}).status_code == 422
+    kept = api.client.post("/v1/upload_file", headers=api.headers(),
+                           data={"file": "x", "retention_days": "3"})
+    assert kept.status_code == 200, kept.text
+    with session_scope(api.settings.database_url) as s:
+        stored = s.get(Artifact, kept.json()["file_id"])
+        assert stored is not None and stored.expires_at is not None
+        assert timedelta(days=3) - (stored.expires_at - stored.created_at) < timedelta(seconds=1)
+        untimed = s.get(Artifact, text.json()["file_id"])
+        assert untimed is not None and untimed.expires_at is None  # kept until deleted (or global retention)
 
     other = api.new_key("files-other")
     assert api.client.delete(f"/v1/files/{uploaded.file_id}", headers=api.headers(other)).status_code == 404
