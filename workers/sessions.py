@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ DEVTOOLS_WAIT_SECONDS = 10.0
 RELEASE_WAIT_SECONDS = 15.0  # how long a closing session waits for its current run to stop
 SHUTDOWN_REASON = "The worker holding this browser session shut down."
 LOCAL_HOST = "127.0.0.1"
+AUTO_HOST = "auto"
 
 
 @dataclass
@@ -289,9 +291,12 @@ async def _devtools_url(profile_dir: Path) -> str:
 
 async def _expose(local_url: str, host: str) -> tuple[str, asyncio.Server | None]:
     """Chromium listens on 127.0.0.1 only; for an API on another machine, forward a port on `host`
-    (the worker's private address) to it. Returns the URL to advertise and the forwarding server."""
+    (the worker's private address; `auto`: the address its host name resolves to, as in a container)
+    to it. Returns the URL to advertise and the forwarding server."""
     if host == LOCAL_HOST:
         return local_url, None
+    if host == AUTO_HOST:
+        host = await asyncio.to_thread(socket.gethostbyname, socket.gethostname())
     local_port = int(local_url.split(":")[2].split("/", 1)[0])
 
     async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

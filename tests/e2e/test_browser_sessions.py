@@ -4,6 +4,7 @@ share one browser, one at a time; close, timeout and extend; other organizations
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -292,18 +293,22 @@ def test_profile_saved_when_a_session_ends_and_restored_into_a_new_one(
         assert missing.status_code == 404 and "browser_profile_id" in missing.json()["detail"]
 
 
-def test_cdp_relay_reaches_a_worker_advertising_another_address(tmp_path: Path, sites: SiteServer) -> None:
-    """WAYFARER_SESSION_CDP_HOST: the worker forwards a port on that address to its browser's DevTools
-    (Chromium itself listens on 127.0.0.1 only), and the API relays to it."""
+@pytest.mark.parametrize("cdp_host", ["127.0.0.2", "auto"])
+def test_cdp_relay_reaches_a_worker_advertising_another_address(tmp_path: Path, sites: SiteServer,
+                                                                cdp_host: str) -> None:
+    """WAYFARER_SESSION_CDP_HOST: the worker forwards a port on that address (`auto`: the one its host
+    name resolves to, as in a compose container) to its browser's DevTools (Chromium itself listens on
+    127.0.0.1 only), and the API relays to it."""
+    advertised = socket.gethostbyname(socket.gethostname()) if cdp_host == "auto" else cdp_host
     with running_stack(tmp_path, llm_base_url=None,
-                       extra_env={"WAYFARER_SESSION_CDP_HOST": "127.0.0.2"}) as stack:
+                       extra_env={"WAYFARER_SESSION_CDP_HOST": cdp_host}) as stack:
         with stack.client() as client:
             session_id = client.post("/v1/browser_sessions", json={"url": sites.url(SESSION_PAGE)}).json()[
                 "browser_session_id"]
             running = wait_running(client, session_id)
         with session_scope(sqlite_url(stack)) as s:
             cdp_url = s.scalar(select(BrowserSession.cdp_url).where(BrowserSession.id == session_id))
-        assert cdp_url is not None and cdp_url.startswith("ws://127.0.0.2:")
+        assert cdp_url is not None and cdp_url.startswith(f"ws://{advertised}:")
 
         async def title() -> str:
             async with async_playwright() as playwright:
