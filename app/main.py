@@ -11,7 +11,7 @@ from datetime import timedelta
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from app.accounts import seed_api_key
 from app.api import (
@@ -95,6 +95,15 @@ async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
                                    "or matched: remove it."}, status_code=422)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database dropped the connection mid-request (restart, failover, a killed backend): the pool
+    has already discarded it, so the same request succeeds when retried — a 503, not a 500."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return JSONResponse({"detail": "The database connection was lost; retry the request."},
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
     retry_after = exc.retry_after if isinstance(exc, OrgLimitReached) else 10
     return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after)})
@@ -113,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    browser_sessions):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(OrgLimitReached, _org_limit)
     app.add_exception_handler(UnknownBrowserSession, _not_found)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)

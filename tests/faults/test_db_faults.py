@@ -3,7 +3,9 @@ reconnect, the runs end completed with every step recorded once, and the API ans
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import psycopg
@@ -46,6 +48,13 @@ def _drop_burst(pg_url: str) -> int:
     return ended
 
 
+def _poll(stack: Stack, run_id: str, stop: threading.Event, answers: list[int]) -> None:
+    """GET the run over and over while connections are being dropped."""
+    with stack.client() as client:
+        while not stop.is_set():
+            answers.append(client.get(f"/v1/runs/{run_id}").status_code)
+
+
 def _recorded(pg_url: str, run_ids: list[str], table: str) -> dict[str, int]:
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(f"SELECT run_id, count(*) FROM {table} WHERE run_id = ANY(%s) GROUP BY run_id",
@@ -69,12 +78,21 @@ def test_runs_survive_postgres_dropping_every_connection_mid_run(
             assert time.monotonic() < deadline, stack.logs()
             time.sleep(0.2)
     dropped = []
-    for _ in range(2):  # two outages, each a burst of drops that also hits statements in flight
-        time.sleep(1.0)
-        dropped.append(_drop_burst(pg_url))
+    answers: list[int] = []
+    polling = threading.Event()
+    poller = threading.Thread(target=_poll, args=(stack, run_ids[0], polling, answers))
+    poller.start()
+    try:
+        for _ in range(2):  # two outages, each a burst of drops that also hits statements in flight
+            time.sleep(1.0)
+            dropped.append(_drop_burst(pg_url))
+    finally:
+        polling.set()
+        poller.join()
     finals = [stack.wait_final(run_id, timeout=60) for run_id in run_ids]
     print(f"postgres connection drops: {dropped} sessions terminated in 2 bursts of {DROPS_PER_BURST}, "
-          f"runs {[r['status'] for r in finals]}")
+          f"runs {[r['status'] for r in finals]}, API answers meanwhile {Counter(answers)}")
+    assert answers and set(answers) <= {200, 503}, Counter(answers)  # a lost connection is a 503, never 500
     assert all(count > 0 for count in dropped)
     assert [run["status"] for run in finals] == ["completed"] * 3, (finals, stack.logs())
     assert all(run["output"] == {"greeting": "Thanks, Ada!"} for run in finals)
