@@ -1,5 +1,5 @@
-"""Chromium killed mid-run: that run fails saying the browser crashed; the next run on the same server
-(a fresh browser, launched on demand) completes."""
+"""Chromium killed mid-run: that run fails saying the browser crashed; the next run on the same host —
+the embedded server, or a Celery worker — completes in a fresh browser, launched on demand."""
 
 from __future__ import annotations
 
@@ -13,19 +13,30 @@ import pytest
 from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
+from tests.support.services import private_redis, throwaway_postgres
 from tests.support.stack import Stack, running_stack
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("crash"), llm_base_url=fake_llm.base_url) as running:
+@pytest.fixture(scope="module", params=["embedded", "celery"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          fake_llm: FakeLLM) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp(f"crash-{request.param}")
+    if request.param == "embedded":
+        with running_stack(tmp, llm_base_url=fake_llm.base_url) as running:
+            yield running
+        return
+    with throwaway_postgres() as pg_url, private_redis() as redis_url, running_stack(
+            tmp, llm_base_url=fake_llm.base_url, database_url=pg_url, redis_url=redis_url,
+            workers=1) as running:
         yield running
 
 
 def _browser_processes(stack: Stack) -> list[psutil.Process]:
-    """The Chromium browser processes (not their renderers or helpers) under the embedded server."""
+    """The Chromium browser processes (not their renderers or helpers) of the process hosting runs:
+    the embedded server, or the Celery worker."""
+    host = stack.processes.get("worker0") or stack.processes["api"]
     found = []
-    for proc in psutil.Process(stack.processes["api"].pid).children(recursive=True):
+    for proc in psutil.Process(host.pid).children(recursive=True):
         try:
             cmdline = proc.cmdline()
         except psutil.NoSuchProcess:
