@@ -194,6 +194,12 @@ class SessionHost:
                 await self._end(held, SessionStatus.failed, reason, RunStatus.failed,
                                 f"The browser of session {held.id} exited before this run finished.")
                 break
+            if self._worker_queue is None:
+                # Embedded, maybe as one of several `serve --workers` processes: a run for this session
+                # that another process accepted waits queued until its holder picks it up (a host runs a
+                # run once however often it is handed one).
+                for run_id in await asyncio.to_thread(_queued_runs, self._settings, held.id):
+                    self._dispatch_waiting(run_id)
         await self._release(held)
 
     async def _end(self, held: HeldSession, status: SessionStatus, reason: str | None,

@@ -319,3 +319,23 @@ def test_cdp_relay_reaches_a_worker_advertising_another_address(tmp_path: Path, 
                 return text
 
         assert asyncio.run(title()) == "Session page"
+
+
+def test_runs_reach_the_session_whichever_serve_process_accepted_them(
+        tmp_path: Path, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    """Embedded with `serve --workers 2`: one process holds the session; runs the other process accepted
+    are picked up by the holder (within its watchdog's second), not after the sweeper's requeue."""
+    with running_stack(tmp_path, llm_base_url=fake_llm.base_url, serve_workers=2) as stack, \
+            stack.client() as client:
+        session_id = client.post("/v1/browser_sessions", json={"url": sites.url(SESSION_PAGE)}).json()[
+            "browser_session_id"]
+        wait_running(client, session_id)
+        run_ids = []
+        for n in range(4):  # fresh connections: spread over both processes
+            fake_llm.script(f"{token}-{n}", DONE)
+            with stack.client() as fresh:
+                run_ids.append(fresh.post("/v1/run/tasks", json={
+                    "prompt": f"Look ({token}-{n})", "browser_session_id": session_id}).json()["run_id"])
+        finals = [stack.wait_final(run_id, timeout=40) for run_id in run_ids]
+        assert [run["status"] for run in finals] == ["completed"] * 4, finals
+        client.post(f"/v1/browser_sessions/{session_id}/close")
