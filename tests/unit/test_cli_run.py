@@ -46,7 +46,8 @@ def _token() -> str:
 def test_run_wait_shows_progress_and_prints_the_output(stack: Stack, fake_llm: FakeLLM, sites: SiteServer,
                                                         tmp_path: Path) -> None:
     token = _token()
-    fake_llm.script(token, form_script())
+    signed, report = form_script()
+    fake_llm.script(token, [signed, [{"name": "wait", "args": {"seconds": 1}}], report])  # a poll sees it
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA))
     result = wayfarer(stack, "run", f"Sign the guest book as Ada ({token})", "--url", sites.url(FORM_PATH),
