@@ -170,9 +170,28 @@ async def _tag_and_type(locator: Locator) -> tuple[str, str]:
 
 # ---- tools --------------------------------------------------------------------------------------
 
+# A link whose target opens another browsing context: the new tab's page event can arrive after the
+# click and one frame of settling, so such a click waits for the tab itself.
+_OPENS_TAB_JS = """element => {
+  const link = element.closest('a[href], area[href]');
+  const target = (link && link.target || '').toLowerCase();
+  return target !== '' && !['_self', '_parent', '_top'].includes(target);
+}"""
+
+
 async def _click(run: BrowserRun, args: dict[str, Any], store: RunStore) -> Done:
     locator, label = await _element(run, args)
-    await locator.click()
+    if not await locator.evaluate(_OPENS_TAB_JS):
+        await locator.click()
+        return Done(f"click {label}", stale=True)
+    new_tab = asyncio.ensure_future(run.context.wait_for_event("page", timeout=run.settle_timeout_ms))
+    try:
+        await locator.click()
+    except BaseException:
+        new_tab.cancel()
+        raise
+    with contextlib.suppress(PlaywrightTimeoutError):  # a named target may reuse an open tab
+        await new_tab
     return Done(f"click {label}", stale=True)
 
 

@@ -60,11 +60,15 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
     trim = SnapshotTrim(raw, viewport["height"])
     snapshot = trim.text(await scroll_panels(page, trim.panel_candidates()))
     run.element_labels = element_labels(raw)
-    titles = await asyncio.gather(*(_title(tab) for tab in run.pages))
+    pages = list(run.pages)  # a tab may open or close while the titles are read
+    if page not in pages:
+        pages.append(page)
+    titles = await asyncio.gather(*(_title(tab) for tab in pages))
     tabs = [f"{index}: {title or '(untitled)'} — {tab.url}" + (" (active)" if tab is page else "")
-            for index, (tab, title) in enumerate(zip(run.pages, titles, strict=True))]
-    return PageState(url=page.url, title=titles[run.active_index] if run.pages else "", tabs=tabs,
-                     active_tab=run.active_index, snapshot=snapshot, screenshot=shot)
+            for index, (tab, title) in enumerate(zip(pages, titles, strict=True))]
+    active = pages.index(page)  # the tab this state describes, even if another became active meanwhile
+    return PageState(url=page.url, title=titles[active], tabs=tabs, active_tab=active, snapshot=snapshot,
+                     screenshot=shot)
 
 
 _TEXTBOX_VALUE = re.compile(r"^(\s*- textbox\b.*?\]): (.+)$", re.MULTILINE)
