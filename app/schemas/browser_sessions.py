@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.runs import FileInfo, normalize_http_url
+from app.schemas.runs import FileInfo, HttpUrlField
 
 MIN_TIMEOUT_MINUTES = 5
 MAX_TIMEOUT_MINUTES = 240
@@ -17,7 +17,7 @@ DEFAULT_TIMEOUT_MINUTES = 60
 class CreateBrowserSessionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    url: str | None = None
+    url: HttpUrlField = None
     timeout: int | None = Field(default=None, ge=MIN_TIMEOUT_MINUTES)  # null: the 60 minute default
     proxy_location: Any = None
     proxy_session_id: str | None = None
@@ -27,7 +27,6 @@ class CreateBrowserSessionRequest(BaseModel):
     generate_browser_profile: bool | None = None
     needs_live_view: bool | None = None
 
-    _url = field_validator("url")(normalize_http_url)
 
 
 class UpdateBrowserSessionRequest(BaseModel):

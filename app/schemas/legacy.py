@@ -4,34 +4,29 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.schemas.runs import normalize_http_url
+from app.schemas.runs import HttpUrlField, normalize_http_url
 
 
 class TaskRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    url: str
+    url: Annotated[str, AfterValidator(normalize_http_url)]
     navigation_goal: str | None = None
     data_extraction_goal: str | None = None
     navigation_payload: dict[str, Any] | list[Any] | str | None = None
     title: str | None = None
-    webhook_callback_url: str | None = None
-    totp_verification_url: str | None = None
+    webhook_callback_url: HttpUrlField = None
+    totp_verification_url: HttpUrlField = None
     totp_identifier: str | None = Field(default=None, max_length=500)
     proxy_location: str | dict[str, Any] | None = None
     extracted_information_schema: dict[str, Any] | list[Any] | str | None = None
     error_code_mapping: dict[str, str] | None = None
     extra_http_headers: dict[str, str] | None = None
     browser_session_id: str | None = None
-
-    @field_validator("url", "webhook_callback_url", "totp_verification_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return normalize_http_url(value)
 
     def prompt(self) -> str | None:
         """The goals and payload as one prompt for the agent; None when there is no goal at all."""

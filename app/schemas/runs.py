@@ -6,9 +6,9 @@ Explicit `null` means absent everywhere: the official Python SDK sends every opt
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.limits import check_extraction_schema
 
@@ -47,20 +47,25 @@ def check_cdp_address(value: str | None) -> str | None:
     return url
 
 
+# Request fields checked where they are declared, so every request model shares one rule per kind.
+HttpUrlField = Annotated[str | None, AfterValidator(normalize_http_url)]
+CdpAddressField = Annotated[str | None, AfterValidator(check_cdp_address)]
+
+
 class TaskRunRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(min_length=1)
-    url: str | None = None
+    url: HttpUrlField = None
     engine: RunEngine | None = None
     title: str | None = None
     proxy_location: str | dict[str, Any] | None = None
     data_extraction_schema: dict[str, Any] | list[Any] | str | None = None
     error_code_mapping: dict[str, str] | None = None
     max_steps: int | None = Field(default=None, ge=1, le=1000)
-    webhook_url: str | None = None
+    webhook_url: HttpUrlField = None
     totp_identifier: str | None = None
-    totp_url: str | None = None
+    totp_url: HttpUrlField = None
     browser_session_id: str | None = None
     browser_profile_id: str | None = None
     start_fresh_browser: bool | None = None
@@ -70,19 +75,9 @@ class TaskRunRequest(BaseModel):
     publish_workflow: bool | None = None
     include_action_history_in_verification: bool | None = None
     max_screenshot_scrolls: int | None = None
-    browser_address: str | None = None
+    browser_address: CdpAddressField = None
     run_with: str | None = None
     file_ids: list[str] | None = Field(default=None, max_length=50)
-
-    @field_validator("url", "webhook_url", "totp_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return normalize_http_url(value)
-
-    @field_validator("browser_address")
-    @classmethod
-    def _cdp_address(cls, value: str | None) -> str | None:
-        return check_cdp_address(value)
 
     @field_validator("data_extraction_schema")
     @classmethod
@@ -100,12 +95,7 @@ class BulkCancelRunsResponse(BaseModel):
 
 
 class RetryRunWebhookRequest(BaseModel):
-    webhook_url: str | None = None
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return normalize_http_url(value)
+    webhook_url: HttpUrlField = None
 
 
 class FileInfo(BaseModel):
@@ -226,28 +216,18 @@ class OneOffRunFields(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    url: str | None = None
-    webhook_url: str | None = None
+    url: HttpUrlField = None
+    webhook_url: HttpUrlField = None
     proxy_location: str | dict[str, Any] | None = None
     totp_identifier: str | None = Field(default=None, max_length=500)
-    totp_url: str | None = None
+    totp_url: HttpUrlField = None
     browser_session_id: str | None = None
     browser_profile_id: str | None = None
     start_fresh_browser: bool | None = None
-    browser_address: str | None = None
+    browser_address: CdpAddressField = None
     extra_http_headers: dict[str, str] | None = None
     cdp_connect_headers: dict[str, str] | None = None
     max_screenshot_scrolling_times: int | None = None
-
-    @field_validator("url", "webhook_url", "totp_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return normalize_http_url(value)
-
-    @field_validator("browser_address")
-    @classmethod
-    def _cdp_address(cls, value: str | None) -> str | None:
-        return check_cdp_address(value)
 
     def task_request(self, prompt: str, title: str, **overrides: Any) -> TaskRunRequest:
         """The task run this shortcut request stands for."""
