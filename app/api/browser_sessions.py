@@ -71,11 +71,10 @@ def update_browser_session(browser_session_id: str, request: UpdateBrowserSessio
                            session: SessionDep, settings: SettingsDep, caller: CallerDep,
                            links: LinksDep) -> BrowserSessionResponse:
     row = service.session_or_404(session, caller.organization_id, browser_session_id)
-    if row.status not in ACTIVE:
-        raise HTTPException(status_code=409, detail=f"Browser session {row.id} has ended (status "
-                                                    f"{row.status}); generate_browser_profile cannot change.")
-    row.generate_browser_profile = request.generate_browser_profile  # read by the holder at teardown
-    session.commit()
+    try:
+        service.update_session(session, row, request.generate_browser_profile)
+    except service.SessionEnded as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
     return service.session_response(session, row, links, settings)
 
 

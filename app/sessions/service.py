@@ -95,6 +95,19 @@ def extend_session(session: Session, row: BrowserSession, minutes: int) -> None:
     session.commit()
 
 
+class SessionEnded(SessionRejected):
+    """A change only a live session can take (HTTP 409)."""
+
+
+def update_session(session: Session, row: BrowserSession, generate_browser_profile: bool) -> None:
+    """PATCH: generate_browser_profile is read by the holder when the session ends."""
+    if row.status not in ACTIVE:
+        raise SessionEnded(f"Browser session {row.id} has ended (status {row.status}); "
+                           "generate_browser_profile cannot change.")
+    row.generate_browser_profile = generate_browser_profile
+    session.commit()
+
+
 def close_session(session: Session, settings: Settings, dispatcher: Dispatcher, row: BrowserSession) -> None:
     """End the session (completed); its holder releases the browser within a second. Its unfinished
     runs are canceled: the user ended the browser they were running in."""

@@ -158,6 +158,8 @@ def test_close_cancels_its_runs_and_frees_the_browser(embedded: Stack, fake_llm:
         refused = client.post("/v1/run/tasks", json={"prompt": "x", "browser_session_id": session_id})
         assert refused.status_code == 400 and "has ended (status completed)" in refused.json()["detail"]
         assert client.post(f"/v1/browser_sessions/{session_id}/close").status_code == 200  # idempotent
+        late = client.patch(f"/v1/browser_sessions/{session_id}", json={"generate_browser_profile": True})
+        assert late.status_code == 409 and "has ended" in late.json()["detail"], late.text
 
 
 def test_timeout_extend_and_validation(embedded: Stack, fake_llm: FakeLLM, token: str) -> None:
