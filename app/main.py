@@ -35,6 +35,7 @@ from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
+from app.sessions.service import SessionEnded, SessionRejected
 from app.settings import Settings, get_settings
 from app.storage import S3Store, make_store
 
@@ -113,6 +114,10 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
+async def _session_rejected(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409 if isinstance(exc, SessionEnded) else 400)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
                   lifespan=_lifespan)
@@ -125,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(OrgLimitReached, _org_limit)
     app.add_exception_handler(UnknownBrowserSession, _not_found)
+    app.add_exception_handler(SessionRejected, _session_rejected)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -71,10 +71,7 @@ def update_browser_session(browser_session_id: str, request: UpdateBrowserSessio
                            session: SessionDep, settings: SettingsDep, caller: CallerDep,
                            links: LinksDep) -> BrowserSessionResponse:
     row = service.session_or_404(session, caller.organization_id, browser_session_id)
-    try:
-        service.update_session(session, row, request.generate_browser_profile)
-    except service.SessionEnded as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    service.update_session(session, row, request.generate_browser_profile)  # SessionEnded: 409 (app.main)
     return service.session_response(session, row, links, settings)
 
 
@@ -83,10 +80,7 @@ def extend_browser_session(browser_session_id: str, request: ExtendBrowserSessio
                            session: SessionDep, settings: SettingsDep, caller: CallerDep,
                            links: LinksDep) -> BrowserSessionResponse:
     row = service.session_or_404(session, caller.organization_id, browser_session_id)
-    try:
-        service.extend_session(session, row, request.additional_minutes)
-    except service.SessionRejected as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    service.extend_session(session, row, request.additional_minutes)  # SessionRejected: 400 (app.main)
     session.refresh(row)
     return service.session_response(session, row, links, settings)
 
