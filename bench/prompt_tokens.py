@@ -3,9 +3,10 @@
 Every page of tests/sites/pages and bench/pages is opened in a real run context (workers.browser),
 captured the way a step captures it (workers.page_state.capture) and turned into the exact request the
 planner sends (workers.planner.Planner.build_request). Per page it prints the snapshot tokens, the
-baseline (the untrimmed aria snapshot, boxes stripped, measured on the same page), and whether every
-interactive element of the raw snapshot survived trimming or is reachable through the scroll hint (a
-sample of the left-out ones is scrolled to, as the hint says, and must then appear).
+baseline (the untrimmed aria snapshot, boxes stripped, measured on the same page), whether every
+interactive element on screen (its box meets the viewport) survived trimming, and whether every other
+one survived or is reachable through the scroll hint (a sample of the left-out ones is scrolled to, as the
+hint says, and must then appear).
 The fixed prompt (system message + tool schemas) is the same for every step and printed once.
 
     .venv/bin/python bench/prompt_tokens.py
@@ -52,9 +53,10 @@ INTERACTIVE_ROLES = frozenset({
     "switch", "slider", "spinbutton", "menuitem", "menuitemcheckbox", "menuitemradio", "tab", "treeitem",
 })
 FIXED_TARGET, TEST_TARGET, BIG_TARGET = 1500, 2000, 4000
-SCROLL_HINT = "scroll up/down to see them"
+SCROLL_HINTS = ("scroll up/down to see them", "scroll up/down with that ref")
 BOX = re.compile(r" \[box=[^\]]*\]")
 BOX_Y = re.compile(r"\[box=-?[\d.]+,(-?[\d.]+),")
+TOP_DOCUMENT_BOX = re.compile(r"\[ref=(e\d+)\].*\[box=(-?[\d.]+),(-?[\d.]+),([\d.]+),([\d.]+)\]")
 REF = re.compile(r"\[ref=([^\]]+)\]")
 PANEL_REF = re.compile(r"\d+ in \[ref=([^\]]+)\]")  # a panel the scroll hint names
 PROBES = 6  # left-out elements checked per page
@@ -70,6 +72,8 @@ class PageFigures:
     request_tokens: int  # everything sent: system + user message + tool schemas
     interactive: int
     kept: int
+    on_screen: int  # interactive elements of the top document whose box meets the viewport
+    on_screen_kept: int
     reachable: int  # not in the snapshot, but the snapshot says to scroll for the rest
     probed: int  # left-out elements scrolled to and captured again
     found: int  # ... of which the new snapshot really showed
@@ -106,6 +110,10 @@ async def measure(pages: list[tuple[str, str, str]], encoding: Any, data_dir: Pa
                 raw_refs = {ref for ref, label in labels.items()
                             if label.split(" ", 1)[0] in INTERACTIVE_ROLES}
                 shown = refs_in(state.snapshot)
+                on_screen = on_screen_refs(raw, page.viewport_size or {"width": 1280, "height": 720})
+                on_screen &= raw_refs
+                for ref in sorted(on_screen - shown):
+                    print(f"left out on screen on {name}: {labels[ref]} [{ref}]", file=sys.stderr)
                 probed, missed = await probe_scroll_hint(run, raw, sorted(raw_refs - shown))
                 for ref in missed:
                     print(f"scroll hint missed on {name}: {labels[ref]} [{ref}]", file=sys.stderr)
@@ -114,14 +122,30 @@ async def measure(pages: list[tuple[str, str, str]], encoding: Any, data_dir: Pa
             kept = len(raw_refs & shown)
             missing = len(raw_refs - shown)
             request = planner.build_request(state, [], None)
+            note = state.snapshot.split("\n", 1)[0]
             figures.append(PageFigures(
                 corpus, name, count(encoding, BOX.sub("", raw)), count(encoding, state.snapshot),
-                request_tokens(request, encoding), len(raw_refs), kept,
-                missing if SCROLL_HINT in state.snapshot else 0, probed, probed - len(missed)))
+                request_tokens(request, encoding), len(raw_refs), kept, len(on_screen),
+                len(on_screen & shown), missing if any(hint in note for hint in SCROLL_HINTS) else 0,
+                probed, probed - len(missed)))
     finally:
         await pool.stop()
         await planner.aclose()
     return figures
+
+
+def on_screen_refs(raw: str, viewport: Any) -> set[str]:
+    """Refs of the top document whose box meets the viewport (iframe boxes are relative to their frame)."""
+    found = set()
+    for line in raw.splitlines():
+        box = TOP_DOCUMENT_BOX.search(line)
+        if box is None:
+            continue
+        x, y, width, height = (float(value) for value in box.groups()[1:])
+        if width and height and x < viewport["width"] and x + width > 0 and y < viewport["height"] \
+                and y + height > 0:
+            found.add(box[1])
+    return found
 
 
 async def probe_scroll_hint(run: Any, raw: str, missing: list[str]) -> tuple[int, list[str]]:
@@ -177,9 +201,10 @@ def main() -> None:
     print(f"tokenizer: {encoding_name}\n")
     print_table(
         ("corpus", "page", "raw tokens", "snapshot tokens", "vs raw", "request tokens", "interactive",
-         "kept", "via scroll", "probed→found"),
+         "kept", "on screen kept", "via scroll", "probed→found"),
         [(f.corpus, f.page, f.raw_tokens, f.snapshot_tokens, ratio(f.snapshot_tokens, f.raw_tokens),
-          f.request_tokens, f.interactive, f.kept, f.reachable, f"{f.probed}→{f.found}" if f.probed else "")
+          f.request_tokens, f.interactive, f.kept, f"{f.on_screen_kept}/{f.on_screen}", f.reachable,
+          f"{f.probed}→{f.found}" if f.probed else "")
          for f in figures])
     fixed = system + tools
     print(f"\nfixed prompt: {fixed} tokens (system {system} + tools {tools}) — target ≤ {FIXED_TARGET}: "
@@ -194,10 +219,13 @@ def main() -> None:
         reachable = sum(f.reachable for f in rows)
         share = (kept + reachable) / interactive if interactive else 1.0
         probed, found = sum(f.probed for f in rows), sum(f.found for f in rows)
+        on_screen, on_screen_kept = sum(f.on_screen for f in rows), sum(f.on_screen_kept for f in rows)
         print(f"{corpus} pages ({len(rows)}): median snapshot {snapshot.show()} tokens, "
               f"{ratio(snapshot.median, raw.median)} the untrimmed baseline ({raw.median:.0f}); "
               f"median request {total.median:.0f} tokens; target ≤ {target}: "
               f"{verdict(snapshot.median <= target)}")
+        print(f"  interactive elements on screen: {on_screen}, kept {on_screen_kept} — target 100%: "
+              f"{verdict(on_screen_kept == on_screen)}")
         print(f"  interactive elements: {interactive}, kept {kept}, reachable via scroll hint {reachable} "
               f"({share:.1%}) — target 100%: {verdict(share >= 1.0 and found == probed)}")
         if probed:

@@ -1,8 +1,9 @@
 """What the planner sees of the page: URL, title, tabs, the AI aria snapshot and a viewport screenshot.
 
-Long pages are trimmed to the viewport neighbourhood, but interactive elements and headings are kept
-wherever they are, so a task never loses the element it needs; the first line says how much was left out,
-naming the panels that scroll on their own (a fixed sidebar) so the model can scroll inside them.
+Long pages are trimmed: everything on screen is kept (long text on it cut short if it alone exceeds the
+cap, never a control), then what is nearest to the viewport; the first line says how much was left out
+that scrolling can reveal, naming the panels that scroll on their own (a fixed sidebar) so the model can
+scroll inside them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import json
 import re
 import weakref
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from playwright.async_api import CDPSession, Page
@@ -26,6 +26,7 @@ SCREENSHOT_QUALITY = 60
 FULL_SNAPSHOT_MAX_LINES = 300  # shorter snapshots go to the model whole
 NEIGHBOURHOOD_VIEWPORTS = 1.0  # kept above and below the viewport when trimming
 MAX_SNAPSHOT_CHARS = 12_000  # about 3,000 tokens
+MIN_SHORTENED_CHARS = 40  # on-screen text is never cut shorter than this
 MAX_PANEL_CANDIDATES = 32  # boxes checked for scrollable panels per capture
 
 KEPT_ROLES = frozenset({
@@ -58,7 +59,7 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
     shot = await shot_task if shot_task is not None else None
     viewport = page.viewport_size or {"width": 1280, "height": 720}
     trim = SnapshotTrim(raw, viewport["height"])
-    snapshot = trim.text(await scroll_panels(page, trim.panel_candidates()))
+    snapshot = trim.text(await scrolling(page, trim.panel_candidates()) if trim.trimmed else None)
     run.element_labels = element_labels(raw)
     pages = list(run.pages)  # a tab may open or close while the titles are read
     if page not in pages:
@@ -116,12 +117,14 @@ async def _aria_snapshot(page: Page) -> str:
 # An element the user can scroll on its own: its content overflows and its style lets it scroll.
 SCROLLABLE_JS = ("el => el.scrollHeight > el.clientHeight + 1 "
                  "&& /auto|scroll|overlay/.test(getComputedStyle(el).overflowY)")
-# For each box: is the element drawn there (at the centre of its part on screen), or an ancestor with
-# that same box, a scrollable panel other than the document itself?
-_SCROLL_PANELS_JS = f"""boxes => {{
+# How far the window scrolls up and down from here; and for each box: is the element drawn there (at the
+# centre of its part on screen), or an ancestor with that same box, a scrollable panel other than the
+# document itself?
+_SCROLLING_JS = f"""boxes => {{
   const scrollable = {SCROLLABLE_JS};
   const near = (a, b) => Math.abs(a - b) <= 1;
-  return boxes.map(([x, y, width, height]) => {{
+  const root = document.scrollingElement || document.documentElement;
+  const panels = boxes.map(([x, y, width, height]) => {{
     const cx = (Math.max(x, 0) + Math.min(x + width, innerWidth)) / 2;
     const cy = (Math.max(y, 0) + Math.min(y + height, innerHeight)) / 2;
     for (const hit of document.elementsFromPoint(cx, cy)) {{
@@ -133,18 +136,29 @@ _SCROLL_PANELS_JS = f"""boxes => {{
     }}
     return false;
   }});
+  return [root.scrollTop, Math.max(0, root.scrollHeight - root.clientHeight - root.scrollTop), panels];
 }}"""
 
 
-async def scroll_panels(page: Page, candidates: dict[int, tuple[float, float, float, float]]) -> list[int]:
-    """The candidate lines that are panels scrolling on their own (one page script for all of them)."""
-    if not candidates:
-        return []
+@dataclass(frozen=True)
+class Scrolling:
+    """What scrolling can reveal: how far the window scrolls up and down from where it is (px), and which
+    candidate lines are panels that scroll on their own."""
+
+    up: float
+    down: float
+    panels: list[int]
+
+
+async def scrolling(page: Page, candidates: dict[int, tuple[float, float, float, float]]) -> Scrolling | None:
+    """One page script: the window's scroll range and which candidates scroll on their own; None when the
+    document went away meanwhile."""
     try:
-        scrolls = await page.evaluate(_SCROLL_PANELS_JS, list(candidates.values()))
-    except PlaywrightError:  # the document went away meanwhile: no panels to name
-        return []
-    return [line for line, scrolls_alone in zip(candidates, scrolls, strict=True) if scrolls_alone]
+        up, down, scrolls = await page.evaluate(_SCROLLING_JS, list(candidates.values()))
+    except PlaywrightError:
+        return None
+    return Scrolling(float(up), float(down),
+                     [line for line, scrolls_alone in zip(candidates, scrolls, strict=True) if scrolls_alone])
 
 
 _CDP_SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
@@ -196,10 +210,12 @@ class _Line:
 
 
 class SnapshotTrim:
-    """A long snapshot cut down, within MAX_SNAPSHOT_CHARS, to what is nearest to the viewport: its
-    neighbourhood first, then interactive elements further away. Scrolling moves the viewport, so every
-    element is reachable; the note says how many were left out above and below — and how many inside
-    scrollable panels (e.g. a fixed sidebar), which scrolling the window never moves."""
+    """A long snapshot cut down to what is on screen, whole, then, within MAX_SNAPSHOT_CHARS, to what is
+    nearest to it: its neighbourhood first, then interactive elements further away. When what is on
+    screen alone exceeds the cap, its long non-interactive text (cells, paragraphs) is cut short; no
+    element on screen is ever left out. The note counts what was left out that scrolling reveals: above
+    and below within the window's scroll range, and inside scrollable panels (e.g. a fixed sidebar), which
+    scrolling the window never moves."""
 
     def __init__(self, raw: str, viewport_height: int) -> None:
         self.lines = _parse(raw)
@@ -207,6 +223,8 @@ class SnapshotTrim:
         self.trimmed = len(self.lines) > FULL_SNAPSHOT_MAX_LINES
         self.keep = [not self.trimmed] * len(self.lines)
         self.extents: list[tuple[float | None, float | None]] = []
+        self.shortenable: set[int] = set()  # on-screen lines whose text may be cut short
+        self.text_limit: int | None = None  # ... to this many characters (name and value each)
         if self.trimmed:
             self.extents = [_extent(self.lines, index) for index in range(len(self.lines))]
             self._choose()
@@ -222,26 +240,54 @@ class SnapshotTrim:
 
     def _choose(self) -> None:
         height = self.viewport_height
+        size = 0
+        for index, line in enumerate(self.lines):
+            top, bottom = self.extents[index]
+            if top is None or bottom is None or (bottom > 0 and top < height):  # on screen (or unplaced)
+                size += self._take(index)
+                if not line.kept_role and not _is_property(line.text):
+                    self.shortenable.add(index)
+        if size > MAX_SNAPSHOT_CHARS:
+            size = self._shorten_to_fit(size)
         low, high = -NEIGHBOURHOOD_VIEWPORTS * height, (1 + NEIGHBOURHOOD_VIEWPORTS) * height
         candidates: list[tuple[float, int]] = []  # (distance from the viewport, line), nearest first
         for index, line in enumerate(self.lines):
             top, bottom = self.extents[index]
-            distance = 0.0 if top is None or bottom is None else max(0.0, top - height, -bottom)
-            if line.kept_role or top is None or bottom is None or (bottom >= low and top <= high):
-                candidates.append((distance, index))
-        size = 0
+            if self.keep[index] or top is None or bottom is None:
+                continue
+            if line.kept_role or (bottom >= low and top <= high):
+                candidates.append((max(0.0, top - height, -bottom), index))
         for _distance, index in sorted(candidates):
             if size >= MAX_SNAPSHOT_CHARS:
                 break
             size += self._take(index)
         for index, line in enumerate(self.lines):  # a kept element keeps its properties (e.g. a link's /url)
             if not self.keep[index] and line.parent is not None and self.keep[line.parent] \
-                    and line.text.lstrip().startswith("- /"):
+                    and _is_property(line.text):
                 self.keep[index] = True
+
+    def _shorten_to_fit(self, size: int) -> int:
+        """Cut the on-screen text just enough to fit the cap (one limit for all, at least
+        MIN_SHORTENED_CHARS); returns the size after."""
+        lengths = [length for index in self.shortenable for length in _text_lengths(self.lines[index].text)]
+
+        def saved(limit: int) -> int:  # each cut part loses its tail and gains an ellipsis
+            return sum(length - limit - 1 for length in lengths if length > limit + 1)
+
+        low, high = MIN_SHORTENED_CHARS, max(lengths, default=MIN_SHORTENED_CHARS)
+        while low < high:  # the longest limit that fits
+            middle = (low + high + 1) // 2
+            if size - saved(middle) <= MAX_SNAPSHOT_CHARS:
+                low = middle
+            else:
+                high = middle - 1
+        if size - saved(low) < size:
+            self.text_limit = low
+        return size - saved(low)
 
     def panel_candidates(self) -> dict[int, tuple[float, float, float, float]]:
         """Lines on screen with left-out elements outside their own box (line -> box): maybe panels
-        that scroll on their own, for `scroll_panels` to check on the page."""
+        that scroll on their own, for `scrolling` to check on the page."""
         if not self.trimmed:
             return {}
         outside: list[tuple[float, float] | None] = [None] * len(self.lines)  # left-out descendants' span
@@ -266,10 +312,12 @@ class SnapshotTrim:
                     break
         return found
 
-    def text(self, panels: Collection[int] = ()) -> str:
-        """The kept lines, after a note on what was left out; `panels` are lines that scroll on their own."""
+    def text(self, scroll: Scrolling | None = None) -> str:
+        """The kept lines after a note on what was left out. `scroll` says what scrolling reaches: left-out
+        lines beyond the window's scroll range and outside its panels are not promised (unknown: all are)."""
         if not self.trimmed:
             return "\n".join(line.text for line in self.lines)
+        panels = set(scroll.panels) if scroll is not None else set()
         for index in panels:
             self._take(index)
         inside: list[int | None] = []  # the innermost panel holding each line
@@ -280,27 +328,92 @@ class SnapshotTrim:
         in_panel: dict[int, int] = {}
         for index, kept in enumerate(self.keep):
             panel = inside[index]
-            if kept:
+            top, bottom = self.extents[index]
+            if kept or top is None or bottom is None:  # a line without a place is on screen, so kept
                 continue
             if panel is not None:
                 in_panel[panel] = in_panel.get(panel, 0) + 1
-            elif (self.extents[index][1] or 0.0) < 0:
-                above += 1
+            elif bottom <= 0:
+                above += scroll is None or bottom > -scroll.up
             else:
-                below += 1
-        note = (f"# Long page: showing what is nearest to the viewport; {above} other element(s) above and "
-                f"{below} below are left out (scroll up/down to see them)")
+                below += scroll is None or top < self.viewport_height + scroll.down
+        note = "# Long page: showing what is on screen and nearest to it"
+        if above or below:
+            note += (f"; {above} other element(s) above and {below} below are left out "
+                     "(scroll up/down to see them)")
         named = [f"{count} in [ref={_REF.findall(self.lines[panel].text)[0]}]"
                  for panel, count in in_panel.items()]
         if named:
             note += f"; more inside scrollable panels: {', '.join(named)} (scroll up/down with that ref)"
-        return note + ".\n" + "\n".join(line.text for line, kept in zip(self.lines, self.keep, strict=True)
-                                       if kept)
+        if self.text_limit is not None:
+            note += f"; long text is cut short after {self.text_limit} characters (…)"
+        kept_lines = (_shorten(line.text, self.text_limit) if self.text_limit is not None
+                      and index in self.shortenable else line.text
+                      for index, (line, kept) in enumerate(zip(self.lines, self.keep, strict=True)) if kept)
+        return note + ".\n" + "\n".join(kept_lines)
 
 
-def trim_snapshot(raw: str, viewport_height: int) -> str:
-    """Strip the boxes and, on a long page, trim (SnapshotTrim) without looking for scrollable panels."""
-    return SnapshotTrim(raw, viewport_height).text()
+# A snapshot line: "- key" or "- key: value", the key YAML-quoted ('…') when it holds special characters;
+# the key is role "name" [attributes].
+_LINE = re.compile(r"""^(\s*- )(?:'((?:[^']|'')*)'|([\w-]+(?: "(?:[^"\\]|\\.)*")?(?: \[[^\]]*\])*))"""
+                   r"(?:(:) ?(.*))?$")
+_KEY = re.compile(r'^([\w-]+)(?: "((?:[^"\\]|\\.)*)")?((?: \[[^\]]*\])*)$')
+
+
+@dataclass
+class _TextParts:
+    indent: str
+    quoted: bool  # the key is YAML-quoted
+    role: str
+    name: str | None
+    attributes: str
+    colon: bool
+    value: str | None
+
+    @classmethod
+    def of(cls, text: str) -> _TextParts | None:
+        line = _LINE.match(text)
+        if line is None:
+            return None
+        indent, quoted, plain, colon, value = line.groups()
+        key = _KEY.match(quoted.replace("''", "'") if quoted is not None else plain)
+        if key is None:
+            return None
+        return cls(indent, quoted is not None, key[1], key[2], key[3], colon is not None, value or None)
+
+    def lengths(self) -> list[int]:
+        return [len(part) for part in (self.name, self.value) if part]
+
+    def shortened(self, limit: int) -> str:
+        key = self.role + (f' "{_cut(self.name, limit)}"' if self.name is not None else "") + self.attributes
+        if self.quoted:
+            key = "'" + key.replace("'", "''") + "'"
+        value = f" {_cut(self.value, limit)}" if self.value else ""
+        return self.indent + key + (":" + value if self.colon else "")
+
+
+def _cut(part: str, limit: int) -> str:
+    """The text cut after `limit` characters, with an ellipsis; a YAML-quoted value stays quoted."""
+    quote = part[0] if len(part) > 1 and part[0] == part[-1] and part[0] in "\"'" else ""
+    inner = part[1:-1] if quote else part
+    if len(inner) <= limit + 1:
+        return part
+    return quote + inner[:limit].rstrip("\\'") + "…" + quote  # never end inside an escape sequence
+
+
+def _is_property(text: str) -> bool:
+    return text.lstrip().startswith("- /")
+
+
+def _text_lengths(text: str) -> list[int]:
+    """The lengths of the line's name and value, the parts `_shorten` may cut."""
+    parts = _TextParts.of(text)
+    return parts.lengths() if parts is not None else []
+
+
+def _shorten(text: str, limit: int) -> str:
+    parts = _TextParts.of(text)
+    return parts.shortened(limit) if parts is not None else text
 
 
 def _parse(raw: str) -> list[_Line]:
