@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.proxies import ProxyEntry, check_locations
 from app.url_policy import parse_policy
 
 
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
     allow_local_files: bool = False  # upload_file may take a path on the worker's own disk
     url_policy: str = "open"  # addresses runs may reach: open, public-only, allow:/deny:<CIDR>
+    proxy_locations: dict[str, ProxyEntry] = {}  # proxy_location -> the proxy browsers use (app.proxies)
     org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429
     org_max_running_runs: int | None = None  # per organization; further runs wait queued
     run_max_tokens: int | None = None  # LLM tokens (prompt + completion) one run may use; then timed_out
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
     def _url_policy(cls, value: str) -> str:
         parse_policy(value)  # a bad value stops start-up with the message naming WAYFARER_URL_POLICY
         return value
+
+    @field_validator("proxy_locations")
+    @classmethod
+    def _proxy_locations(cls, value: dict[str, ProxyEntry]) -> dict[str, ProxyEntry]:
+        return check_locations(value)
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
