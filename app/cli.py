@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.accounts import (
+from app.accounts.service import (
     DEFAULT_ORGANIZATION,
     create_api_key,
     create_organization,
@@ -29,8 +29,8 @@ from app.accounts import (
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Organization
-from app.observability import configure_logging, serve_worker_metrics
-from app.settings import get_settings
+from app.platform.observability import configure_logging, serve_worker_metrics
+from app.platform.settings import get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
 DEFAULT_PORT = 8000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 class DispatchUnavailable(Exception):

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
 
-from app.accounts import seed_api_key
+from app.accounts.service import seed_api_key
 from app.api import (
     artifacts,
     browser_profiles,
@@ -25,19 +25,19 @@ from app.api import (
     runs,
     system,
 )
+from app.artifacts.store import S3Store, make_store
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
 from app.dispatch import Dispatcher, make_dispatcher
-from app.limits import OrgLimitReached, RequestBodyLimit
-from app.observability import configure_logging
+from app.platform.limits.quotas import OrgLimitReached, RequestBodyLimit
+from app.platform.observability import configure_logging
+from app.platform.settings import Settings, get_settings
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
-from app.settings import Settings, get_settings
-from app.storage import S3Store, make_store
 
 log = logging.getLogger("wayfarer.api")
 

@@ -21,7 +21,7 @@ from playwright.async_api import ElementHandle, Locator, Page, Request
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from app.url_policy import UrlDenied, check_navigation, fetch
+from app.platform.url_policy import UrlDenied, check_navigation, fetch
 from workers.agent import ActionResult, RunStore, ToolCall
 from workers.browser import BrowserRun, DownloadTooSlow
 from workers.page_state import SCROLLABLE_JS

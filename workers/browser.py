@@ -31,8 +31,8 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from app.settings import Settings
-from app.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
 from workers.agent import BrowserOptions
 from workers.chromium_args import launch_args
 

@@ -8,7 +8,7 @@ import uuid
 
 from celery import Celery
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 RUNS_QUEUE = "wayfarer.runs"
 WEBHOOKS_QUEUE = "wayfarer.webhooks"

@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from app import webhooks
+from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import Run
-from app.settings import Settings
-from app.storage import make_store
+from app.platform.settings import Settings
+from app.webhooks import delivery as webhooks
 from workers.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run, leave_queued
 from workers.sessions import SessionHost

@@ -18,7 +18,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from workers.agent import PlannerError, StepUsage, TaskSpec, ToolCall
 from workers.page_state import PageState
 

@@ -16,15 +16,15 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.credentials import CredentialValues, current_totp
+from app.artifacts.store import ArtifactStore
+from app.credentials.vault import CredentialValues, current_totp
 from app.db.engine import session_scope
 from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
-from app.observability import bind_step, record_step
+from app.platform.observability import bind_step, record_step
+from app.platform.security import decrypt, sign_hex
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, fetch, parse_policy
 from app.runs import ids
-from app.security import decrypt, sign_hex
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.url_policy import UrlDenied, fetch, parse_policy
 from workers.agent import StepUsage
 from workers.write_behind import WriteBehind
 

@@ -18,19 +18,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from app.browser_profiles import keep_run_state, load_storage_state
-from app.credentials import CredentialValues, load_run_credential
+from app.artifacts.store import ArtifactStore
+from app.artifacts.uploads import find_uploads
+from app.credentials.vault import CredentialValues, load_run_credential
 from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
-from app.limits import claim_within_org_limit, over_token_cap
-from app.observability import BROWSER_CONTEXTS, bind_run
+from app.platform.limits.quotas import claim_within_org_limit, over_token_cap
+from app.platform.observability import BROWSER_CONTEXTS, bind_run
+from app.platform.security import decrypt
+from app.platform.settings import Settings
+from app.profiles.service import keep_run_state, load_storage_state
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.runs.service import WORKFLOW_RUN_TYPE
-from app.security import decrypt
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.uploads import find_uploads
 from workers.agent import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec, drive
 from workers.browser import BrowserPool, BrowserRun
 from workers.planner import Planner

@@ -24,17 +24,17 @@ from typing import Any
 from playwright.async_api import BrowserContext, Page, Video
 from sqlalchemy import select
 
-from app.browser_profiles import load_storage_state, save_profile_from_state
+from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
 from app.db.models import Artifact, BrowserSession, Run, utcnow
+from app.platform.settings import Settings
+from app.platform.url_policy import parse_policy
+from app.profiles.service import load_storage_state, save_profile_from_state
 from app.runs import ids
 from app.runs import lifecycle as run_lifecycle
 from app.runs.lifecycle import RunStatus
 from app.sessions import lifecycle
 from app.sessions.lifecycle import SessionStatus
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.url_policy import parse_policy
 from workers.agent import BrowserOptions
 from workers.browser import BrowserPool, BrowserRun, RequestGuard
 from workers.chromium_args import launch_args

@@ -10,8 +10,8 @@ from celery import Celery
 from celery.signals import worker_shutting_down
 from kombu.exceptions import OperationalError
 
-from app import webhooks
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.webhooks import delivery as webhooks
 from workers.host import RunHost
 
 log = logging.getLogger(__name__)

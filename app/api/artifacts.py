@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, caller_for
 from app.db.models import Artifact
-from app.security import verify_artifact_link
+from app.platform.security import verify_artifact_link
 
 router = APIRouter(tags=["Artifacts"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from app import browser_profiles as profiles
 from app.api.deps import CallerDep, SessionDep, SettingsDep
 from app.db.models import BrowserProfile
+from app.profiles import service as profiles
 from app.schemas.browser_profiles import BrowserProfile as BrowserProfileResponse
 from app.schemas.browser_profiles import CreateBrowserProfileRequest, UpdateBrowserProfileRequest
 

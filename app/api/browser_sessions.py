@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep, caller_for
 from app.db.engine import session_scope
 from app.dispatch import DispatchUnavailable
+from app.platform.settings import Settings
 from app.schemas.browser_sessions import (
     BrowserSessionResponse,
     CloseBrowserSessionResponse,
@@ -27,7 +28,6 @@ from app.schemas.browser_sessions import (
 )
 from app.sessions import lifecycle, service
 from app.sessions.lifecycle import ACTIVE, SessionStatus
-from app.settings import Settings
 
 router = APIRouter(tags=["Browser Sessions"])
 log = logging.getLogger(__name__)

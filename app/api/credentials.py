@@ -11,11 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from app import credentials as vault
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
+from app.credentials import vault
 from app.db.models import Credential, TotpCode
-from app.run_views import task_run_response
 from app.runs import ids, service
+from app.runs.views import task_run_response
 from app.schemas.credentials import (
     CreateCredentialRequest,
     CredentialResponse,

@@ -21,14 +21,14 @@ from starlette.datastructures import UploadFile
 
 from app.api.credentials import start_workflow_run
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep, StoreDep
+from app.artifacts.store import ArtifactStore
+from app.artifacts.uploads import UPLOAD_ARTIFACT_TYPE, find_uploads
 from app.db.models import Artifact, utcnow
-from app.run_views import ArtifactLinks
+from app.platform.settings import Settings
 from app.runs import ids, service
+from app.runs.views import ArtifactLinks
 from app.schemas.files import DownloadFilesRequest, UploadFileResponse
 from app.schemas.runs import WorkflowRunResponse
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.uploads import UPLOAD_ARTIFACT_TYPE, find_uploads
 
 router = APIRouter(tags=["Files"])
 
@@ -74,7 +74,7 @@ async def _read_upload(request: Request) -> Upload:
 
 
 def _store_upload(session: Session, store: ArtifactStore, organization_id: str, upload: Upload) -> Artifact:
-    """Store the file; with retention_days, app.retention deletes it that many days from now."""
+    """Store the file; with retention_days, app.artifacts.retention deletes it that many days from now."""
     file_id = ids.new_id(ids.FILE)
     key = f"{organization_id}/uploads/{file_id}/{upload.filename}"
     store.put(key, upload.data, upload.content_type)

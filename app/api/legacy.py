@@ -9,14 +9,14 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import webhooks
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
 from app.db.models import Run
-from app.run_views import ArtifactLinks
+from app.platform.settings import Settings
 from app.runs import service
+from app.runs.views import ArtifactLinks
 from app.schemas.legacy import CreateTaskResponse, TaskRequest, TaskResponse
 from app.schemas.runs import TaskRunRequest
-from app.settings import Settings
+from app.webhooks import delivery as webhooks
 
 router = APIRouter(tags=["Legacy tasks"], include_in_schema=False)
 

@@ -9,10 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import SerializeAsAny
 from sqlalchemy import or_, select
 
-from app import webhooks
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
 from app.db.models import Run
-from app.run_views import (
+from app.runs import service
+from app.runs.views import (
     artifact_response,
     list_item,
     read_run_response,
@@ -20,7 +20,6 @@ from app.run_views import (
     task_run_response,
     timeline,
 )
-from app.runs import service
 from app.schemas.runs import (
     ArtifactResponse,
     BulkCancelRunsRequest,
@@ -32,6 +31,7 @@ from app.schemas.runs import (
     TaskRunResponse,
     TimelineItem,
 )
+from app.webhooks import delivery as webhooks
 
 router = APIRouter(tags=["Runs"])
 

@@ -13,22 +13,22 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app import webhooks
-from app.browser_profiles import find_profile
+from app.artifacts.uploads import find_uploads
 from app.db.engine import session_scope
 from app.db.models import Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable
-from app.limits import check_org_can_queue
+from app.platform.limits.quotas import check_org_can_queue
+from app.platform.security import encrypt
+from app.platform.settings import Settings
+from app.platform.url_policy import literal_address_problem, parse_policy
+from app.profiles.service import find_profile
 from app.runs import ids, lifecycle
 from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.credentials import normalize_totp_identifier
 from app.schemas.runs import TaskRunRequest
-from app.security import encrypt
 from app.sessions.lifecycle import ACTIVE as ACTIVE_SESSION
 from app.sessions.lifecycle import UnknownBrowserSession, find_session
-from app.settings import Settings
-from app.uploads import find_uploads
-from app.url_policy import literal_address_problem, parse_policy
+from app.webhooks import delivery as webhooks
 
 log = logging.getLogger(__name__)
 

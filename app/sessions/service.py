@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.browser_profiles import find_profile
 from app.db.models import Artifact, BrowserSession, Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable
-from app.run_views import ArtifactLinks
+from app.platform.settings import Settings
+from app.profiles.service import find_profile
 from app.runs import ids
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
+from app.runs.views import ArtifactLinks
 from app.schemas.browser_sessions import (
     DEFAULT_TIMEOUT_MINUTES,
     MAX_TIMEOUT_MINUTES,
@@ -23,7 +24,6 @@ from app.schemas.browser_sessions import (
 from app.schemas.runs import FileInfo
 from app.sessions import lifecycle
 from app.sessions.lifecycle import ACTIVE, SessionStatus
-from app.settings import Settings
 
 MAX_LIFETIME_MINUTES = 360  # what extend may reach, as in Skyvern
 _NOT_ACTED_ON = ("proxy_location", "proxy_session_id", "extensions", "browser_type", "needs_live_view")

@@ -10,7 +10,7 @@ import pytest
 from app.api.artifacts import parse_range
 from app.api.credentials import extract_code
 from app.schemas.runs import normalize_http_url
-from app.webhooks import sign
+from app.webhooks.delivery import sign
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import tiktoken
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from workers.agent import PlannerError, TaskSpec, output_problem
 from workers.page_state import PageState
 from workers.planner import (

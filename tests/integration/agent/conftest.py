@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.server import SiteServer

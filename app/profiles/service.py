@@ -20,6 +20,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import BrowserProfile, Run, utcnow
+from app.platform.security import decrypt, encrypt
+from app.platform.settings import Settings
 from app.runs import ids
 from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.browser_profiles import (
@@ -29,8 +31,6 @@ from app.schemas.browser_profiles import (
     CreateBrowserProfileRequest,
     UpdateBrowserProfileRequest,
 )
-from app.security import decrypt, encrypt
-from app.settings import Settings
 
 EMPTY_STATE: dict[str, Any] = {"cookies": [], "origins": []}
 

@@ -20,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Credential, utcnow
+from app.platform.security import decrypt, encrypt
+from app.platform.settings import Settings
 from app.runs import ids
 from app.schemas.credentials import (
     CreateCredentialRequest,
@@ -28,8 +30,6 @@ from app.schemas.credentials import (
     PasswordCredential,
     SecretCredential,
 )
-from app.security import decrypt, encrypt
-from app.settings import Settings
 
 TOTP_MIN_REMAINING_SECONDS = 5  # a code about to expire is not worth typing: use the next one
 PLACEHOLDER = re.compile(r"\{\{\s*credential\.(\w+)\s*\}\}")

@@ -12,8 +12,11 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from app.artifacts.store import ArtifactStore, LocalStore
 from app.db.engine import read_session_scope
 from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
+from app.platform.security import sign_artifact_link
+from app.platform.settings import Settings
 from app.schemas.runs import (
     ArtifactResponse,
     FileInfo,
@@ -22,9 +25,6 @@ from app.schemas.runs import (
     TimelineItem,
     WorkflowRunResponse,
 )
-from app.security import sign_artifact_link
-from app.settings import Settings
-from app.storage import ArtifactStore, LocalStore
 
 SCREENSHOT_COUNT = 3
 _FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")

@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.engine import session_scope
 from app.db.models import Organization, Run
+from app.platform.settings import Settings
 from app.runs.lifecycle import RunStatus
-from app.settings import Settings
 
 MAX_SCHEMA_DEPTH = 32
 QUEUED_RETRY_AFTER_SECONDS = 10

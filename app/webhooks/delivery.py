@@ -16,16 +16,16 @@ import httpx
 from sqlalchemy import select, update
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import Run, WebhookAttempt
-from app.observability import record_webhook_attempt
-from app.run_views import ArtifactLinks, run_artifacts, task_run_response
+from app.platform.observability import record_webhook_attempt
+from app.platform.security import decrypt, sign_hex
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, parse_policy, resolve_allowed
 from app.runs import ids
 from app.runs.lifecycle import FINAL
-from app.security import decrypt, sign_hex
-from app.settings import Settings
-from app.storage import make_store
-from app.url_policy import UrlDenied, parse_policy, resolve_allowed
+from app.runs.views import ArtifactLinks, run_artifacts, task_run_response
 
 log = logging.getLogger(__name__)
 
