@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.celery_app import run_worker
+    from workers.tasks import run_worker
 
     settings = get_settings()
     if settings.embedded:

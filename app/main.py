@@ -30,7 +30,8 @@ from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
 from app.dispatch import Dispatcher, make_dispatcher
-from app.platform.limits.quotas import OrgLimitReached, RequestBodyLimit
+from app.platform.limits.quotas import OrgLimitReached
+from app.platform.limits.request_body import RequestBodyLimit
 from app.platform.observability import configure_logging
 from app.platform.settings import Settings, get_settings
 from app.runs import lifecycle

@@ -20,7 +20,7 @@ from app.db.engine import session_scope
 from app.db.models import Run
 from app.platform.settings import Settings
 from app.webhooks import delivery as webhooks
-from workers.browser import BrowserPool
+from workers.agent.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run, leave_queued
 from workers.sessions import SessionHost
 

@@ -25,7 +25,7 @@ from app.platform.security import decrypt, sign_hex
 from app.platform.settings import Settings
 from app.platform.url_policy import UrlDenied, fetch, parse_policy
 from app.runs import ids
-from workers.agent import StepUsage
+from workers.agent.contract import StepUsage
 from workers.write_behind import WriteBehind
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "video/webm": "webm", "text/plain": "txt",

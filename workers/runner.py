@@ -29,11 +29,12 @@ from app.platform.security import decrypt
 from app.platform.settings import Settings
 from app.profiles.service import keep_run_state, load_storage_state
 from app.runs import lifecycle
+from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import RunStatus
-from app.runs.service import WORKFLOW_RUN_TYPE
-from workers.agent import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec, drive
-from workers.browser import BrowserPool, BrowserRun
-from workers.planner import Planner
+from workers.agent.browser import BrowserPool, BrowserRun
+from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
+from workers.agent.loop import drive
+from workers.agent.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
 from workers.sessions import HeldSession
 
@@ -252,7 +253,8 @@ def _reason_from(exc: Exception, store: DbRunStore) -> str:
 
 def _require_download(run: Run, outcome: RunOutcome, downloads: int) -> RunOutcome:
     """A download_files run has succeeded only if a file was downloaded."""
-    if outcome.status != "completed" or downloads or run.run_request.get("workflow_id") != "download_files":
+    workflow = run.run_request.get("workflow_id")
+    if outcome.status != "completed" or downloads or workflow != DOWNLOAD_FILES_WORKFLOW:
         return outcome
     return RunOutcome("failed", output=outcome.output, summary=outcome.summary, failure_reason=(
         "The model reported the task complete, but no file was downloaded; check that the navigation "

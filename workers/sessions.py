@@ -35,8 +35,8 @@ from app.runs import lifecycle as run_lifecycle
 from app.runs.lifecycle import RunStatus
 from app.sessions import lifecycle
 from app.sessions.lifecycle import SessionStatus
-from workers.agent import BrowserOptions
-from workers.browser import BrowserPool, BrowserRun, RequestGuard
+from workers.agent.browser import BrowserPool, BrowserRun, context_options, prepare_context
+from workers.agent.contract import BrowserOptions
 from workers.chromium_args import launch_args
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,6 @@ class SessionHost:
         if row is None or row.status != SessionStatus.created:
             return None
         user_data_dir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{session_id}-"))
-        options = BrowserOptions()
         policy = parse_policy(self._settings.url_policy)
         try:
             profile_state = await asyncio.to_thread(_profile_state, self._settings, row)
@@ -134,10 +133,8 @@ class SessionHost:
             context = await playwright.chromium.launch_persistent_context(
                 user_data_dir / "profile", executable_path=self._settings.resolved_chromium_path(),
                 args=[*launch_args(self._settings.chromium_args), "--remote-debugging-port=0"],
-                headless=self._settings.headless, accept_downloads=True,
-                viewport={"width": options.viewport_width, "height": options.viewport_height},
-                record_video_dir=user_data_dir / "video" if self._settings.record_video else None,
-                service_workers="block" if policy.restricts else "allow")
+                headless=self._settings.headless,
+                **context_options(self._settings, policy, BrowserOptions(), user_data_dir / "video"))
         except Exception as exc:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             log.exception("browser session %s could not start", session_id)
@@ -148,11 +145,9 @@ class SessionHost:
         context.on("page", held.track_video)
         for page in context.pages:
             held.track_video(page)
-        context.set_default_timeout(self._settings.action_timeout_ms)
-        context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         try:
-            if policy.restricts:  # for runs and CDP clients alike: the browser is on the worker's network
-                await context.route("**/*", RequestGuard(policy, partial(_log_blocked, session_id)).check)
+            # for runs and CDP clients alike: the browser is on the worker's network
+            await prepare_context(context, self._settings, policy, partial(_log_blocked, session_id))
             if profile_state is not None:
                 await context.set_storage_state(profile_state)  # type: ignore[arg-type]
             cdp_url, held.exposed = await _expose(await _devtools_url(user_data_dir / "profile"),

@@ -15,6 +15,7 @@ from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, Setting
 from app.credentials import vault
 from app.db.models import Credential, TotpCode
 from app.runs import ids, service
+from app.runs.kinds import LOGIN_WORKFLOW
 from app.runs.views import task_run_response
 from app.schemas.credentials import (
     CreateCredentialRequest,
@@ -173,7 +174,7 @@ def login(request: LoginRequest, session: SessionDep, settings: SettingsDep, cal
     task = request.task_request(
         goal, f"Login with {credential.name}",
         totp_identifier=request.totp_identifier or credential.public.get("totp_identifier"))
-    workflow = service.OneOffWorkflow("login", {
+    workflow = service.OneOffWorkflow(LOGIN_WORKFLOW, {
         "credential_type": request.credential_type, "credential_id": credential.id,
         "user_prompt": request.prompt})
     return start_workflow_run(session, settings, caller, dispatcher, links, task, workflow)

@@ -10,7 +10,6 @@ a run, so its `presigned_url` is the same kind of signed link and works as an up
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,11 +20,13 @@ from starlette.datastructures import UploadFile
 
 from app.api.credentials import start_workflow_run
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep, StoreDep
+from app.artifacts.names import safe_filename
 from app.artifacts.store import ArtifactStore
 from app.artifacts.uploads import UPLOAD_ARTIFACT_TYPE, find_uploads
 from app.db.models import Artifact, utcnow
 from app.platform.settings import Settings
 from app.runs import ids, service
+from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW
 from app.runs.views import ArtifactLinks
 from app.schemas.files import DownloadFilesRequest, UploadFileResponse
 from app.schemas.runs import WorkflowRunResponse
@@ -35,11 +36,6 @@ router = APIRouter(tags=["Files"])
 MAX_UPLOAD_BYTES = 30 * 2**20  # Skyvern's MAX_UPLOAD_FILE_SIZE
 MAX_RETENTION_DAYS = 365
 TEXT_FIELD_FILENAME = "upload.txt"
-
-
-def _safe_filename(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:200] or "upload.bin"
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ async def _read_upload(request: Request) -> Upload:
     value = form.get("file")
     if isinstance(value, UploadFile):
         data = await value.read(MAX_UPLOAD_BYTES + 1)
-        filename = _safe_filename(value.filename)
+        filename = safe_filename(value.filename, "upload.bin")
         content_type = value.content_type or "application/octet-stream"
     elif isinstance(value, str):
         data, filename, content_type = value.encode(), TEXT_FIELD_FILENAME, "text/plain"
@@ -126,7 +122,7 @@ def download_files(request: DownloadFilesRequest, session: SessionDep, settings:
         raise HTTPException(status_code=400, detail="url is required: the page to start downloading from.")
     task = request.task_request(DOWNLOAD_GOAL.format(goal=request.navigation_goal), "Download files",
                                 max_steps=request.max_steps_per_run)
-    workflow = service.OneOffWorkflow("download_files", {
+    workflow = service.OneOffWorkflow(DOWNLOAD_FILES_WORKFLOW, {
         "navigation_goal": request.navigation_goal, "download_suffix": request.download_suffix,
         "download_timeout": request.download_timeout})
     return start_workflow_run(session, settings, caller, dispatcher, links, task, workflow)

@@ -13,6 +13,7 @@ from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, Setting
 from app.db.models import Run
 from app.platform.settings import Settings
 from app.runs import service
+from app.runs.kinds import LEGACY_RUN_TYPE
 from app.runs.views import ArtifactLinks
 from app.schemas.legacy import CreateTaskResponse, TaskRequest, TaskResponse
 from app.schemas.runs import TaskRunRequest
@@ -20,7 +21,6 @@ from app.webhooks import delivery as webhooks
 
 router = APIRouter(tags=["Legacy tasks"], include_in_schema=False)
 
-LEGACY_RUN_TYPE = "task_v1"
 
 
 @router.post("/api/v1/tasks", response_model=CreateTaskResponse)

@@ -23,6 +23,7 @@ from app.platform.settings import Settings
 from app.platform.url_policy import literal_address_problem, parse_policy
 from app.profiles.service import find_profile
 from app.runs import ids, lifecycle
+from app.runs.kinds import RUN_TYPES, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.credentials import normalize_totp_identifier
 from app.schemas.runs import TaskRunRequest
@@ -32,8 +33,6 @@ from app.webhooks import delivery as webhooks
 
 log = logging.getLogger(__name__)
 
-WORKFLOW_RUN_TYPE = "workflow_run"
-RUN_TYPES = {"skyvern-1.0": "task_v1", "skyvern-2.0": "task_v2", "skyvern-3.0": "task_v3"}
 FOREIGN_ENGINES = frozenset({"openai-cua", "anthropic-cua", "ui-tars", "yutori-navigator"})
 DEFAULT_ENGINE = "skyvern-1.0"
 CANCEL_WAIT_SECONDS = 5.0

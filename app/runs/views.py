@@ -17,6 +17,7 @@ from app.db.engine import read_session_scope
 from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
 from app.platform.security import sign_artifact_link
 from app.platform.settings import Settings
+from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.schemas.runs import (
     ArtifactResponse,
     FileInfo,
@@ -101,7 +102,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         artifacts = run_artifacts(session, run.id)
     recordings = _newest_first(artifacts, "recording")
     downloads = [a for a in artifacts if a.artifact_type == "download"]
-    response_model = WorkflowRunResponse if run.run_type == "workflow_run" else TaskRunResponse
+    response_model = WorkflowRunResponse if run.run_type == WORKFLOW_RUN_TYPE else TaskRunResponse
     return response_model(
         run_id=run.id,
         run_type=run.run_type,

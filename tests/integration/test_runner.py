@@ -17,7 +17,7 @@ from app.runs import ids, lifecycle
 from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
-from workers.browser import BrowserPool
+from workers.agent.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]

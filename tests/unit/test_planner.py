@@ -9,9 +9,10 @@ import pytest
 import tiktoken
 
 from app.platform.settings import Settings
-from workers.agent import PlannerError, TaskSpec, output_problem
-from workers.page_state import PageState
-from workers.planner import (
+from app.schemas.extraction import output_problem
+from workers.agent.contract import PlannerError, TaskSpec
+from workers.agent.page_state import PageState
+from workers.agent.planner import (
     SNAPSHOT_CLOSE,
     SNAPSHOT_OPEN,
     SYSTEM_RULES,

@@ -6,7 +6,7 @@ import pyotp
 import pytest
 
 from app.credentials.vault import CredentialValues, UnknownPlaceholder, current_totp
-from workers.page_state import PASSWORD_MASK, mask_passwords
+from workers.agent.page_state import PASSWORD_MASK, mask_passwords
 
 SECRET = pyotp.random_base32()
 
