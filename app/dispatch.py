@@ -14,6 +14,10 @@ class DispatchUnavailable(Exception):
     """The queue cannot take work now (e.g. Redis is down); the caller answers 503."""
 
 
+class QueueUnavailable(Exception):
+    """What the user asked for could not be queued and was not kept (HTTP 503)."""
+
+
 class Dispatcher(Protocol):
     def enqueue(self, run_id: str, queue: str | None = None) -> None:
         """Send the run to a worker; `queue` names the worker holding the run's browser session."""

@@ -52,7 +52,7 @@ def leave_queued(run_id: str) -> None:
 class WorkerContext:
     settings: Settings
     pool: BrowserPool
-    store: ArtifactStore
+    artifacts: ArtifactStore
     worker_id: str
     on_final: Callable[[str], None]  # schedules the run's webhook once this worker has ended the run
     # set when this process shuts down: the runs it still holds are stopped and handed back
@@ -107,7 +107,7 @@ def _stored_inputs(ctx: WorkerContext, run: Run, workdir: Path) -> StoredInputs:
         file = RunFile(row.id, row.filename or row.id)
         path = workdir / "files" / row.id / file.filename
         path.parent.mkdir(parents=True)
-        path.write_bytes(ctx.store.get(row.storage_key))
+        path.write_bytes(ctx.artifacts.get(row.storage_key))
         files.append((file, path))
     return StoredInputs(state, headers, tuple(files))
 
@@ -142,8 +142,8 @@ def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
         return s.get(Run, run_id)
 
 
-async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | None = None) -> bool:
-    """Run `run_id` if this worker can claim it (inside `session`'s browser when given); returns
+async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSession | None = None) -> bool:
+    """Run `run_id` if this worker can claim it (inside `browser_session`'s browser when given); returns
     whether it ran here."""
     run = await claim_within_org_limit(ctx.settings, run_id, lambda: _claim(ctx, run_id))
     if run is None:
@@ -153,7 +153,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
     log.info("run started on %s", ctx.worker_id)
     identity = RunIdentity(run.id, run.organization_id, run.started_at or run.created_at,
                            run.totp_identifier, run.totp_url, run.webhook_key_encrypted)
-    store = DbRunStore(ctx.settings, ctx.store, identity)
+    store = DbRunStore(ctx.settings, ctx.artifacts, identity)
     workdir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{run_id}-"))
     browser: BrowserRun | None = None
     planner: Planner | None = None
@@ -164,7 +164,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
         planner = Planner(ctx.settings, task)
-        browser = await (session.open_run(run, task.browser, workdir) if session
+        browser = await (browser_session.open_run(run, task.browser, workdir) if browser_session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         browser.upload_files = {file.file_id: path for file, path in inputs.files}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import shutil
 import socket
@@ -25,12 +24,12 @@ from playwright.async_api import BrowserContext, Page, Video
 from sqlalchemy import select
 
 from app.artifacts.store import ArtifactStore
+from app.artifacts.writer import Owner, save
 from app.db.engine import session_scope
-from app.db.models import Artifact, BrowserSession, Run, utcnow
+from app.db.models import BrowserSession, Run, utcnow
 from app.platform.settings import Settings
 from app.platform.url_policy import parse_policy
 from app.profiles.service import load_storage_state, save_profile_from_state
-from app.runs import ids
 from app.runs import lifecycle as run_lifecycle
 from app.runs.lifecycle import RunStatus
 from app.sessions import lifecycle
@@ -84,12 +83,12 @@ class HeldSession:
 class SessionHost:
     """Opens, watches and ends the browser sessions of one RunHost, on its event loop."""
 
-    def __init__(self, settings: Settings, pool: BrowserPool, store: ArtifactStore, worker_id: str,
+    def __init__(self, settings: Settings, pool: BrowserPool, artifacts: ArtifactStore, worker_id: str,
                  worker_queue: str | None, dispatch_waiting: Callable[[str], object],
                  on_final: Callable[[str], None]) -> None:
         self._settings = settings
         self._pool = pool
-        self._store = store
+        self._artifacts = artifacts
         self._worker_id = worker_id
         self._worker_queue = worker_queue
         self._dispatch_waiting = dispatch_waiting  # sends a run queued for a session to this host
@@ -241,15 +240,9 @@ class SessionHost:
             log.exception("browser session %s: its browser profile could not be saved", held.id)
 
     def _store_file(self, held: HeldSession, artifact_type: str, path: Path, content_type: str) -> None:
-        artifact_id = ids.new_id(ids.ARTIFACT)
-        key = f"{held.organization_id}/{held.id}/session/{artifact_type}-{artifact_id}{path.suffix}"
-        data = path.read_bytes()
-        self._store.put(key, data, content_type)
-        with session_scope(self._settings.database_url) as s:
-            s.add(Artifact(id=artifact_id, organization_id=held.organization_id, run_id=None,
-                           browser_session_id=held.id, artifact_type=artifact_type, storage_key=key,
-                           content_type=content_type, size=len(data),
-                           checksum=hashlib.sha256(data).hexdigest(), filename=path.name))
+        with session_scope(self._settings.database_url) as db:
+            save(db, self._artifacts, Owner(held.organization_id, browser_session_id=held.id), artifact_type,
+                 path, content_type)
 
     async def stop(self) -> None:
         """Worker shutdown: end every held session (failed, saying so) and release its browser."""

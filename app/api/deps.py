@@ -11,12 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.accounts.service import cached_key_organization, organization_for_key, verify_api_key
+from app.artifacts.links import ArtifactLinks
 from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
 from app.dispatch import Dispatcher
 from app.platform.security import normalize_api_key
 from app.platform.settings import Settings
-from app.runs.views import ArtifactLinks
 
 INVALID_CREDENTIALS = "Invalid credentials"
 

@@ -139,6 +139,25 @@ def find_credential(session: Session, organization_id: str, credential_id: str) 
     return session.scalars(query).first()
 
 
+class UnknownCredential(LookupError):
+    """The organization has no such credential (HTTP 404)."""
+
+    def __init__(self, credential_id: str) -> None:
+        super().__init__(f"Credential not found {credential_id}")
+
+
+def require_credential(session: Session, organization_id: str, credential_id: str) -> Credential:
+    row = find_credential(session, organization_id, credential_id)
+    if row is None:
+        raise UnknownCredential(credential_id)
+    return row
+
+
+def delete_credential(session: Session, organization_id: str, credential_id: str) -> None:
+    session.delete(require_credential(session, organization_id, credential_id))
+    session.commit()
+
+
 def list_credentials(session: Session, organization_id: str, page: int, page_size: int,
                      credential_type: str | None = None, search: str | None = None) -> Sequence[Credential]:
     query = select(Credential).where(Credential.organization_id == organization_id)

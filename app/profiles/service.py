@@ -35,6 +35,13 @@ from app.schemas.browser_profiles import (
 EMPTY_STATE: dict[str, Any] = {"cookies": [], "origins": []}
 
 
+class UnknownProfile(LookupError):
+    """The organization has no such browser profile (HTTP 404); the message names the field, if any."""
+
+    def __init__(self, profile_id: str, field: str | None = None) -> None:
+        super().__init__(f"{field + ': ' if field else ''}Browser profile not found {profile_id}")
+
+
 class ProfileNameTaken(ValueError):
     """Another profile of the organization has this name (HTTP 409)."""
 
@@ -59,6 +66,13 @@ def find_profile(db_session: Session, organization_id: str, profile_id: str,
     if not include_deleted:
         query = query.where(BrowserProfile.deleted_at.is_(None))
     return db_session.scalars(query).first()
+
+
+def require_profile(db_session: Session, organization_id: str, profile_id: str) -> BrowserProfile:
+    row = find_profile(db_session, organization_id, profile_id)
+    if row is None:
+        raise UnknownProfile(profile_id)
+    return row
 
 
 def load_storage_state(settings: Settings, db_session: Session, organization_id: str,

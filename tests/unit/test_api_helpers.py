@@ -8,7 +8,7 @@ import hmac
 import pytest
 
 from app.api.artifacts import parse_range
-from app.api.credentials import extract_code
+from app.credentials.totp import extract_code
 from app.schemas.runs import normalize_http_url
 from app.webhooks.delivery import sign
 
