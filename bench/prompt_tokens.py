@@ -1,8 +1,8 @@
 """Tokens per step of what we send the model, over the test pages and a corpus of big real pages.
 
-Every page of tests/sites/pages and bench/pages is opened in a real run context (workers.browser),
-captured the way a step captures it (workers.page_state.capture) and turned into the exact request the
-planner sends (workers.planner.Planner.build_request). Per page it prints the snapshot tokens, the
+Every page of tests/sites/pages and bench/pages is opened in a real run context (workers.agent.browser),
+captured the way a step captures it (workers.agent.page_state.capture) and turned into the exact request the
+planner sends (workers.agent.planner.Planner.build_request). Per page it prints the snapshot tokens, the
 baseline (the untrimmed aria snapshot, boxes stripped, measured on the same page), and whether every
 interactive element of the raw snapshot survived trimming or is reachable through the scroll hint (a
 sample of the left-out ones is scrolled to, as the hint says, and must then appear).

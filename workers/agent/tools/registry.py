@@ -167,11 +167,11 @@ def _explain(name: str, exc: ValidationError) -> ToolArgsError:
 
 def _ref(raw: Any, info: ValidationInfo) -> str:
     ref = parse_ref(raw)
-    if ref is None:
-        raise ValueError(f"{raw!r} is not an element ref; pass a ref from the snapshot such as e5.")
-    refs = (info.context or {}).get("refs")
+    refs = (info.context or {}).get("refs")  # the snapshot's, when the planner checks a call
     if refs is not None and ref not in refs:
         raise ValueError(f"{raw!r} is not a ref in the current snapshot; use one shown as [ref=eN].")
+    if ref is None:
+        raise ValueError(f"{raw!r} is not an element ref; pass a ref from the snapshot such as e5.")
     return ref
 
 
