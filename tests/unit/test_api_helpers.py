@@ -9,8 +9,8 @@ import pytest
 
 from app.api.artifacts import parse_range
 from app.credentials.totp import extract_code
+from app.platform.security import sign_hex as sign
 from app.schemas.runs import normalize_http_url
-from app.webhooks.delivery import sign
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -153,7 +153,8 @@ def validate(name: str, raw_args: Mapping[str, Any], *, refs: set[str] | None = 
 
 
 def _explain(name: str, exc: ValidationError) -> ToolArgsError:
-    missing = [str(error["loc"][0]) for error in exc.errors() if error["type"] == "missing"]
+    missing = [str(error["loc"][0]) for error in exc.errors()
+               if error["type"] == "missing" or error["input"] is None]  # null counts as left out
     if missing:
         return ToolArgsError(f"{name} needs the argument(s) {', '.join(missing)}.",
                              f"the argument(s) {', '.join(repr(arg) for arg in missing)} are missing.")
