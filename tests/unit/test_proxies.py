@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.proxies import ProxyLocationRejected, proxy_route
-from app.settings import Settings
+from app.platform.proxies import ProxyLocationRejected, proxy_route
+from app.platform.settings import Settings
 
 
 def settings(tmp_path: Path, locations: dict[str, object]) -> Settings:

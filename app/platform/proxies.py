@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, SecretStr, field_validator, model_validator
 
 if TYPE_CHECKING:
-    from app.settings import Settings
+    from app.platform.settings import Settings
 
 SETTING = "WAYFARER_PROXY_LOCATIONS"
 DIRECT = "NONE"

@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.proxies import ProxyEntry, check_locations
-from app.url_policy import parse_policy
+from app.platform.proxies import ProxyEntry, check_locations
+from app.platform.url_policy import parse_policy
 
 
 class Settings(BaseSettings):
