@@ -36,6 +36,7 @@ from app.dispatch import Dispatcher, QueueUnavailable, make_dispatcher
 from app.platform.limits.quotas import OrgLimitReached
 from app.platform.limits.request_body import RequestBodyLimit
 from app.platform.observability import configure_logging
+from app.platform.proxies import ProxyLocationRejected
 from app.platform.settings import Settings, get_settings
 from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, UnknownProfile
 from app.runs import lifecycle
@@ -121,7 +122,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     UnknownRun: 404, UnknownBrowserSession: 404, UnknownProfile: 404, UnknownCredential: 404,
     UnknownFile: 404,
     RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
-    CodeRejected: 400, ReplayRefused: 400,
+    CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400,
     SessionEnded: 409, ProfileNameTaken: 409,
     QueueUnavailable: 503,
 }

@@ -25,6 +25,7 @@ from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
 from app.platform.limits.quotas import claim_within_org_limit, over_token_cap
 from app.platform.observability import BROWSER_CONTEXTS, bind_run
+from app.platform.proxies import ProxyLocationRejected, proxy_browser_options
 from app.platform.security import decrypt
 from app.platform.settings import Settings
 from app.profiles.service import keep_run_state, load_storage_state
@@ -89,7 +90,8 @@ def task_spec(run: Run, settings: Settings, inputs: StoredInputs | None = None) 
                                browser_address=request.get("browser_address"),
                                cdp_connect_headers=inputs.cdp_connect_headers,
                                download_timeout_s=parameters.get("download_timeout"),
-                               download_suffix=parameters.get("download_suffix")),
+                               download_suffix=parameters.get("download_suffix"),
+                               **proxy_browser_options(settings, request.get("proxy_location"))),
         files=tuple(file for file, _ in inputs.files),
     )
 
@@ -243,7 +245,7 @@ def _hand_back(ctx: WorkerContext, run_id: str) -> bool:
 
 
 def _reason_from(exc: Exception, store: DbRunStore) -> str:
-    if isinstance(exc, PlannerError):  # already a sentence naming the endpoint or setting to fix
+    if isinstance(exc, PlannerError | ProxyLocationRejected):  # a sentence naming what to fix
         return str(exc)
     detail = str(exc).strip() or type(exc).__name__
     where = f" after {store.steps_started} step(s)" if store.steps_started else " before the first step"

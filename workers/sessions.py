@@ -27,6 +27,7 @@ from app.artifacts.store import ArtifactStore
 from app.artifacts.writer import Owner, save
 from app.db.engine import session_scope
 from app.db.models import BrowserSession, Run, utcnow
+from app.platform.proxies import proxy_browser_options
 from app.platform.settings import Settings
 from app.platform.url_policy import parse_policy
 from app.profiles.service import load_storage_state, save_profile_from_state
@@ -127,13 +128,15 @@ class SessionHost:
         user_data_dir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{session_id}-"))
         policy = parse_policy(self._settings.url_policy)
         try:
+            options = BrowserOptions(**proxy_browser_options(self._settings, (row.options or {}).get(
+                "proxy_location")))
             profile_state = await asyncio.to_thread(_profile_state, self._settings, row)
             playwright = await self._pool.playwright()
             context = await playwright.chromium.launch_persistent_context(
                 user_data_dir / "profile", executable_path=self._settings.resolved_chromium_path(),
                 args=[*launch_args(self._settings.chromium_args), "--remote-debugging-port=0"],
                 headless=self._settings.headless,
-                **context_options(self._settings, policy, BrowserOptions(), user_data_dir / "video"))
+                **context_options(self._settings, policy, options, user_data_dir / "video"))
         except Exception as exc:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             log.exception("browser session %s could not start", session_id)

@@ -40,7 +40,7 @@ def create_browser_session(
     session: SessionDep, settings: SettingsDep, caller: CallerDep, dispatcher: DispatcherDep, links: LinksDep,
     request: Annotated[CreateBrowserSessionRequest | None, Body()] = None,
 ) -> BrowserSessionResponse:
-    row = service.create_session(session, dispatcher, caller.organization_id,
+    row = service.create_session(session, settings, dispatcher, caller.organization_id,
                                  request or CreateBrowserSessionRequest())
     return service.session_response(session, row, links, settings)
 

@@ -112,8 +112,10 @@ class _Handler(logging.StreamHandler):
 
 
 def _secrets(settings: Settings) -> list[str]:
+    proxy_passwords = [entry.password.get_secret_value() for entry in settings.proxy_locations.values()
+                       if entry.password]
     return [value for value in (settings.api_key, settings.secret_key, settings.llm_api_key,
-                                settings.s3_secret_access_key) if value]
+                                settings.s3_secret_access_key, *proxy_passwords) if value]
 
 
 def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:

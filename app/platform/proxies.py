@@ -156,6 +156,15 @@ def proxy_route(settings: Settings, proxy_location: object) -> ProxyRoute | None
         "unset for a direct connection.")
 
 
+def proxy_browser_options(settings: Settings, proxy_location: object) -> dict[str, Any]:
+    """The browser options (workers.agent.contract.BrowserOptions fields) that send a browser through
+    `proxy_location`'s proxy as its place: proxy, locale, timezone_id; none for a direct connection."""
+    route = proxy_route(settings, proxy_location)
+    if route is None:
+        return {}
+    return {"proxy": route.playwright_proxy(), "locale": route.locale, "timezone_id": route.timezone_id}
+
+
 def _names(proxy_location: object) -> list[str]:
     """The setting's names that could serve the value, most specific first."""
     if isinstance(proxy_location, str):

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from app.artifacts.uploads import find_uploads
 from app.db.engine import session_scope
-from app.db.models import Run, utcnow
+from app.db.models import BrowserSession, Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable, QueueUnavailable
 from app.platform.limits.quotas import check_org_can_queue
+from app.platform.proxies import proxy_route
 from app.platform.security import encrypt
 from app.platform.settings import Settings
 from app.platform.url_policy import literal_address_problem, parse_policy
@@ -57,14 +58,6 @@ class UnknownRun(LookupError):
         super().__init__(f"{noun} not found {run_id}")
 
 
-def _proxy_warning(proxy_location: object) -> dict[str, str] | None:
-    if proxy_location is None or proxy_location == "NONE":
-        return None
-    return {"error_code": "proxy_location_ignored",
-            "reasoning": f"proxy_location {proxy_location!r} was recorded but not applied: Wayfarer "
-                         "has no proxy configured for it, so the run uses a direct connection."}
-
-
 @dataclass(frozen=True)
 class OneOffWorkflow:
     """login and download_files: a task run reported as a one-off workflow run (`wr_` id)."""
@@ -90,9 +83,9 @@ def _check_url_policy(settings: Settings, request: TaskRunRequest) -> None:
             raise RunRejected(f"{name} {url} cannot be used: {problem}")
 
 
-def _session_queue(session: Session, organization_id: str, session_id: str | None) -> str | None:
-    """The queue of the worker holding the run's browser session (None: any worker, or no session);
-    404 for a session the organization does not have, 400 for one that has ended."""
+def _browser_session(session: Session, organization_id: str, session_id: str | None) -> BrowserSession | None:
+    """The run's browser session (None: the run opens its own browser); 404 for a session the
+    organization does not have, 400 for one that has ended."""
     if session_id is None:
         return None
     row = find_session(session, organization_id, session_id)
@@ -101,7 +94,26 @@ def _session_queue(session: Session, organization_id: str, session_id: str | Non
     if row.status not in ACTIVE_SESSION:
         raise RunRejected(f"Browser session {session_id} has ended (status {row.status}): "
                           "create a new session for this run.")
-    return row.worker_queue
+    return row
+
+
+def _check_proxy(settings: Settings, request: TaskRunRequest, held: BrowserSession | None) -> None:
+    """proxy_location has a proxy here (else ProxyLocationRejected) and applies to a browser the run
+    opens: a session's browser already goes out through the session's proxy, the user's own
+    (browser_address) the way it is set up."""
+    route = proxy_route(settings, request.proxy_location)
+    if request.proxy_location is None:
+        return
+    if request.browser_address:
+        raise RunRejected("proxy_location cannot be combined with browser_address: the run drives your "
+                          "own browser, which goes out the way it is set up.")
+    if held is not None:
+        session_route = proxy_route(settings, (held.options or {}).get("proxy_location"))
+        if route != session_route:
+            held_location = session_route.location if session_route else "none"
+            raise RunRejected(f"proxy_location: browser session {held.id} goes out through proxy location "
+                              f"{held_location}; a run in it uses the session's browser (leave "
+                              "proxy_location unset).")
 
 
 def _check_sources(session: Session, organization_id: str, request: TaskRunRequest) -> None:
@@ -131,7 +143,8 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         raise RunRejected(f"Engine {engine!r} is not supported by this server; use skyvern-1.0, "
                           "skyvern-2.0 or skyvern-3.0 (they run on Wayfarer's own agent).")
     _check_url_policy(settings, request)
-    holder_queue = _session_queue(session, organization_id, request.browser_session_id)
+    held = _browser_session(session, organization_id, request.browser_session_id)
+    _check_proxy(settings, request, held)
     _check_sources(session, organization_id, request)
     run_request = request.model_dump(exclude_none=True)
     run_request["engine"] = engine
@@ -140,7 +153,6 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         run_request["cdp_connect_headers"] = dict.fromkeys(cdp_headers, MASKED)
     if workflow is not None:
         run_request = workflow.run_request(run_request)
-    warning = _proxy_warning(request.proxy_location)
     now = utcnow()
     run = Run(
         id=ids.new_id(ids.WORKFLOW_RUN if workflow else ids.TASK), organization_id=organization_id,
@@ -154,12 +166,12 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         browser_session_id=request.browser_session_id, browser_profile_id=request.browser_profile_id,
         cdp_connect_headers_encrypted=encrypt(settings.resolved_secret_key(), json.dumps(cdp_headers))
         if cdp_headers else None,
-        errors=[warning] if warning else [], step_count=0, created_at=now, modified_at=now, queued_at=now,
+        errors=[], step_count=0, created_at=now, modified_at=now, queued_at=now,
     )
     session.add(run)
     session.commit()
     try:
-        dispatcher.enqueue(run.id, holder_queue)
+        dispatcher.enqueue(run.id, held.worker_queue if held else None)
     except DispatchUnavailable as exc:
         session.execute(delete(Run).where(Run.id == run.id))
         session.commit()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.artifacts.links import ArtifactLinks
 from app.db.models import Artifact, BrowserSession, Run, utcnow
 from app.dispatch import Dispatcher, DispatchUnavailable, QueueUnavailable
+from app.platform.proxies import proxy_route
 from app.platform.settings import Settings
 from app.profiles.service import UnknownProfile, find_profile
 from app.runs import ids
@@ -26,16 +27,18 @@ from app.sessions import lifecycle
 from app.sessions.lifecycle import ACTIVE, SessionStatus
 
 MAX_LIFETIME_MINUTES = 360  # what extend may reach, as in Skyvern
-_NOT_ACTED_ON = ("proxy_location", "proxy_session_id", "extensions", "browser_type", "needs_live_view")
+# Kept on the row as given: the worker opening the browser applies proxy_location; the rest are not acted on.
+_OPTIONS = ("proxy_location", "proxy_session_id", "extensions", "browser_type", "needs_live_view")
 
 
 class SessionRejected(Exception):
     """A well-formed request this session cannot take (HTTP 400)."""
 
 
-def create_session(session: Session, dispatcher: Dispatcher, organization_id: str,
+def create_session(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
                    request: CreateBrowserSessionRequest) -> BrowserSession:
     """Store the session (created), then ask a worker to open its browser."""
+    proxy_route(settings, request.proxy_location)  # a proxy_location without a proxy here is refused
     profile_id = request.browser_profile_id
     if profile_id and find_profile(session, organization_id, profile_id) is None:
         raise UnknownProfile(profile_id, "browser_profile_id")
@@ -51,7 +54,7 @@ def create_session(session: Session, dispatcher: Dispatcher, organization_id: st
         status=SessionStatus.created.value, timeout_minutes=timeout, url=request.url,
         browser_profile_id=request.browser_profile_id,
         generate_browser_profile=bool(request.generate_browser_profile),
-        options=request.model_dump(include=set(_NOT_ACTED_ON), exclude_none=True, mode="json"),
+        options=request.model_dump(include=set(_OPTIONS), exclude_none=True, mode="json"),
         warning=warning, created_at=now, modified_at=now)
     session.add(row)
     session.commit()

@@ -136,8 +136,6 @@ class BrowserPool:
         policy = parse_policy(self._settings.url_policy)
         context = await browser.new_context(
             **context_options(self._settings, policy, options, workdir / "video"),
-            locale=options.locale,
-            timezone_id=options.timezone_id,
             user_agent=options.user_agent,
             extra_http_headers=options.extra_http_headers,
             storage_state=options.storage_state,  # type: ignore[arg-type]
@@ -172,6 +170,7 @@ def context_options(settings: Settings, policy: UrlPolicy, options: BrowserOptio
     new_context and launch_persistent_context)."""
     return {
         "viewport": {"width": options.viewport_width, "height": options.viewport_height},
+        "proxy": options.proxy, "locale": options.locale, "timezone_id": options.timezone_id,
         "accept_downloads": True,
         # default size (fits 800x800): cheap to encode; each recording is an ffmpeg of ~55 MiB PSS
         "record_video_dir": video_dir if settings.record_video else None,

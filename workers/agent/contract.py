@@ -26,6 +26,7 @@ class BrowserOptions:
     cdp_connect_headers: dict[str, str] | None = None
     download_timeout_s: float | None = None  # how long a started download may take to finish
     download_suffix: str | None = None  # downloaded files are stored with names ending in it
+    proxy: dict[str, str] | None = None  # Playwright's proxy settings (server, username, password, bypass)
 
 
 @dataclass(frozen=True)

@@ -64,11 +64,13 @@ def test_bad_url_scheme_and_missing_prompt_are_422_naming_the_field(api: Api) ->
     assert hook.status_code == 422 and hook.json()["detail"][0]["loc"] == ["body", "webhook_url"]
 
 
-def test_proxy_location_is_kept_with_a_warning(api: Api) -> None:
-    created = api.create(proxy_location="RESIDENTIAL_GB")
-    assert created["run_request"]["proxy_location"] == "RESIDENTIAL_GB"
-    assert created["errors"][0]["error_code"] == "proxy_location_ignored"
-    assert api.create(proxy_location="NONE")["errors"] == []
+def test_a_proxy_location_without_a_proxy_is_refused_naming_the_setting(api: Api) -> None:
+    # it used to be recorded and ignored (a warning in errors): the run went out directly
+    for location in ("RESIDENTIAL_GB", {"country": "GB"}):
+        refused = api.submit({"prompt": "p", "proxy_location": location})
+        assert refused.status_code == 400 and "WAYFARER_PROXY_LOCATIONS" in refused.json()["detail"]
+    for direct in ("NONE", None):  # what the official SDKs send when the caller sets nothing is null
+        assert api.create(proxy_location=direct)["errors"] == []
 
 
 def test_get_run_parses_with_the_sdk_and_shows_artifact_links(api: Api) -> None:
