@@ -93,6 +93,7 @@ def task_spec(run: Run, settings: Settings, inputs: StoredInputs | None = None) 
                                download_suffix=parameters.get("download_suffix"),
                                **proxy_browser_options(settings, request.get("proxy_location"))),
         files=tuple(file for file, _ in inputs.files),
+        max_repeated_actions=settings.max_repeated_actions,
     )
 
 

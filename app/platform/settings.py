@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     record_video: bool = True  # a recording artifact per run; off saves an ffmpeg (~55 MiB) per run
     max_concurrent_runs: int = 4
     default_max_steps: int = 25
+    max_repeated_actions: int = Field(default=3, ge=0)  # a stuck planner is told, then ended; 0: off
     run_deadline_seconds: int = 1800
     step_settle_timeout_ms: int = 3000
     action_timeout_ms: int = 5000

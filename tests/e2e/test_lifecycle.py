@@ -1,11 +1,12 @@
-"""Cancel (queued and running) and the step budget, through the embedded server."""
+"""Cancel (queued and running), the step budget and a planner stuck in a loop, through the embedded
+server."""
 
 from __future__ import annotations
 
 import time
 
 from tests.e2e.flows import FORM_PATH, stall_script
-from tests.fakes.fake_llm import FakeLLM
+from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.sites.server import SiteServer
 from tests.support.stack import Stack
 from tests.support.webhook_receiver import Receiver
@@ -59,3 +60,22 @@ def test_step_budget_ends_timed_out_with_reason(embedded: Stack, fake_llm: FakeL
     assert run["status"] == "timed_out"
     assert "2 steps" in run["failure_reason"]
     assert run["step_count"] == 2
+
+
+def test_a_planner_that_repeats_itself_is_warned_then_the_run_ends_terminated(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    same = [{"name": "input_text", "args": {"ref": {"role": "textbox", "name": "Name"}, "text": "Ada"},
+             "reasoning": "Type the name."}]
+    fake_llm.script(token, [same] * 24)  # it used to type 24 times, until the step limit
+    created = embedded.create_run(prompt=f"Sign the guest book as Ada ({token})", url=sites.url(FORM_PATH),
+                                  max_steps=24)
+    run = embedded.wait_final(created["run_id"])
+    assert run["status"] == "terminated", run["failure_reason"]
+    assert run["failure_reason"].startswith(
+        "The model was stuck in a loop: it repeated input_text textbox 'Name' 4 times in a row with no "
+        "change on the page, even after being told (step 5).")
+    # typed once (the field changed), then 3 times on the unchanged page: warned; once more: ended
+    prompts = [last_user_text(body) for body in fake_llm.requests_for(token)]
+    warned = ["Warning: you did the same thing (input_text textbox 'Name') 3 times in a row" in prompt
+              for prompt in prompts]
+    assert warned == [False, False, False, False, True]

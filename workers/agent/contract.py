@@ -48,6 +48,7 @@ class TaskSpec:
     model: str | None = None  # overrides the configured model name
     browser: BrowserOptions = field(default_factory=BrowserOptions)
     files: tuple[RunFile, ...] = ()
+    max_repeated_actions: int = 3  # the same action on an unchanged page: told, then ended (repetition.py)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from workers.agent.browser import BrowserRun
 from workers.agent.contract import PlannerError, RunOutcome, RunStore, StepUsage, TaskSpec, ToolCall
 from workers.agent.page_state import capture, take_screenshot
 from workers.agent.planner import Planner, PlannerDecision
+from workers.agent.repetition import RepetitionGuard
 from workers.agent.tools import ToolContext, apply, get_tool
 
 
@@ -36,6 +37,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
     history: list[str] = []
     feedback: str | None = None  # what was wrong with the last answer; sent back once
     acted_step: str | None = None  # its screenshot_action is the next capture's screenshot: no 2nd shot
+    repetition = RepetitionGuard(task.max_repeated_actions)
     for index in range(task.max_steps):
         if run.crashed:
             return _crashed(run, index, history)
@@ -51,7 +53,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
             await store.save_artifact(step_id, "visible_elements_tree", state.snapshot.encode(), "text/plain")
             decision: PlannerDecision | PlannerError
             try:
-                decision = await planner.decide(state, history, feedback)
+                decision = await planner.decide(state, history, feedback, repetition.notice())
             except PlannerError as exc:
                 decision = exc
             await _save_screenshots(store, await shot, step_id, acted_step)
@@ -69,7 +71,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         }), "application/json")
         problem = decision.feedback
         outcome: RunOutcome | None = None
-        acted = False
+        acted: list[tuple[ToolCall, str]] = []  # the calls applied to the page, with their outcomes
         context = ToolContext(run, store, state.labels, task)
         for number, call in enumerate(decision.calls):
             tool = get_tool(call.name)
@@ -84,7 +86,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
                 if outcome is None:  # complete's output was rejected: the model is told, once
                     problem = result.problem
                 break
-            acted = True
+            acted.append((call, result.outcome))
             history.append(result.outcome)
             if result.page_changed or not result.succeeded or run.crashed:
                 break
@@ -92,6 +94,10 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         acted_step = step_id if acted and not run.crashed else None
         if outcome is None and run.crashed:
             return _crashed(run, index, history)
+        if outcome is None and acted:
+            repetition.observe(state, [call for call, _ in acted],
+                               ", then ".join(done.split(" -> ", 1)[0] for _, done in acted))
+            outcome = repetition.stuck(index + 1)
         if outcome is None and problem is not None and feedback is not None:
             outcome = RunOutcome("failed", failure_reason=_second_strike(planner, problem, index))
         if outcome is not None:

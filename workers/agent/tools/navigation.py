@@ -89,7 +89,7 @@ async def switch_tab(ctx: ToolContext, args: TabArgs) -> Done:
     return Done(f"switch_tab {index}", f"now on tab {index} ({page.url})", stale=True)
 
 
-@tool("wait", "Wait for the page to change (at most 10 s).")
+@tool("wait", "Wait for the page to change (at most 10 s).", idle=True)
 async def wait(ctx: ToolContext, args: WaitArgs) -> Done:
     seconds = min(max(args.seconds, 0.0), MAX_WAIT_SECONDS)
     await asyncio.sleep(seconds)

@@ -83,12 +83,14 @@ class Tool(Generic[A]):
     args: type[A]
     handler: Handler[A]
     finishes: bool = False  # ends the run (complete, terminate): runs without touching the page
+    idle: bool = False  # acts on nothing (wait): repeating it on an unchanged page is not a loop
 
 
 _TOOLS: dict[str, Tool[Any]] = {}
 
 
-def tool(name: str, description: str, *, finishes: bool = False) -> Callable[[Handler[A]], Handler[A]]:
+def tool(name: str, description: str, *, finishes: bool = False,
+         idle: bool = False) -> Callable[[Handler[A]], Handler[A]]:
     """Register the decorated handler as tool `name`; its arguments model is the handler's `args`
     annotation."""
 
@@ -96,7 +98,7 @@ def tool(name: str, description: str, *, finishes: bool = False) -> Callable[[Ha
         if name in _TOOLS:
             raise ValueError(f"tool {name!r} is registered twice")
         model = get_type_hints(handler)["args"]
-        _TOOLS[name] = Tool(name, description, model, handler, finishes)
+        _TOOLS[name] = Tool(name, description, model, handler, finishes, idle)
         tool_schemas.cache_clear()
         return handler
 
