@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr, field_validator, model_validator
-
-if TYPE_CHECKING:
-    from app.platform.settings import Settings
 
 SETTING = "WAYFARER_PROXY_LOCATIONS"
 DIRECT = "NONE"
@@ -109,6 +106,13 @@ def check_locations(locations: dict[str, ProxyEntry]) -> dict[str, ProxyEntry]:
     return checked
 
 
+class ProxySettings(Protocol):
+    """What the lookup needs of app.platform.settings.Settings (which imports this module)."""
+
+    @property
+    def proxy_locations(self) -> dict[str, ProxyEntry]: ...
+
+
 class ProxyLocationRejected(ValueError):
     """An explicit proxy_location this server has no proxy for (HTTP 400; the message names the setting)."""
 
@@ -135,7 +139,7 @@ class ProxyRoute:
         return f"ProxyRoute({self.location!r}, {self.server!r})"
 
 
-def proxy_route(settings: Settings, proxy_location: object) -> ProxyRoute | None:
+def proxy_route(settings: ProxySettings, proxy_location: object) -> ProxyRoute | None:
     """The proxy a browser for this `proxy_location` (a run's, a browser session's or a workflow run's,
     as the request gave it) goes through; None for a direct connection. Raises ProxyLocationRejected
     for an explicit value that is not mapped."""
@@ -156,7 +160,7 @@ def proxy_route(settings: Settings, proxy_location: object) -> ProxyRoute | None
         "unset for a direct connection.")
 
 
-def proxy_browser_options(settings: Settings, proxy_location: object) -> dict[str, Any]:
+def proxy_browser_options(settings: ProxySettings, proxy_location: object) -> dict[str, Any]:
     """The browser options (workers.agent.contract.BrowserOptions fields) that send a browser through
     `proxy_location`'s proxy as its place: proxy, locale, timezone_id; none for a direct connection."""
     route = proxy_route(settings, proxy_location)
