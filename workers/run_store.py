@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.credentials import CredentialValues, current_totp
+from app.credentials import CredentialValues
 from app.db.engine import session_scope
 from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
 from app.observability import bind_step, record_step
@@ -24,6 +24,7 @@ from app.runs import ids
 from app.security import decrypt, sign_hex
 from app.settings import Settings
 from app.storage import ArtifactStore
+from app.totp import current_code
 from app.url_policy import UrlDenied, fetch, parse_policy
 from workers.agent import StepUsage
 from workers.write_behind import WriteBehind
@@ -168,7 +169,7 @@ class DbRunStore:
     async def verification_code(self) -> str | None:
         """A code from the credential's authenticator secret, else a pushed one, else from totp_url."""
         if self._credential is not None and self._credential.totp_secret:
-            return current_totp(self._credential.totp_secret)
+            return current_code(self._credential.totp_secret)
         deadline = time.monotonic() + self._settings.totp_wait_seconds
         while True:
             code = await asyncio.to_thread(self._take_pushed_code)
