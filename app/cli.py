@@ -30,7 +30,7 @@ from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Organization
 from app.observability import configure_logging, serve_worker_metrics
-from app.settings import get_settings
+from app.settings import InvalidSettings, get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
 DEFAULT_PORT = 8000
@@ -42,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
+    except InvalidSettings as exc:  # one line per bad setting, no traceback
+        for line in str(exc).splitlines():
+            _fail(line)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

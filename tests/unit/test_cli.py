@@ -83,3 +83,26 @@ def test_worker_without_redis_explains_what_is_missing(env: dict[str, str]) -> N
 def test_usage_errors_exit_2(env: dict[str, str]) -> None:
     assert wayfarer(env).returncode == 2
     assert wayfarer(env, "run", "a prompt").returncode == 2  # --url is required
+
+
+@pytest.mark.parametrize(("command", "variable", "value", "allowed"), [
+    (["serve"], "WAYFARER_HEADLESS", "maybe", "true or false"),
+    (["worker"], "WAYFARER_MAX_CONCURRENT_RUNS", "four", "whole number"),
+    (["migrate"], "WAYFARER_ARTIFACT_STORE", "gcs", "'local' or 's3'"),
+    (["keys", "list"], "WAYFARER_CHROMIUM_ARGS", "--lang=de", "JSON list"),
+    (["serve"], "WAYFARER_URL_POLICY", "nowhere", "allow:<CIDR>"),
+])
+def test_a_bad_setting_is_one_line_naming_variable_value_and_what_is_allowed(
+        env: dict[str, str], command: list[str], variable: str, value: str, allowed: str) -> None:
+    result = wayfarer({**env, variable: value}, *command)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, no traceback
+    assert variable in result.stderr and repr(value) in result.stderr and allowed in result.stderr
+    assert not Path(env["WAYFARER_DATA_DIR"]).exists()  # stopped before touching anything
+
+
+def test_a_bad_secret_setting_does_not_print_its_value(env: dict[str, str]) -> None:
+    result = wayfarer({**env, "WAYFARER_API_KEY_CACHE_SECONDS": "-5", "WAYFARER_SECRET_KEY": "s3cr3t-value"},
+                      "serve")
+    assert result.returncode != 0 and "WAYFARER_API_KEY_CACHE_SECONDS='-5'" in result.stderr
+    assert "s3cr3t-value" not in result.stderr
