@@ -27,7 +27,13 @@ from app.accounts import (
     revoke_api_key,
 )
 from app.db.engine import session_scope
-from app.db.migrate import upgrade
+from app.db.migrate import (
+    DatabaseNotReady,
+    describe,
+    prepare_for_serving,
+    require_current_schema,
+    upgrade,
+)
 from app.db.models import Organization
 from app.observability import configure_logging, serve_worker_metrics
 from app.settings import InvalidSettings, get_settings
@@ -42,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
-    except InvalidSettings as exc:  # one line per bad setting, no traceback
+    except (InvalidSettings, DatabaseNotReady) as exc:  # said in a sentence or two, no traceback
         for line in str(exc).splitlines():
             _fail(line)
         return 1
@@ -95,6 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = get_settings()
+    prepare_for_serving(settings.database_url)
     configure_logging(settings)
     # uvicorn stops gracefully on SIGTERM (requests in flight finish, then the lifespan hands back the
     # embedded runs) and then raises the signal again to die of it; ignoring that second one makes a
@@ -112,6 +119,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.embedded:
         return _fail("a worker needs WAYFARER_REDIS_URL (without it the server runs tasks itself)")
+    require_current_schema(settings.database_url)
     configure_logging(settings, sys.stderr)  # the real stream: Celery swaps sys.stderr for a logger
     serve_worker_metrics(settings)
     run_worker(settings, args.concurrency)
@@ -119,8 +127,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    upgrade(get_settings().database_url)
-    print("database is at the newest schema")
+    url = get_settings().database_url
+    upgrade(url)
+    print(f"the database {describe(url)} is at the newest schema")
     return 0
 
 
@@ -238,10 +247,11 @@ def _api(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[st
 
 @contextmanager
 def _accounts_session() -> Iterator[Session]:
-    """A session on the configured database; the embedded SQLite one is migrated on first use."""
+    """A session on the configured database, which must exist and be current: only `serve` and
+    `migrate` make one (a typo in WAYFARER_DATA_DIR must not yield an empty database and a useless key)."""
     url = get_settings().database_url
-    if url.startswith("sqlite"):
-        upgrade(url)
+    require_current_schema(url)
+    print(f"using the database {describe(url)}", file=sys.stderr)
     with session_scope(url) as session:
         yield session
 
