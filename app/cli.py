@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import math
 import os
@@ -36,10 +37,12 @@ from app.db.migrate import (
 )
 from app.db.models import Organization
 from app.observability import configure_logging, serve_worker_metrics
-from app.settings import InvalidSettings, get_settings
+from app.secret_key import SecretKeyRefused, check_secret_key, rotate
+from app.settings import InvalidSettings, Settings, get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
 DEFAULT_PORT = 8000
+MIN_SECRET_KEY_LENGTH = 16
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
-    except (InvalidSettings, DatabaseNotReady) as exc:  # said in a sentence or two, no traceback
+    except (InvalidSettings, DatabaseNotReady, SecretKeyRefused) as exc:  # a sentence or two, no traceback
         for line in str(exc).splitlines():
             _fail(line)
         return 1
@@ -81,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
 
+    secret = commands.add_parser("secret", help="the secret key")
+    secret_actions = secret.add_subparsers(required=True, metavar="ACTION")
+    secret_actions.add_parser(
+        "rotate", help="re-encrypt every stored secret with a new key read from stdin; stop every API "
+                       "and worker process first, restart them with the new key after",
+    ).set_defaults(handler=_secret_rotate)
+
     commands.add_parser("version", help="print the version").set_defaults(handler=_version)
 
     run = commands.add_parser("run", help="submit a task through the HTTP API")
@@ -102,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     prepare_for_serving(settings.database_url)
+    check_secret_key(settings.database_url, settings.resolved_secret_key(), settings.secret_key_source())
     configure_logging(settings)
     # uvicorn stops gracefully on SIGTERM (requests in flight finish, then the lifespan hands back the
     # embedded runs) and then raises the signal again to die of it; ignoring that second one makes a
@@ -119,7 +130,11 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.embedded:
         return _fail("a worker needs WAYFARER_REDIS_URL (without it the server runs tasks itself)")
+    if not settings.secret_key:
+        return _fail("a worker needs WAYFARER_SECRET_KEY, set to the API's: it opens the secrets the API "
+                     "stored (webhook signing keys, credentials, browser profiles)")
     require_current_schema(settings.database_url)
+    check_secret_key(settings.database_url, settings.secret_key, settings.secret_key_source())
     configure_logging(settings, sys.stderr)  # the real stream: Celery swaps sys.stderr for a logger
     serve_worker_metrics(settings)
     run_worker(settings, args.concurrency)
@@ -127,10 +142,24 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    url = get_settings().database_url
-    upgrade(url)
-    print(f"the database {describe(url)} is at the newest schema")
+    settings = get_settings()
+    upgrade(settings.database_url)
+    print(f"the database {describe(settings.database_url)} is at the newest schema")
+    _record_secret_key(settings)
     return 0
+
+
+def _record_secret_key(settings: Settings) -> None:
+    """migrate records the key's fingerprint when it has a key without making one up: a migrate run
+    elsewhere than the servers must not record a key generated for the occasion."""
+    if not (settings.secret_key or settings.secret_key_file.is_file()):
+        print("no WAYFARER_SECRET_KEY: the first `wayfarer serve` records the secret key's fingerprint",
+              file=sys.stderr)
+        return
+    try:
+        check_secret_key(settings.database_url, settings.resolved_secret_key(), settings.secret_key_source())
+    except SecretKeyRefused as exc:  # the schema is upgraded all the same: the key is for serve and worker
+        _fail(f"warning: {exc}")
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -160,6 +189,49 @@ def _keys_revoke(args: argparse.Namespace) -> int:
         return _fail(f"no API key {args.key_id!r}")
     print(f"revoked {args.key_id}")
     return 0
+
+
+def _secret_rotate(_args: argparse.Namespace) -> int:
+    settings = get_settings()
+    require_current_schema(settings.database_url)
+    if not (settings.secret_key or settings.secret_key_file.is_file()):
+        return _fail("no secret key to rotate from: set WAYFARER_SECRET_KEY to the key in use")
+    old_key, source = settings.resolved_secret_key(), settings.secret_key_source()
+    new_key = _read_new_key()
+    if len(new_key) < MIN_SECRET_KEY_LENGTH:
+        return _fail(f"the new key must have at least {MIN_SECRET_KEY_LENGTH} characters; e.g. "
+                     "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if new_key == old_key:
+        return _fail("the new key is the key in use")
+    print(f"using the database {describe(settings.database_url)}", file=sys.stderr)
+    counts = rotate(settings.database_url, old_key, new_key, source)
+    for column, count in counts.items():
+        print(f"{column}: {count} re-encrypted")
+    if settings.secret_key:
+        print("Now start every API and worker process with the new WAYFARER_SECRET_KEY.", file=sys.stderr)
+    else:
+        _write_private(settings.secret_key_file, new_key)
+        print(f"The new key replaced the one in {settings.secret_key_file.resolve()}.", file=sys.stderr)
+    return 0
+
+
+def _read_new_key() -> str:
+    """From the terminal without echo (asked twice), else the whole of stdin: never on the command line,
+    where other users' `ps` would see it."""
+    if not sys.stdin.isatty():
+        return sys.stdin.read().strip()
+    first = getpass.getpass("new secret key: ")
+    if getpass.getpass("the same again: ") != first:
+        raise KeyboardInterrupt  # nothing was changed
+    return first.strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(temporary, path)
 
 
 def _version(_args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import hmac
 import secrets
 import time
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 
 def new_api_key() -> str:
@@ -38,6 +38,16 @@ def encrypt(secret_key: str, plaintext: str) -> str:
 
 def decrypt(secret_key: str, token: str) -> str:
     return _fernet(secret_key).decrypt(token.encode()).decode()
+
+
+def reencrypt(old_key: str, new_key: str, token: str) -> str:
+    """The token's plaintext encrypted with new_key (InvalidToken if neither key opens it)."""
+    return MultiFernet([_fernet(new_key), _fernet(old_key)]).rotate(token.encode()).decode()
+
+
+def key_fingerprint(secret_key: str) -> str:
+    """Tells keys apart without revealing them (stored in the database, shown in messages)."""
+    return hashlib.sha256(b"wayfarer-key-fingerprint:" + secret_key.encode()).hexdigest()[:16]
 
 
 def sign_hex(key: str, message: bytes) -> str:

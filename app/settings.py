@@ -124,13 +124,23 @@ class Settings(BaseSettings):
                                "or set WAYFARER_CHROMIUM_PATH.")
         return path
 
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def secret_key_source(self) -> str:
+        """Where the secret key comes from, for messages (never the key itself)."""
+        if self.secret_key:
+            return "WAYFARER_SECRET_KEY"
+        return f"the key generated in {self.secret_key_file.resolve()} (WAYFARER_SECRET_KEY is unset)"
+
     def resolved_secret_key(self) -> str:
         """The configured secret, else one generated once and kept in the data dir (embedded use)."""
         if self.secret_key:
             return self.secret_key
         if self.production:
-            raise RuntimeError("WAYFARER_SECRET_KEY must be set when WAYFARER_PRODUCTION is true.")
-        key_file = self.data_dir / "secret.key"
+            raise InvalidSettings("WAYFARER_SECRET_KEY must be set when WAYFARER_PRODUCTION is true.")
+        key_file = self.secret_key_file
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic_command
 from alembic.script import ScriptDirectory
 
 from app.db.migrate import alembic_config
@@ -159,3 +160,10 @@ def test_a_database_never_migrated_is_explained_not_a_traceback(env: dict[str, s
 
         assert wayfarer(settings, "migrate").returncode == 0
         assert wayfarer(settings, "keys", "list").returncode == 0
+
+        scripts = ScriptDirectory.from_config(alembic_config(url))
+        older = scripts.get_revision(_head()).down_revision
+        alembic_command.downgrade(alembic_config(url), "-1")
+        result = wayfarer(settings, "serve", "--port", "9")
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"at schema revision {older}; this version of Wayfarer needs {_head()}" in result.stderr
