@@ -26,12 +26,7 @@ from app.accounts import (
 )
 from app.cli.common import DEFAULT_PORT, add_command, fail, note, print_table
 from app.db.engine import session_scope
-from app.db.migrate import (
-    describe,
-    prepare_for_serving,
-    require_current_schema,
-    upgrade,
-)
+from app.db.migrate import describe, prepare_for_serving, require_current_schema, upgrade
 from app.db.models import Organization
 from app.observability import configure_logging, serve_worker_metrics
 from app.secret_key import SecretKeyRefused, check_secret_key, rotate
@@ -107,7 +102,7 @@ def _worker(args: argparse.Namespace) -> int:
         return fail("a worker needs WAYFARER_REDIS_URL (without it the server runs tasks itself)")
     if not settings.secret_key:
         return fail("a worker needs WAYFARER_SECRET_KEY, set to the API's: it opens the secrets the API "
-                     "stored (webhook signing keys, credentials, browser profiles)")
+                    "stored (webhook signing keys, credentials, browser profiles)")
     require_current_schema(settings.database_url)
     check_secret_key(settings.database_url, settings.secret_key, settings.secret_key_source())
     configure_logging(settings, sys.stderr)  # the real stream: Celery swaps sys.stderr for a logger
