@@ -11,8 +11,8 @@ from importlib.metadata import version as package_version
 from app.cli import client, deployment
 from app.cli.common import DEFAULT_PORT, CommandFailed, add_command, fail
 from app.db.migrate import DatabaseNotReady
-from app.secret_key import SecretKeyRefused
-from app.settings import InvalidSettings
+from app.platform.secret_key import SecretKeyRefused
+from app.platform.settings import InvalidSettings
 
 __all__ = ["DEFAULT_PORT", "main"]
 

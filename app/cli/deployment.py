@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.accounts import (
+from app.accounts.service import (
     DEFAULT_ORGANIZATION,
     create_api_key,
     create_organization,
@@ -28,9 +28,9 @@ from app.cli.common import DEFAULT_PORT, add_command, fail, note, print_table
 from app.db.engine import session_scope
 from app.db.migrate import describe, prepare_for_serving, require_current_schema, upgrade
 from app.db.models import Organization
-from app.observability import configure_logging, serve_worker_metrics
-from app.secret_key import SecretKeyRefused, check_secret_key, rotate
-from app.settings import Settings, get_settings
+from app.platform.observability import configure_logging, serve_worker_metrics
+from app.platform.secret_key import SecretKeyRefused, check_secret_key, rotate
+from app.platform.settings import Settings, get_settings
 
 MIN_SECRET_KEY_LENGTH = 16
 
@@ -95,7 +95,7 @@ def _say_how_to_get_a_key(database_url: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.celery_app import run_worker
+    from workers.tasks import run_worker
 
     settings = get_settings()
     if settings.embedded:

@@ -18,8 +18,8 @@ from sqlalchemy import select, text
 
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
-from app.secret_key import encrypted_columns
-from app.security import decrypt, encrypt
+from app.platform.secret_key import encrypted_columns
+from app.platform.security import decrypt, encrypt
 from tests.e2e.flows import FORM_PATH
 from tests.e2e.test_credentials_login import LOGIN_SCRIPT, _sdk
 from tests.fakes.fake_llm import FakeLLM

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer

@@ -7,7 +7,7 @@ import base64
 import pyotp
 import pytest
 
-from app.totp import InvalidTotpSecret, current_code, parse_totp_secret
+from app.credentials.authenticator import InvalidTotpSecret, current_code, parse_totp_secret
 
 # RFC 6238, appendix B: the seeds are ASCII digits, 20/32/64 bytes long; codes have 8 digits.
 RFC_SEEDS = {"SHA1": b"12345678901234567890", "SHA256": b"12345678901234567890123456789012",

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from app.accounts import add_api_key, create_api_key, create_organization, list_api_keys
+from app.accounts.service import add_api_key, create_api_key, create_organization, list_api_keys
 from app.db.engine import session_scope
 from app.main import create_app
 from tests.integration.api.conftest import make_settings

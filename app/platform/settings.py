@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.url_policy import parse_policy
+from app.platform.url_policy import parse_policy
 
 _JSON_LIST = 'a JSON list of strings, e.g. ["--lang=de-DE"]'
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.models import Base, DeploymentState
-from app.security import decrypt, key_fingerprint, reencrypt
+from app.platform.security import decrypt, key_fingerprint, reencrypt
 
 FINGERPRINT = "secret_key_fingerprint"
 _ROTATE_HINT = "to change the key on purpose, use `wayfarer secret rotate` (docs/configuration.md)"

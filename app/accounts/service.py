@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import read_session_scope
 from app.db.models import ApiKey, DeploymentState, Organization, utcnow
+from app.platform.security import hash_api_key, new_api_key, normalize_api_key
 from app.runs import ids
-from app.security import hash_api_key, new_api_key, normalize_api_key
 
 DEFAULT_ORGANIZATION = "default"
 SEEDED_API_KEY = "seeded_api_key_id"  # a DeploymentState row: the key WAYFARER_API_KEY made

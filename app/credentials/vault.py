@@ -16,7 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.credentials.authenticator import InvalidTotpSecret, parse_totp_secret
 from app.db.models import Credential, utcnow
+from app.platform.security import decrypt, encrypt
+from app.platform.settings import Settings
 from app.runs import ids
 from app.schemas.credentials import (
     CreateCredentialRequest,
@@ -25,9 +28,6 @@ from app.schemas.credentials import (
     PasswordCredential,
     SecretCredential,
 )
-from app.security import decrypt, encrypt
-from app.settings import Settings
-from app.totp import InvalidTotpSecret, parse_totp_secret
 
 PLACEHOLDER = re.compile(r"\{\{\s*credential\.(\w+)\s*\}\}")
 # What the planner may type, per credential type (the TOTP secret never: codes come via verification_code).
@@ -111,6 +111,25 @@ def find_credential(session: Session, organization_id: str, credential_id: str) 
     query = select(Credential).where(Credential.id == credential_id,
                                      Credential.organization_id == organization_id)
     return session.scalars(query).first()
+
+
+class UnknownCredential(LookupError):
+    """The organization has no such credential (HTTP 404)."""
+
+    def __init__(self, credential_id: str) -> None:
+        super().__init__(f"Credential not found {credential_id}")
+
+
+def require_credential(session: Session, organization_id: str, credential_id: str) -> Credential:
+    row = find_credential(session, organization_id, credential_id)
+    if row is None:
+        raise UnknownCredential(credential_id)
+    return row
+
+
+def delete_credential(session: Session, organization_id: str, credential_id: str) -> None:
+    session.delete(require_credential(session, organization_id, credential_id))
+    session.commit()
 
 
 def list_credentials(session: Session, organization_id: str, page: int, page_size: int,
