@@ -38,6 +38,10 @@ from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
 from app.settings import Settings, get_settings
 from app.storage import S3Store, make_store
+from app.web import render as web_render
+from app.web import router as web_router
+from app.web import static_files
+from app.web.auth import FormRefused, SignInRequired
 
 log = logging.getLogger("wayfarer.api")
 
@@ -131,6 +135,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OrgLimitReached, _org_limit)
     app.add_exception_handler(UnknownBrowserSession, _not_found)
     app.add_exception_handler(SessionRejected, _session_rejected)
+    app.include_router(web_router)  # the viewer's pages under /
+    app.mount("/static", static_files(), name="static")
+    app.add_exception_handler(web_render.PageNotFound, web_render.not_found_page)
+    app.add_exception_handler(SignInRequired, web_render.sign_in_redirect)
+    app.add_exception_handler(FormRefused, web_render.form_refused_page)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -53,6 +53,12 @@ class ArtifactLinks:
         return f"s3://{self._settings.s3_bucket}/{artifact.storage_key}"
 
 
+def run_page_url(settings: Settings, run_id: str) -> str:
+    """The run's page in the viewer (Skyvern's `app_url`): under WAYFARER_APP_URL when set, else under
+    the public base URL, where this server serves it."""
+    return f"{(settings.app_url or settings.public_base_url).rstrip('/')}/runs/{run_id}"
+
+
 def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = None) -> Sequence[Artifact]:
     query = select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.created_at, Artifact.id)
     if types:
@@ -118,7 +124,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         queued_at=run.queued_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        app_url=f"{settings.app_url.rstrip('/')}/runs/{run.id}" if settings.app_url else None,
+        app_url=run_page_url(settings, run.id),
         browser_session_id=run.browser_session_id,
         browser_profile_id=run.browser_profile_id,
         max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import SerializeAsAny
-from sqlalchemy import or_, select
 
 from app import webhooks
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
@@ -20,7 +19,7 @@ from app.run_views import (
     task_run_response,
     timeline,
 )
-from app.runs import service
+from app.runs import queries, service
 from app.schemas.runs import (
     ArtifactResponse,
     BulkCancelRunsRequest,
@@ -75,18 +74,10 @@ def list_runs(
     run_type: Annotated[list[str] | None, Query()] = None,
     search_key: Annotated[str | None, Query(min_length=3)] = None,
 ) -> list[TaskRunListItem]:
-    query = select(Run).where(Run.organization_id == caller.organization_id)
-    if status:
-        query = query.where(Run.status.in_(status))
-    if run_type:
-        query = query.where(Run.run_type.in_(run_type))
-    if search_key:
-        pattern = f"%{search_key}%"
-        query = query.where(or_(Run.id.ilike(pattern), Run.title.ilike(pattern), Run.prompt.ilike(pattern),
-                                Run.url.ilike(pattern)))
-    query = query.order_by(Run.created_at.desc(), Run.id.desc())
-    query = query.offset((page - 1) * page_size).limit(page_size)
-    return [list_item(run) for run in session.scalars(query)]
+    run_filter = queries.RunFilter(statuses=status or (), run_types=run_type or (), search=search_key)
+    runs = queries.list_runs(session, caller.organization_id, run_filter, (page - 1) * page_size,
+                             page_size)
+    return [list_item(run) for run in runs]
 
 
 @router.post("/v1/runs/cancel", response_model=BulkCancelRunsResponse)
