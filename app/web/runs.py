@@ -36,7 +36,7 @@ def runs_page(request: Request, viewer: ViewerDep, session: SessionDep,
     shown = runs[:PAGE_SIZE]
     return page(request, "runs.html", viewer, runs=shown, page_number=page_number,
                 has_next=len(runs) > PAGE_SIZE, status=status, run_type=run_type, q=q,
-                refresh=any(is_active(run.status) for run in shown))
+                refresh=page_number == 1 or any(is_active(run.status) for run in shown))  # new runs show up
 
 
 def _no_such_run(run_id: str) -> PageNotFound:

@@ -28,11 +28,12 @@ def sessions_page(request: Request, viewer: ViewerDep, session: SessionDep,
                 has_next=len(rows) > PAGE_SIZE)
 
 
-@router.get("/browser-sessions/{session_id}")
-def session_page(request: Request, session_id: str, viewer: ViewerDep, session: SessionDep) -> Response:
-    row = find_session(session, viewer.organization_id, session_id)
+@router.get("/browser-sessions/{browser_session_id}")
+def session_page(request: Request, browser_session_id: str, viewer: ViewerDep,
+                 session: SessionDep) -> Response:
+    row = find_session(session, viewer.organization_id, browser_session_id)
     if row is None:
-        raise PageNotFound(f"There is no browser session {session_id} in your organization.")
+        raise PageNotFound(f"There is no browser session {browser_session_id} in your organization.")
     runs = queries.list_runs(session, viewer.organization_id,
                              queries.RunFilter(browser_session_id=row.id), 0, 100)
     return page(request, "session.html", viewer, browser_session=row, runs=runs,
