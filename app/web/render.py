@@ -42,8 +42,8 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
     "timed_out": ("Timed out", "The run used up its steps or its time."),
     "canceled": ("Canceled", "Someone canceled the run."),
 }
-STATUS_MARKS = {"completed": "✓", "failed": "✗", "terminated": "■", "timed_out": "⧗", "canceled": "⊘",
-                "paused": "✋", "running": "▶", "queued": "…", "created": "…"}
+STATUS_MARKS = {"completed": "✓", "failed": "✗", "terminated": "■", "timed_out": "◔", "canceled": "⊘",
+                "paused": "‖", "running": "▶", "queued": "…", "created": "…"}
 RUN_TYPES = {"task_v1": "Task (skyvern-1.0)", "task_v2": "Task (skyvern-2.0)",
              "task_v3": "Task (skyvern-3.0)", "workflow_run": "Workflow run"}
 _FINAL = frozenset(status.value for status in FINAL)

@@ -20,7 +20,7 @@ from tests.e2e.flows import FORM_PATH, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
 from tests.support.browser import browser_settings
-from tests.support.stack import FINAL, TEST_CHROMIUM_ARGS, Stack, running_stack
+from tests.support.stack import FINAL, TEST_CHROMIUM_ARGS, Stack
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.browser
@@ -49,10 +49,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("viewer"), llm_base_url=fake_llm.base_url,
-                       extra_env={"WAYFARER_MAX_CONCURRENT_RUNS": "2"}) as running:
-        yield running
+def stack(embedded: Stack) -> Stack:
+    return embedded
 
 
 def new_key(stack: Stack, organization: str) -> str:
