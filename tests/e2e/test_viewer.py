@@ -370,3 +370,32 @@ def test_pages_fit_a_phone_screen(stack: Stack, finished_run: dict[str, Any], br
             assert width[0] <= width[1], f"{path} overflows horizontally: {width}"
     finally:
         context.close()
+
+
+def test_browser_session_pages_list_the_session_and_its_runs(
+        stack: Stack, fake_llm: FakeLLM, sites: SiteServer, context: BrowserContext) -> None:
+    with stack.client() as client:
+        session_id = client.post("/v1/browser_sessions", json={"timeout": 15}).json()["browser_session_id"]
+        try:
+            deadline = time.monotonic() + 60
+            while client.get(f"/v1/browser_sessions/{session_id}").json()["status"] != "running":
+                assert time.monotonic() < deadline, "the session did not open"
+                time.sleep(0.2)
+            page = context.new_page()
+            sign_in(page, stack, stack.api_key, "/browser-sessions")
+            page.get_by_role("link", name=session_id).click()
+            expect(page.locator(".facts")).to_contain_text("Running (open)")
+
+            token = _token()
+            fake_llm.script(token, sign_guest_book({"greeting": "Thanks, Ada!"}))
+            page.get_by_role("link", name="New task in this session").click()
+            expect(page.locator("#browser_session_id")).to_have_value(session_id)
+            page.fill("#prompt", f"Sign the guest book in the session ({token})")
+            page.fill("#url", sites.url(FORM_PATH))
+            page.get_by_role("button", name="Start the run").click()
+            expect(page.locator(".outcome")).to_contain_text("Completed", timeout=60_000)
+            run_id = page.url.rsplit("/", 1)[1]
+            page.get_by_role("link", name=session_id).click()
+            expect(page.locator("tbody tr", has_text=run_id)).to_contain_text("Completed")
+        finally:
+            client.post(f"/v1/browser_sessions/{session_id}/close")
