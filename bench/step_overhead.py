@@ -33,9 +33,10 @@ from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
 from tests.support.browser import browser_settings
-from workers.agent import BrowserOptions, TaskSpec, drive
-from workers.browser import BrowserPool
-from workers.planner import Planner
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions, TaskSpec
+from workers.agent.loop import drive
+from workers.agent.planner import Planner
 
 RATIO_TARGET, MEDIAN_TARGET_MS, CALLS_TARGET = 1.5, 250, 1.05
 

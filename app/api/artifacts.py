@@ -7,11 +7,11 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
-from sqlalchemy import select
 
 from app.api.deps import INVALID_CREDENTIALS, SessionDep, SettingsDep, StoreDep, get_caller
+from app.artifacts.links import find_artifact
 from app.db.models import Artifact
-from app.security import verify_artifact_link
+from app.platform.security import verify_artifact_link
 from app.web.auth import viewer_identity
 
 router = APIRouter(tags=["Artifacts"])
@@ -62,10 +62,7 @@ def get_artifact_content(
     organization_id: Annotated[str | None, Depends(reader_organization)],
     range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
 ) -> Response:
-    query = select(Artifact).where(Artifact.id == artifact_id)
-    if organization_id is not None:
-        query = query.where(Artifact.organization_id == organization_id)
-    artifact = session.scalars(query).first()
+    artifact = find_artifact(session, artifact_id, organization_id)
     if artifact is None:
         raise HTTPException(status_code=404, detail=f"Artifact not found {artifact_id}")
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import SerializeAsAny
 
-from app import webhooks
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
-from app.db.models import Run
-from app.run_views import (
+from app.runs import queries, service
+from app.runs.views import (
     artifact_response,
     list_item,
     read_run_response,
@@ -19,7 +18,6 @@ from app.run_views import (
     task_run_response,
     timeline,
 )
-from app.runs import queries, service
 from app.schemas.runs import (
     ArtifactResponse,
     BulkCancelRunsRequest,
@@ -35,23 +33,11 @@ from app.schemas.runs import (
 router = APIRouter(tags=["Runs"])
 
 
-def _run_or_404(session: SessionDep, caller: CallerDep, run_id: str) -> Run:
-    run = service.find_run(session, caller.organization_id, run_id)
-    if run is None:
-        raise HTTPException(status_code=404, detail=f"Run not found {run_id}")
-    return run
-
-
 @router.post("/v1/run/tasks", response_model=TaskRunResponse)
 def run_task(request: TaskRunRequest, session: SessionDep, settings: SettingsDep, caller: CallerDep,
              dispatcher: DispatcherDep, links: LinksDep) -> TaskRunResponse:
-    try:
-        run = service.create_task_run(session, settings, dispatcher, caller.organization_id, request,
-                                      caller.api_key)
-    except service.RunRejected as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
-    except service.QueueUnavailable as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from exc
+    run = service.create_task_run(session, settings, dispatcher, caller.organization_id, request,
+                                  caller.api_key)
     return task_run_response(session, run, links, settings, artifacts=[])
 
 
@@ -61,7 +47,7 @@ async def get_run(run_id: str, settings: SettingsDep, caller: CallerDep, links: 
     # and a sync endpoint would each take
     response = await run_in_threadpool(read_run_response, settings, links, caller.organization_id, run_id)
     if response is None:
-        raise HTTPException(status_code=404, detail=f"Run not found {run_id}")
+        raise service.UnknownRun(run_id)
     return response
 
 
@@ -88,33 +74,24 @@ def bulk_cancel_runs(request: BulkCancelRunsRequest, settings: SettingsDep, call
 
 
 @router.post("/v1/runs/{run_id}/cancel")
-def cancel_run(run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
-               dispatcher: DispatcherDep) -> None:
-    _run_or_404(session, caller, run_id)
-    session.close()  # cancel_runs works in its own sessions and waits; hold no connection meanwhile
-    _, failed = service.cancel_runs(settings, dispatcher, caller.organization_id, [run_id])
-    if failed:
-        raise HTTPException(status_code=400, detail=failed[run_id])
+def cancel_run(run_id: str, settings: SettingsDep, caller: CallerDep, dispatcher: DispatcherDep) -> None:
+    service.cancel_run(settings, dispatcher, caller.organization_id, run_id)
 
 
 @router.get("/v1/runs/{run_id}/artifacts", response_model=list[ArtifactResponse])
 def get_run_artifacts(run_id: str, session: SessionDep, caller: CallerDep, links: LinksDep,
                       artifact_type: Annotated[list[str] | None, Query()] = None) -> list[ArtifactResponse]:
-    run = _run_or_404(session, caller, run_id)
+    run = service.require_run(session, caller.organization_id, run_id)
     return [artifact_response(a, links) for a in run_artifacts(session, run.id, artifact_type)]
 
 
 @router.get("/v1/runs/{run_id}/timeline", response_model=list[TimelineItem])
 def get_run_timeline(run_id: str, session: SessionDep, caller: CallerDep) -> list[TimelineItem]:
-    return timeline(session, _run_or_404(session, caller, run_id).id)
+    return timeline(session, service.require_run(session, caller.organization_id, run_id).id)
 
 
 @router.post("/v1/runs/{run_id}/retry_webhook", response_model=RunWebhookReplayResponse)
-def retry_run_webhook(run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
+def retry_run_webhook(run_id: str, settings: SettingsDep, caller: CallerDep,
                       request: Annotated[RetryRunWebhookRequest | None, Body()] = None) -> dict[str, Any]:
-    _run_or_404(session, caller, run_id)
-    session.close()
-    try:
-        return webhooks.replay(settings, run_id, request.webhook_url if request else None, caller.api_key)
-    except webhooks.ReplayRefused as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return service.replay_webhook(settings, caller.organization_id, run_id,
+                                  request.webhook_url if request else None, caller.api_key)

@@ -23,10 +23,10 @@ from cryptography.fernet import InvalidToken
 from fastapi import Depends, Form, Request, Response
 from starlette.requests import HTTPConnection
 
-from app.accounts import key_organization
+from app.accounts.service import key_organization
 from app.db.models import ApiKey
-from app.security import decrypt, encrypt
-from app.settings import Settings
+from app.platform.security import decrypt, encrypt
+from app.platform.settings import Settings
 
 SESSION_COOKIE = "wayfarer_session"
 SIGNIN_COOKIE = "wayfarer_signin"

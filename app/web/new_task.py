@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep
 from app.db.models import Run
-from app.limits import OrgLimitReached
+from app.dispatch import QueueUnavailable
+from app.platform.limits.quotas import OrgLimitReached
 from app.runs import service
 from app.schemas.runs import TaskRunRequest
 from app.sessions import service as sessions
@@ -100,6 +101,6 @@ def create_task(request: Request, viewer: FormViewerDep, session: SessionDep, se
         return _form_page(request, viewer, session, form, error=str(exc), status_code=404)
     except OrgLimitReached as exc:
         return _form_page(request, viewer, session, form, error=str(exc), status_code=429)
-    except service.QueueUnavailable as exc:
+    except QueueUnavailable as exc:
         return _form_page(request, viewer, session, form, error=str(exc), status_code=503)
     return RedirectResponse(f"/runs/{run.id}", status_code=303)

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app import webhooks
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep
 from app.runs import queries, service
 from app.web.auth import FormViewerDep, ViewerDep
 from app.web.render import PageNotFound, is_active, page
+from app.webhooks.delivery import ReplayRefused
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,12 +44,6 @@ def _no_such_run(run_id: str) -> PageNotFound:
     return PageNotFound(f"There is no run {run_id} in your organization.")
 
 
-def _check_run(session: SessionDep, organization_id: str, run_id: str) -> None:
-    if service.find_run(session, organization_id, run_id) is None:
-        raise _no_such_run(run_id)
-    session.close()  # what follows uses its own sessions and may wait a few seconds
-
-
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str, viewer: ViewerDep, session: SessionDep,
              notice: str = "") -> Response:
@@ -66,19 +60,24 @@ def _back_to_run(run_id: str, notice: str) -> Response:
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel_run(run_id: str, viewer: FormViewerDep, session: SessionDep, settings: SettingsDep,
+def cancel_run(run_id: str, viewer: FormViewerDep, settings: SettingsDep,
                dispatcher: DispatcherDep) -> Response:
-    _check_run(session, viewer.organization_id, run_id)
-    _, failed = service.cancel_runs(settings, dispatcher, viewer.organization_id, [run_id])
-    return _back_to_run(run_id, "cancel-refused" if failed else "canceled")
+    try:
+        service.cancel_run(settings, dispatcher, viewer.organization_id, run_id)
+    except service.UnknownRun as exc:
+        raise _no_such_run(run_id) from exc
+    except service.RunRejected:
+        return _back_to_run(run_id, "cancel-refused")
+    return _back_to_run(run_id, "canceled")
 
 
 @router.post("/runs/{run_id}/retry_webhook")
-def retry_webhook(run_id: str, viewer: FormViewerDep, session: SessionDep, settings: SettingsDep) -> Response:
-    _check_run(session, viewer.organization_id, run_id)
+def retry_webhook(run_id: str, viewer: FormViewerDep, settings: SettingsDep) -> Response:
     try:
-        result = webhooks.replay(settings, run_id, None, viewer.api_key)
-    except webhooks.ReplayRefused:
+        result = service.replay_webhook(settings, viewer.organization_id, run_id, None, viewer.api_key)
+    except service.UnknownRun as exc:
+        raise _no_such_run(run_id) from exc
+    except ReplayRefused:
         return _back_to_run(run_id, "webhook-refused")
     delivered = result["error"] is None and 200 <= (result["status_code"] or 0) < 300
     return _back_to_run(run_id, "webhook-delivered" if delivered else "webhook-failed")

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.accounts import active_api_key
+from app.accounts.service import active_api_key
 from app.api.deps import SessionDep
-from app.security import normalize_api_key
+from app.platform.security import normalize_api_key
 from app.web import auth
 from app.web.auth import FormViewerDep
 from app.web.render import page

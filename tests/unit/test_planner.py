@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import tiktoken
 
-from app.settings import Settings
-from workers.agent import PlannerError, TaskSpec, output_problem
-from workers.page_state import PageState
-from workers.planner import (
+from app.platform.settings import Settings
+from app.schemas.extraction import output_problem
+from workers.agent.contract import PlannerError, TaskSpec
+from workers.agent.page_state import PageState
+from workers.agent.planner import (
     SNAPSHOT_CLOSE,
     SNAPSHOT_OPEN,
     SYSTEM_RULES,

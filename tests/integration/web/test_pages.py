@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.accounts import list_api_keys, revoke_api_key
+from app.accounts.service import list_api_keys, revoke_api_key
 from app.db.engine import session_scope
 from tests.integration.api.conftest import Api
 
