@@ -71,7 +71,9 @@ def finished_run(stack: Stack, fake_llm: FakeLLM, sites: SiteServer, receiver: R
                                webhook_url=receiver.url)
     run = stack.wait_final(created["run_id"])
     assert run["status"] == "completed", run.get("failure_reason")
-    receiver.wait_for(1)
+    (hook,) = receiver.wait_for(1)
+    page_url = f"{stack.base_url}/runs/{run['run_id']}"  # app_url: the run's page here, by default
+    assert run["app_url"] == json.loads(hook.body)["app_url"] == page_url
     return run
 
 
