@@ -8,10 +8,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
-from app.artifacts.names import safe_filename
 from playwright.async_api import ElementHandle, Locator
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from app.artifacts.names import safe_filename
 from app.platform.url_policy import fetch
 from workers.agent.browser import BrowserRun, DownloadTooSlow
 from workers.agent.tools.elements import ElementArgs, element, tag_and_type
