@@ -30,7 +30,7 @@ from app.artifacts.uploads import UnknownFile
 from app.credentials.totp import CodeRejected
 from app.credentials.vault import InvalidCredential, UnknownCredential
 from app.db.engine import session_scope
-from app.db.migrate import upgrade
+from app.db.migrate import describe, prepare_for_serving
 from app.db.models import Run
 from app.dispatch import Dispatcher, QueueUnavailable, make_dispatcher
 from app.platform.limits.quotas import OrgLimitReached
@@ -44,6 +44,10 @@ from app.runs.lifecycle import RunStatus
 from app.runs.service import RunRejected, UnknownRun, schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
+from app.web import render as web_render
+from app.web import router as web_router
+from app.web import static_files
+from app.web.auth import FormRefused, SignInRequired
 from app.webhooks.delivery import ReplayRefused
 
 log = logging.getLogger("wayfarer.api")
@@ -68,8 +72,8 @@ def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.resolved_secret_key()  # fails start-up in production mode without WAYFARER_SECRET_KEY
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)
+    prepare_for_serving(settings.database_url)
+    log.info("database %s", describe(settings.database_url))
     if settings.api_key:
         with session_scope(settings.database_url) as s:
             seed_api_key(s, settings.api_key)
@@ -148,6 +152,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OrgLimitReached, _org_limit)
     for error in DOMAIN_ERRORS:
         app.add_exception_handler(error, _domain_error)
+    app.include_router(web_router)  # the viewer's pages under /
+    app.mount("/static", static_files(), name="static")
+    app.add_exception_handler(web_render.PageNotFound, web_render.not_found_page)
+    app.add_exception_handler(SignInRequired, web_render.sign_in_redirect)
+    app.add_exception_handler(FormRefused, web_render.form_refused_page)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app
