@@ -166,7 +166,8 @@ class InvalidSettings(Exception):
     (hidden for secrets) and what is allowed."""
 
 
-_SECRET_FIELDS = frozenset({"api_key", "secret_key", "llm_api_key", "s3_secret_access_key"})
+_SECRET_FIELDS = frozenset({"api_key", "secret_key", "llm_api_key", "s3_secret_access_key",
+                            "proxy_locations"})  # proxy URLs carry passwords
 _ALLOWED = {"bool_parsing": "true or false (also 1/0, yes/no, on/off)", "int_parsing": "a whole number",
             "float_parsing": "a number"}
 

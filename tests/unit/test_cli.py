@@ -115,6 +115,13 @@ def test_a_bad_secret_setting_does_not_print_its_value(env: dict[str, str]) -> N
     assert "s3cr3t-value" not in result.stderr
 
 
+def test_a_bad_proxy_map_names_the_setting_without_its_passwords(env: dict[str, str]) -> None:
+    result = wayfarer({**env, "WAYFARER_PROXY_LOCATIONS": '{"MOON": "http://bob:hunter2-pw@h:1"}'}, "serve")
+    assert result.returncode != 0
+    assert "WAYFARER_PROXY_LOCATIONS=*** is not valid; 'MOON' is not a proxy location" in result.stderr
+    assert "hunter2-pw" not in result.stderr
+
+
 @pytest.mark.parametrize("command", [["keys", "list"], ["keys", "create"], ["keys", "revoke", "key_x"]])
 def test_commands_on_data_never_create_a_database(env: dict[str, str], command: list[str]) -> None:
     result = wayfarer(env, *command)
