@@ -163,14 +163,14 @@ async def floor_steps(browser: Browser, url: str, script: list[list[dict[str, An
             started = time.monotonic()
             snapshot = await page.aria_snapshot(mode="ai")
             for call in step:
-                await _floor_act(page, snapshot, call)
+                await floor_act(page, snapshot, call)
             timings.append(int((time.monotonic() - started) * 1000))
     finally:
         await context.close()
     return timings
 
 
-async def _floor_act(page: Any, snapshot: str, call: dict[str, Any]) -> None:
+async def floor_act(page: Any, snapshot: str, call: dict[str, Any]) -> None:
     args = call["args"]
     if "ref" not in args:
         return

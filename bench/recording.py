@@ -1,0 +1,137 @@
+"""What recording a run costs a step: Playwright's video recorder against the CDP screencast recorder.
+
+Runs the step-overhead tasks' pages and actions in a bare Playwright loop (snapshot, act: the floor)
+three ways, taking turns task by task so all see the same load: no recording; Playwright's
+record_video_dir (ffmpeg at a fixed 25 frames/s); and the screencast (workers/screencast.py) encoded by
+workers/recording.py on its own thread. Prints the median step time of each, their ratios to the bare
+floor, and checks each screencast recording with ffprobe. Not a test: run it and read the figures.
+
+    .venv/bin/python -m bench.recording [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/recording.py`: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from bench.common import Spread, machine, ratio
+from bench.step_overhead import TASKS, floor_act
+from tests.sites.server import serve_sites
+from tests.support.browser import browser_settings
+from workers.browser import link_playwright_ffmpeg
+from workers.recording import WebmRecorder
+from workers.screencast import Screencast
+
+WIDTH, HEIGHT = 1280, 720
+Stop = Callable[[], Awaitable[Path | None]]
+Recorder = Callable[[BrowserContext, Page, Path], Awaitable[Stop]]
+
+
+async def no_recording(_context: BrowserContext, _page: Page, _workdir: Path) -> Stop:
+    async def stop() -> Path | None:
+        return None
+    return stop
+
+
+async def screencast_recording(context: BrowserContext, page: Page, workdir: Path) -> Stop:
+    screencast = Screencast(context, WIDTH, HEIGHT)
+    recorder = WebmRecorder(workdir / "screencast.webm", WIDTH, HEIGHT)
+    screencast.add_sink(recorder.add)
+    await screencast.follow(page)
+
+    async def stop() -> Path | None:
+        await screencast.stop()
+        return await recorder.close()
+    return stop
+
+
+VARIANTS: tuple[tuple[str, Recorder | None, bool], ...] = (
+    ("bare", None, False), ("playwright video", None, True), ("screencast", screencast_recording, False))
+
+
+async def floor_steps(browser: Browser, url: str, script: list[list[dict[str, Any]]], workdir: Path,
+                      record: Recorder | None,
+                      playwright_video: bool) -> tuple[list[int], Path | None]:
+    timings: list[int] = []
+    context = await browser.new_context(viewport={"width": WIDTH, "height": HEIGHT},
+                                        record_video_dir=workdir / "video" if playwright_video else None)
+    page = await context.new_page()
+    stop = await (record or no_recording)(context, page, workdir)
+    try:
+        await page.goto(url)
+        for step in script:
+            started = time.monotonic()
+            snapshot = await page.aria_snapshot(mode="ai")
+            for call in step:
+                await floor_act(page, snapshot, call)
+            timings.append(int((time.monotonic() - started) * 1000))
+    finally:
+        recording = await stop()
+        await context.close()
+    return timings, recording
+
+
+def probe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    return {"codec": data["streams"][0]["codec_name"], "seconds": float(data["format"]["duration"])}
+
+
+async def measure(repeats: int, data_dir: Path) -> dict[str, list[int]]:
+    settings = browser_settings(data_dir)
+    os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(link_playwright_ffmpeg(data_dir / "playwright"))
+    figures: dict[str, list[int]] = {"bare": [], "playwright video": [], "screencast": []}
+    probes: list[dict[str, Any]] = []
+    with serve_sites() as sites:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
+                                                       args=settings.chromium_args)
+            try:
+                for repeat in range(repeats):
+                    for name, (path, script) in TASKS.items():
+                        workdir = data_dir / f"{repeat}-{name.replace(' ', '-')}"
+                        for variant, record, video in VARIANTS:
+                            timings, recording = await floor_steps(browser, sites.url(path), script,
+                                                                   workdir / variant.replace(" ", "-"),
+                                                                   record, video)
+                            figures[variant] += timings
+                            if recording is not None:
+                                probes.append(probe(recording))
+            finally:
+                await browser.close()
+    codecs = sorted({p["codec"] for p in probes})
+    print(f"screencast recordings: {len(probes)}, codecs {codecs}, "
+          f"durations {Spread.of(p['seconds'] for p in probes).show(2)} s")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each task (default 3)")
+    repeats = parser.parse_args().repeats
+    with tempfile.TemporaryDirectory(prefix="wayfarer-bench-") as tmp:
+        figures = asyncio.run(measure(repeats, Path(tmp)))
+    print(f"machine: {machine()}")
+    bare = Spread.of(figures["bare"])
+    for variant, timings in figures.items():
+        spread = Spread.of(timings)
+        print(f"{variant:<18} step {spread.show()} ms  ({ratio(spread.median, bare.median)} bare)")
+
+
+if __name__ == "__main__":
+    main()
