@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -26,7 +27,7 @@ async def _next_frame(frames: asyncio.Queue[Frame]) -> Frame:
     return await asyncio.wait_for(frames.get(), 10)
 
 
-def _ffprobe(path: Path) -> dict[str, object]:
+def _ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
                           "stream=codec_name,width,height:format=format_name,duration", "-of", "json",
                           str(path)], capture_output=True, text=True, check=True).stdout
@@ -68,7 +69,7 @@ async def test_frames_follow_the_tab_and_the_recording_covers_the_whole_run(
         await run.close()
     assert path is not None
     probe = _ffprobe(path)
-    stream, container = probe["streams"][0], probe["format"]  # type: ignore[index]
+    stream, container = probe["streams"][0], probe["format"]
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("vp8", WIDTH, HEIGHT)
     assert "webm" in container["format_name"]
     assert float(container["duration"]) >= 1.5
