@@ -31,7 +31,8 @@ def _ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
                           "stream=codec_name,width,height:format=format_name,duration", "-of", "json",
                           str(path)], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 async def test_frames_follow_the_tab_and_the_recording_covers_the_whole_run(
