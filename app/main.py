@@ -22,6 +22,7 @@ from app.api import (
     files,
     legacy,
     metrics,
+    run_control,
     runs,
     system,
 )
@@ -32,6 +33,7 @@ from app.dispatch import Dispatcher, make_dispatcher
 from app.limits import OrgLimitReached, RequestBodyLimit
 from app.observability import configure_logging
 from app.runs import lifecycle
+from app.runs.control import ControlRefused, RunNotFound
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
@@ -114,6 +116,10 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
 async def _session_rejected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409 if isinstance(exc, SessionEnded) else 400)
 
@@ -123,13 +129,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
-    for module in (runs, artifacts, credentials, files, legacy, system, metrics, browser_profiles,
-                   browser_sessions):
+    for module in (runs, run_control, artifacts, credentials, files, legacy, system, metrics,
+                   browser_profiles, browser_sessions):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(OrgLimitReached, _org_limit)
     app.add_exception_handler(UnknownBrowserSession, _not_found)
+    app.add_exception_handler(RunNotFound, _not_found)
+    app.add_exception_handler(ControlRefused, _conflict)
     app.add_exception_handler(SessionRejected, _session_rejected)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)

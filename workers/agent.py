@@ -102,6 +102,20 @@ class RunStore(Protocol):
         ...
 
 
+class Steering(Protocol):
+    """Whether a person has the browser: asked at every step boundary, so no action starts while
+    someone holds control."""
+
+    async def wait_if_paused(self) -> str | None:
+        """None at once when nobody asked for control; else waits until control is given back and
+        returns why the run paused (a person took control, or ask_human's reason)."""
+        ...
+
+    async def ask_human(self, reason: str) -> None:
+        """Pause at the next step boundary until a person has done what `reason` says."""
+        ...
+
+
 @dataclass(frozen=True)
 class ToolCall:
     """One tool call from the planner, already parsed: name is a design.md tool name."""
@@ -128,7 +142,8 @@ class PlannerError(Exception):
         self.request = request
 
 
-async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore) -> RunOutcome:
+async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore,
+                steering: Steering | None = None) -> RunOutcome:
     """Open task.url, then step until the model completes or terminates, or a bound is hit.
 
     Safe to cancel at any await (the caller enforces the deadline and cancel requests that way):
@@ -152,6 +167,13 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
     for index in range(task.max_steps):
         if run.crashed:
             return _crashed(run, index, history)
+        if steering is not None and (why := await steering.wait_if_paused()) is not None:
+            await _save_action_screenshot(run, store, acted_step)  # the page as the agent left it
+            acted_step = None
+            history.append(f"paused ({why}) -> a person had control of the browser and may have changed "
+                           f"the page; they left it on {run.active_page.url}. Look at the page afresh.")
+            if run.crashed:
+                return _crashed(run, index, history)
         started = time.monotonic()
         # Always taken: screenshot_llm shows the page the decision was made on, vision model or not. A
         # text-only model decides while it is being taken; nothing acts on the page before it is done.

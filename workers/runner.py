@@ -25,7 +25,7 @@ from app.db.models import Run
 from app.limits import claim_within_org_limit, over_token_cap
 from app.observability import BROWSER_CONTEXTS, bind_run
 from app.runs import lifecycle
-from app.runs.lifecycle import RunStatus
+from app.runs.lifecycle import HELD, Lease, RunStatus
 from app.runs.service import WORKFLOW_RUN_TYPE
 from app.security import decrypt
 from app.settings import Settings
@@ -33,6 +33,7 @@ from app.storage import ArtifactStore
 from app.uploads import find_uploads
 from workers.agent import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec, drive
 from workers.browser import BrowserPool, BrowserRun
+from workers.control import PauseVerdict, RunSteering
 from workers.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
 from workers.sessions import HeldSession
@@ -167,7 +168,9 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         browser.upload_files = {file.file_id: path for file, path in inputs.files}
-        outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
+        steering = RunSteering(ctx.settings, run_id, ctx.worker_id)
+        outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store, steering), store,
+                                   steering)
         handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
@@ -199,21 +202,29 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
     return True
 
 
-async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore) -> RunOutcome:
-    """Await the agent while renewing the lease; stop it on cancel, at the deadline, or to hand it back."""
+async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore,
+                     steering: RunSteering) -> RunOutcome:
+    """Await the agent while renewing the lease; stop it on cancel, at the deadline, or to hand it back.
+    Paused time does not count against the deadline, up to WAYFARER_MAX_PAUSE_SECONDS."""
     agent = asyncio.ensure_future(work)
     deadline = time.monotonic() + ctx.settings.run_deadline_seconds
     while True:
         done, _ = await asyncio.wait({agent}, timeout=HEARTBEAT_SECONDS)
         if done:
             return agent.result()
-        state = await asyncio.to_thread(_heartbeat, ctx, run_id)
+        lease = await asyncio.to_thread(_heartbeat, ctx, run_id)
+        verdict = steering.observe(lease) if lease is not None else PauseVerdict()
+        if verdict.idle:
+            await steering.end_idle_takeover()
+        paused_allowance = min(steering.paused_seconds(), ctx.settings.max_pause_seconds)
         stop: RunOutcome | None = None
-        if state is None or state[0] != RunStatus.running or state[1]:
+        if lease is None or lease.status not in HELD or lease.cancel_requested:
             stop = RunOutcome("canceled")
         elif ctx.hand_back.is_set():
             stop = HAND_BACK
-        elif time.monotonic() >= deadline:
+        elif verdict.terminate is not None:
+            stop = RunOutcome("terminated", failure_reason=verdict.terminate)
+        elif time.monotonic() >= deadline + paused_allowance:
             stop = RunOutcome("timed_out", failure_reason=(
                 f"The run hit its wall-clock deadline of {ctx.settings.run_deadline_seconds} s "
                 f"(WAYFARER_RUN_DEADLINE_SECONDS) after {store.steps_started} step(s)"
@@ -230,7 +241,7 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
 
 
 @retry_transient
-def _heartbeat(ctx: WorkerContext, run_id: str) -> tuple[str, bool] | None:
+def _heartbeat(ctx: WorkerContext, run_id: str) -> Lease | None:
     with session_scope(ctx.settings.database_url) as s:
         return lifecycle.heartbeat(s, run_id, ctx.worker_id)
 

@@ -1,0 +1,126 @@
+"""Who steers a run: a person (or an API client) takes control, the agent pauses at its next step
+boundary, and control is given back. Status changes go through lifecycle; every hand-over is recorded as
+a RunEvent with the API key's id (never the key), like who cancelled.
+
+The agent's side (pausing at the boundary, ask_human, ending an idle takeover) is in the worker's
+runner, which calls the functions here that take no organization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import ApiKey, Run, RunEvent
+from app.runs import lifecycle
+from app.runs.ids import RUN_EVENT, new_id
+from app.runs.lifecycle import ControlHeld, InvalidTransition, RunStatus
+from app.runs.service import find_run
+from app.security import hash_api_key
+
+CONTROL_TAKEN = "control_taken"
+CONTROL_GIVEN_BACK = "control_given_back"
+WAITING_FOR_PERSON = "waiting_for_person"
+MAX_REASON_CHARS = 2000
+
+
+class RunNotFound(LookupError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Run not found {run_id}")
+
+
+class ControlRefused(Exception):
+    """The run cannot change hands now (ended, being canceled, or held by someone else): a 409."""
+
+
+@dataclass(frozen=True)
+class Control:
+    """A run's control state as a page or an API client sees it."""
+
+    status: str
+    paused: bool  # the agent stopped at a step boundary: input reaches the page
+    pause_requested: bool
+    holder_key_id: str | None
+    reason: str | None
+
+
+def control_of(run: Run) -> Control:
+    return Control(run.status, run.status == RunStatus.paused, bool(run.pause_requested),
+                   run.control_key_id, run.pause_reason)
+
+
+def key_id(session: Session, api_key: str) -> str | None:
+    """The id of an (already verified) API key: what the records name instead of the key."""
+    return session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_api_key(api_key)))
+
+
+def record(session: Session, run_id: str, kind: str, key: str | None, detail: str | None = None) -> None:
+    session.add(RunEvent(id=new_id(RUN_EVENT), run_id=run_id, kind=kind, key_id=key, detail=detail))
+
+
+def take_control(session: Session, organization_id: str, run_id: str, holder: str,
+                 reason: str | None = None) -> Control:
+    """`holder` (an API key id) takes control: the run pauses at its next step boundary and stays
+    paused until they give it back. Taking it again is harmless; another holder's run is refused."""
+    run = _find(session, organization_id, run_id)
+    try:
+        lifecycle.request_pause(session, run_id, holder, reason[:MAX_REASON_CHARS] if reason else None)
+    except ControlHeld:
+        raise ControlRefused(f"Run {run_id} is controlled by another API key; it must be given back "
+                             "first.") from None
+    except InvalidTransition as exc:
+        raise ControlRefused(f"Run {run_id} is {exc.current}; only a running or paused run can be "
+                             "paused.") from None
+    if run.control_key_id != holder:
+        record(session, run_id, CONTROL_TAKEN, holder, reason)
+    return _committed(session, run)
+
+
+def give_back(session: Session, organization_id: str, run_id: str, holder: str) -> Control:
+    """Resume a paused run (or withdraw a pause not reached yet); refused when another key holds it."""
+    run = _find(session, organization_id, run_id)
+    try:
+        resumed = lifecycle.resume(session, run_id, holder)
+    except ControlHeld:
+        raise ControlRefused(f"Run {run_id} is controlled by another API key; only it can give "
+                             "control back.") from None
+    if not resumed and run.status not in (RunStatus.running, RunStatus.paused):
+        raise ControlRefused(f"Run {run_id} is {run.status}; only a paused run can be resumed.")
+    if resumed:
+        record(session, run_id, CONTROL_GIVEN_BACK, holder)
+    return _committed(session, run)
+
+
+def pause_for_person(session: Session, run_id: str, reason: str) -> None:
+    """ask_human: the run waits, with `reason`, until someone takes control and gives it back."""
+    lifecycle.request_pause(session, run_id, None, reason[:MAX_REASON_CHARS])
+    record(session, run_id, WAITING_FOR_PERSON, None, reason[:MAX_REASON_CHARS])
+
+
+def paused_at_boundary(session: Session, run_id: str, worker_id: str) -> bool:
+    return lifecycle.pause(session, run_id, worker_id)
+
+
+def end_idle_takeover(session: Session, run_id: str, idle_seconds: int) -> bool:
+    """Give control back for a holder who sent no input for idle_seconds."""
+    holder = session.scalar(select(Run.control_key_id).where(Run.id == run_id))
+    if not lifecycle.resume(session, run_id):
+        return False
+    record(session, run_id, CONTROL_GIVEN_BACK, holder, f"no input for {idle_seconds} s: given back "
+                                                        "automatically")
+    return True
+
+
+def _committed(session: Session, run: Run) -> Control:
+    session.commit()
+    session.refresh(run)
+    return control_of(run)
+
+
+def _find(session: Session, organization_id: str, run_id: str) -> Run:
+    run = find_run(session, organization_id, run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
