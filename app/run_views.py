@@ -94,6 +94,11 @@ def screenshot_artifacts(artifacts: Sequence[Artifact]) -> list[Artifact]:
     return shots[:SCREENSHOT_COUNT]
 
 
+def run_page_url(settings: Settings, run_id: str) -> str | None:
+    """The run's page in the viewer (Skyvern's app_url), or None when no base URL is known."""
+    return f"{settings.app_url.rstrip('/')}/runs/{run_id}" if settings.app_url else None
+
+
 def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings: Settings,
                       artifacts: Sequence[Artifact] | None = None) -> TaskRunResponse:
     """The run as GET /v1/runs shows it; a `wr_` run comes back as the WorkflowRunResponse subclass."""
@@ -118,7 +123,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         queued_at=run.queued_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        app_url=f"{settings.app_url.rstrip('/')}/runs/{run.id}" if settings.app_url else None,
+        app_url=run_page_url(settings, run.id),
         browser_session_id=run.browser_session_id,
         browser_profile_id=run.browser_profile_id,
         max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),

@@ -19,7 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 from app.db.engine import session_scope
 from app.db.models import Run, WebhookAttempt
 from app.observability import record_webhook_attempt
-from app.run_views import ArtifactLinks, run_artifacts, task_run_response
+from app.run_views import ArtifactLinks, run_artifacts, run_page_url, task_run_response
 from app.runs import ids
 from app.runs.lifecycle import FINAL
 from app.security import decrypt, sign_hex
@@ -210,3 +210,29 @@ def replay(settings: Settings, run_id: str, webhook_url: str | None,
             "target_webhook_url": target, "payload": body.decode(), "headers": headers,
             "status_code": result.status_code, "latency_ms": result.latency_ms,
             "response_body": result.response_body, "error": result.error}
+
+
+PAUSE_NOTICE_ATTEMPTS = 3
+
+
+def notify_paused(settings: Settings, run_id: str, reason: str) -> None:
+    """Tell WAYFARER_PAUSE_NOTICE_URL that a run waits for a person: run id, reason, page link, signed
+    like the run's webhook (x-skyvern-signature with the key the run was created with). A few quick
+    retries; the run's own webhook_url is for the final result only."""
+    url = settings.pause_notice_url
+    if not url:
+        return
+    with session_scope(settings.database_url) as s:
+        run = s.get(Run, run_id)
+        if run is None or not run.webhook_key_encrypted:
+            return
+        key = decrypt(settings.resolved_secret_key(), run.webhook_key_encrypted)
+        body = _compact({"event": "run.waiting_for_person", "run_id": run.id,
+                         "organization_id": run.organization_id, "status": run.status, "reason": reason,
+                         "app_url": run_page_url(settings, run.id)})
+    retrying = Retrying(stop=stop_after_attempt(PAUSE_NOTICE_ATTEMPTS), wait=wait_exponential(max=10),
+                        retry=retry_if_result(lambda r: not r.delivered and r.retryable),
+                        retry_error_callback=_last_result)
+    result: AttemptResult = retrying(lambda: _post(settings, url, body, _headers(key, body)))
+    if not result.delivered:
+        log.warning("pause notice for run %s to %s failed: %s", run_id, url, result.error)

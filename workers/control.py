@@ -17,6 +17,7 @@ from app.db.engine import retry_transient, session_scope
 from app.runs import control
 from app.runs.lifecycle import Lease, RunStatus
 from app.settings import Settings
+from app.webhooks import notify_paused
 
 TAKEN_OVER = "a person took control"
 
@@ -39,6 +40,7 @@ class RunSteering:
         self._active_at = time.monotonic()  # the holder's last input, or when they took control
         self.paused_since: float | None = None
         self.paused_total = 0.0  # seconds of pauses that ended
+        self._notice: asyncio.Future[None] | None = None
 
     @property
     def paused(self) -> bool:
@@ -98,6 +100,9 @@ class RunSteering:
             return None
         self.paused_since = time.monotonic()
         self.touch()
+        if self._holder is None:  # nobody is there yet: tell the operator someone is needed
+            self._notice = asyncio.ensure_future(asyncio.to_thread(
+                notify_paused, self._settings, self._run_id, self._reason or "paused"))
         try:
             await self._resumed.wait()
         finally:
