@@ -29,12 +29,10 @@ if __package__ in (None, ""):  # run as `python bench/recording.py`: make the re
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.common import Spread, machine, ratio
-from bench.step_overhead import TASKS, floor_act
+from bench.step_overhead import TASKS, floor_act, record_like_a_run
 from tests.sites.server import serve_sites
 from tests.support.browser import browser_settings
 from workers.browser import link_playwright_ffmpeg
-from workers.recording import WebmRecorder
-from workers.screencast import Screencast
 
 WIDTH, HEIGHT = 1280, 720
 Stop = Callable[[], Awaitable[Path | None]]
@@ -48,15 +46,7 @@ async def no_recording(_context: BrowserContext, _page: Page, _workdir: Path) ->
 
 
 async def screencast_recording(context: BrowserContext, page: Page, workdir: Path) -> Stop:
-    screencast = Screencast(context, WIDTH, HEIGHT)
-    recorder = WebmRecorder(workdir / "screencast.webm", WIDTH, HEIGHT)
-    screencast.add_sink(recorder.add)
-    await screencast.follow(page)
-
-    async def stop() -> Path | None:
-        await screencast.stop()
-        return await recorder.close()
-    return stop
+    return await record_like_a_run(context, page, workdir / "screencast.webm")
 
 
 VARIANTS: tuple[tuple[str, Recorder | None, bool], ...] = (

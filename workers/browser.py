@@ -35,6 +35,8 @@ from app.settings import Settings
 from app.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
 from workers.agent import BrowserOptions
 from workers.chromium_args import launch_args
+from workers.recording import WebmRecorder
+from workers.screencast import Screencast
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +144,14 @@ class BrowserPool:
             extra_http_headers=options.extra_http_headers,
             storage_state=options.storage_state,  # type: ignore[arg-type]
             accept_downloads=True,
-            # default size (fits 800x800): cheap to encode; each recording is an ffmpeg of ~55 MiB PSS
-            record_video_dir=workdir / "video" if self._settings.record_video else None,
             service_workers="block" if policy.restricts else "allow",  # their requests bypass routes
         )
         context.set_default_timeout(self._settings.action_timeout_ms)
         context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
         run.configure_downloads(options)
+        if self._settings.record_video:
+            run.record(options.viewport_width, options.viewport_height)
         try:
             if policy.restricts:  # routing every request costs time: only when something is denied
                 await context.route("**/*", RequestGuard(run.url_policy, run._log_console).check)
@@ -230,7 +232,9 @@ class BrowserRun:
         self._console: list[str] = []
         self._downloads: list[asyncio.Task[Path | None]] = []
         self._download_started = asyncio.Event()
-        self._first_page: Page | None = None
+        self.screencast: Screencast | None = None  # the active tab's frames: recording and live view
+        self._recorder: WebmRecorder | None = None
+        self._following: asyncio.Future[None] | None = None
         self._closed = False
         self._keep_context = keep_context
         self._browser = browser
@@ -252,7 +256,21 @@ class BrowserRun:
         if not 0 <= index < len(self.pages):
             raise IndexError(f"there is no tab {index}; open tabs are 0..{len(self.pages) - 1}")
         self._active = index
+        self._follow_active()
         return self.pages[index]
+
+    def record(self, width: int, height: int) -> None:
+        """Screencast the tab the agent works in from now on, recording it to a WebM (RunMedia.recording)."""
+        self.screencast = Screencast(self.context, width, height)
+        self._recorder = WebmRecorder(self.workdir / "recording.webm", width, height)
+        self.screencast.add_sink(self._recorder.add)
+        self._follow_active()
+
+    def _follow_active(self) -> None:
+        """Point the screencast at the active tab (a new tab, switch_tab, a closed tab), without waiting."""
+        if self.screencast is None or self._closed or not self.pages:
+            return
+        self._following = asyncio.ensure_future(self.screencast.follow(self.active_page))
 
     def configure_downloads(self, options: BrowserOptions) -> None:
         self.download_timeout_s = options.download_timeout_s
@@ -278,10 +296,9 @@ class BrowserRun:
                                   + (" (download_timeout)." if self.download_timeout_s else ".")) from None
 
     def _track_page(self, page: Page) -> None:
-        if self._first_page is None:
-            self._first_page = page
         self.pages.append(page)
         self._active = len(self.pages) - 1
+        self._follow_active()
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
         page.on("crash", self._on_crash)
@@ -295,6 +312,7 @@ class BrowserRun:
         self.pages.remove(page)
         if self._active >= index:
             self._active = max(0, self._active - 1)
+        self._follow_active()
 
     def _on_page_error(self, error: Exception) -> None:
         self._log_console("pageerror", str(error))
@@ -358,16 +376,14 @@ class BrowserRun:
         if self._keep_context:
             self._release_pages()
             return RunMedia(None, sorted(downloads), "\n".join(self._console))
-        video = self._first_page.video if self._first_page is not None else None
+        if self.screencast is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.screencast.stop(), CLOSE_TIMEOUT_S)
         try:
             await asyncio.wait_for(self.context.close(), CLOSE_TIMEOUT_S)
         except Exception as exc:  # a dead browser cannot close its context; nothing is left to release
             log.warning("closing the context of run %s failed: %s", self.run_id, exc)
-        recording: Path | None = None
-        if video is not None:
-            with contextlib.suppress(Exception):
-                path = Path(await video.path())
-                recording = path if path.is_file() and path.stat().st_size > 0 else None
+        recording = await self._recorder.close() if self._recorder is not None else None
         return RunMedia(recording, sorted(downloads), "\n".join(self._console))
 
 

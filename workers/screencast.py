@@ -79,11 +79,11 @@ class Screencast:
             try:
                 session = await self._context.new_cdp_session(page)
                 session.on("Page.screencastFrame", partial(self._on_frame, session))
+                self._session = session  # before the start: its first frame may come before the answer
                 await session.send("Page.startScreencast", self._params)
             except PlaywrightError as exc:  # the tab closed meanwhile; the next follow() moves on
                 log.debug("screencast could not start: %s", exc)
-                return
-            self._session = session
+                self._session = None
 
     async def stop(self) -> None:
         await self.follow(None)
