@@ -21,6 +21,7 @@ from app.api import (
     credentials,
     files,
     legacy,
+    live,
     metrics,
     run_control,
     runs,
@@ -31,6 +32,7 @@ from app.db.migrate import upgrade
 from app.db.models import Run
 from app.dispatch import Dispatcher, make_dispatcher
 from app.limits import OrgLimitReached, RequestBodyLimit
+from app.live.bus import make_live_bus
 from app.observability import configure_logging
 from app.runs import lifecycle
 from app.runs.control import ControlRefused, RunNotFound
@@ -75,12 +77,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if isinstance(app.state.store, S3Store):
         app.state.store.check_bucket()
     app.state.dispatcher = make_dispatcher(settings)
+    app.state.live = make_live_bus(settings)
     try:
         if settings.embedded:
             _recover_runs(settings, app.state.dispatcher)
         yield
     finally:  # after uvicorn let the requests in flight finish; embedded: runs get the shutdown grace
         await asyncio.to_thread(app.state.dispatcher.close)
+        await app.state.live.close()
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -129,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
-    for module in (runs, run_control, artifacts, credentials, files, legacy, system, metrics,
+    for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
                    browser_profiles, browser_sessions):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)

@@ -150,8 +150,8 @@ class BrowserPool:
         context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
         run.configure_downloads(options)
-        if self._settings.record_video:
-            run.record(options.viewport_width, options.viewport_height)
+        run.start_screencast(options.viewport_width, options.viewport_height,
+                             run.workdir / "recording.webm" if self._settings.record_video else None)
         try:
             if policy.restricts:  # routing every request costs time: only when something is denied
                 await context.route("**/*", RequestGuard(run.url_policy, run._log_console).check)
@@ -259,11 +259,13 @@ class BrowserRun:
         self._follow_active()
         return self.pages[index]
 
-    def record(self, width: int, height: int) -> None:
-        """Screencast the tab the agent works in from now on, recording it to a WebM (RunMedia.recording)."""
+    def start_screencast(self, width: int, height: int, recording: Path | None) -> None:
+        """Screencast the tab the agent works in from now on (the live view), recording it to a WebM
+        at `recording` when given (RunMedia.recording)."""
         self.screencast = Screencast(self.context, width, height)
-        self._recorder = WebmRecorder(self.workdir / "recording.webm", width, height)
-        self.screencast.add_sink(self._recorder.add)
+        if recording is not None:
+            self._recorder = WebmRecorder(recording, width, height)
+            self.screencast.add_sink(self._recorder.add)
         self._follow_active()
 
     def _follow_active(self) -> None:
@@ -373,12 +375,12 @@ class BrowserRun:
                 task.cancel()
             downloads = [path for task in done if not task.cancelled() and task.exception() is None
                          and (path := task.result()) is not None]
-        if self._keep_context:
-            self._release_pages()
-            return RunMedia(None, sorted(downloads), "\n".join(self._console))
         if self.screencast is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.screencast.stop(), CLOSE_TIMEOUT_S)
+        if self._keep_context:
+            self._release_pages()
+            return RunMedia(None, sorted(downloads), "\n".join(self._console))
         try:
             await asyncio.wait_for(self.context.close(), CLOSE_TIMEOUT_S)
         except Exception as exc:  # a dead browser cannot close its context; nothing is left to release

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app import webhooks
 from app.db.engine import session_scope
 from app.db.models import Run
+from app.live.bus import make_live_bus
 from app.settings import Settings
 from app.storage import make_store
 from workers.browser import BrowserPool
@@ -45,7 +46,7 @@ class RunHost:
         self._pool_started: asyncio.Future[None] | None = None
         self._ctx = WorkerContext(settings, self._pool, make_store(settings),
                                   f"{socket.gethostname()}:{os.getpid()}", self._on_final,
-                                  requeue=requeue or leave_queued)
+                                  requeue=requeue or leave_queued, live=make_live_bus(settings))
         self._stopping = threading.Event()
         self._in_flight: dict[str, concurrent.futures.Future[bool]] = {}
         self._lock = threading.Lock()

@@ -23,6 +23,7 @@ from app.credentials import CredentialValues, load_run_credential
 from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
 from app.limits import claim_within_org_limit, over_token_cap
+from app.live.bus import LOCAL_BUS, LiveBus
 from app.observability import BROWSER_CONTEXTS, bind_run
 from app.runs import lifecycle
 from app.runs.lifecycle import HELD, Lease, RunStatus
@@ -34,6 +35,7 @@ from app.uploads import find_uploads
 from workers.agent import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec, drive
 from workers.browser import BrowserPool, BrowserRun
 from workers.control import PauseVerdict, RunSteering
+from workers.live import LivePublisher
 from workers.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
 from workers.sessions import HeldSession
@@ -58,6 +60,7 @@ class WorkerContext:
     # set when this process shuts down: the runs it still holds are stopped and handed back
     hand_back: threading.Event = field(default_factory=threading.Event)
     requeue: Callable[[str], None] = leave_queued  # sends a run this worker gave back to the queue again
+    live: LiveBus = LOCAL_BUS  # where live frames go and a holder's input comes from
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,15 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         BROWSER_CONTEXTS.inc()
         browser.upload_files = {file.file_id: path for file, path in inputs.files}
         steering = RunSteering(ctx.settings, run_id, ctx.worker_id)
-        outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store, steering), store,
-                                   steering)
+        if browser.screencast is None:  # a run in a session or on the user's browser: for the live view
+            browser.start_screencast(task.browser.viewport_width, task.browser.viewport_height, None)
+        live = LivePublisher(ctx.live, f"run:{run_id}", browser, lambda: steering.paused, steering.touch)
+        live.start()
+        try:
+            outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store, steering), store,
+                                       steering)
+        finally:
+            await live.stop()
         handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
