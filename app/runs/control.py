@@ -71,8 +71,8 @@ def take_control(session: Session, organization_id: str, run_id: str, holder: st
         raise ControlRefused(f"Run {run_id} is controlled by another API key; it must be given back "
                              "first.") from None
     except InvalidTransition as exc:
-        raise ControlRefused(f"Run {run_id} is {exc.current}; only a running or paused run can be "
-                             "paused.") from None
+        raise ControlRefused(f"Run {run_id} is {exc.current}; only a queued, running or paused run can "
+                             "be paused.") from None
     if run.control_key_id != holder:
         record(session, run_id, CONTROL_TAKEN, holder, reason)
     return _committed(session, run)
@@ -86,7 +86,7 @@ def give_back(session: Session, organization_id: str, run_id: str, holder: str) 
     except ControlHeld:
         raise ControlRefused(f"Run {run_id} is controlled by another API key; only it can give "
                              "control back.") from None
-    if not resumed and run.status not in (RunStatus.running, RunStatus.paused):
+    if not resumed and run.status not in (RunStatus.queued, RunStatus.running, RunStatus.paused):
         raise ControlRefused(f"Run {run_id} is {run.status}; only a paused run can be resumed.")
     if resumed:
         record(session, run_id, CONTROL_GIVEN_BACK, holder)

@@ -104,14 +104,18 @@ _NO_PAUSE: dict[str, Any] = {"pause_requested": False, "pause_reason": None, "co
                              "paused_at": None}
 
 
+_PAUSABLE = frozenset({RunStatus.queued, *HELD})
+
+
 class ControlHeld(Exception):
     """Someone else holds control of the run (one holder at a time)."""
 
 
 def request_pause(session: Session, run_id: str, key_id: str | None, reason: str | None) -> None:
-    """Ask a running run to pause at its next step boundary (or take control of one already paused);
-    `key_id` becomes the holder (None: the run waits for a person, e.g. ask_human). Raises LookupError,
-    InvalidTransition when the run is not running or paused, ControlHeld when another key holds it."""
+    """Ask a queued or running run to pause at its next step boundary (or take control of one already
+    paused); `key_id` becomes the holder (None: the run waits for a person, e.g. ask_human). Raises
+    LookupError, InvalidTransition when the run is not queued, running or paused, ControlHeld when
+    another key holds it."""
     values: dict[str, Any] = {"pause_requested": True, "modified_at": utcnow()}
     if reason is not None:
         values["pause_reason"] = reason
@@ -120,7 +124,7 @@ def request_pause(session: Session, run_id: str, key_id: str | None, reason: str
     free = Run.control_key_id.is_(None) if key_id is None else or_(Run.control_key_id.is_(None),
                                                                     Run.control_key_id == key_id)
     changed = session.execute(
-        update(Run).where(Run.id == run_id, Run.status.in_([s.value for s in HELD]),
+        update(Run).where(Run.id == run_id, Run.status.in_([s.value for s in _PAUSABLE]),
                           Run.cancel_requested.is_(False), free)
         .values(**values).execution_options(synchronize_session=False))
     if changed.rowcount:  # type: ignore[attr-defined]
@@ -129,7 +133,7 @@ def request_pause(session: Session, run_id: str, key_id: str | None, reason: str
                           .where(Run.id == run_id)).first()
     if row is None:
         raise LookupError(run_id)
-    if row.status not in HELD:
+    if row.status not in _PAUSABLE:
         raise InvalidTransition(run_id, row.status, RunStatus.paused.value)
     if row.cancel_requested:
         raise InvalidTransition(run_id, "being canceled", RunStatus.paused.value)
@@ -160,9 +164,9 @@ def resume(session: Session, run_id: str, key_id: str | None = None) -> bool:
         return _transition(session, run_id, RunStatus.running, frozenset({RunStatus.paused}),
                            where=(Run.paused_at == row.paused_at, *where), heartbeat_at=utcnow(),
                            paused_seconds=(row.paused_seconds or 0.0) + max(0.0, paused_for), **_NO_PAUSE)
-    if row.status == RunStatus.running.value and row.pause_requested:
+    if row.status in (RunStatus.queued, RunStatus.running) and row.pause_requested:
         withdrawn = session.execute(
-            update(Run).where(Run.id == run_id, Run.status == RunStatus.running.value, *where)
+            update(Run).where(Run.id == run_id, Run.status == row.status, *where)
             .values(modified_at=utcnow(), **_NO_PAUSE).execution_options(synchronize_session=False))
         return bool(withdrawn.rowcount)  # type: ignore[attr-defined]
     return False
