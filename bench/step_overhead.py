@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
 from tests.support.browser import browser_settings
 from workers.agent import BrowserOptions, TaskSpec, drive
-from workers.browser import BrowserPool
+from workers.browser import BrowserPool, BrowserRun
 from workers.planner import Planner
 from workers.recording import WebmRecorder
 from workers.screencast import Screencast
@@ -131,7 +133,10 @@ async def measure(sites: SiteServer, data_dir: Path, repeats: int, encoding: Any
 
 
 async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str, workdir: Path, name: str,
-                      script: list[list[dict[str, Any]]], encoding: Any) -> list[StepFigures]:
+                      script: list[list[dict[str, Any]]], encoding: Any,
+                      watch: Callable[[BrowserRun], AbstractAsyncContextManager[None]] | None = None,
+                      ) -> list[StepFigures]:
+    """One task through drive(); `watch` wraps the run (e.g. live viewers looking at it)."""
     token = workdir.name
     fake.script(token, script)
     task = TaskSpec(f"tsk_{token}", f"Bench task {token}.", url, len(script) + 1)
@@ -139,7 +144,8 @@ async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str,
     run = await pool.open_run(task.run_id, BrowserOptions(), workdir)
     planner = Planner(settings, task)
     try:
-        outcome = await drive(task, run, planner, store)
+        async with watch(run) if watch else contextlib.nullcontext():
+            outcome = await drive(task, run, planner, store)
     finally:
         await planner.aclose()
         await run.close()
