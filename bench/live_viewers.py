@@ -2,10 +2,10 @@
 
 Runs the step-overhead tasks through the real step loop (drive(), fake LLM answering at once) with the
 run's live publisher on as in production (workers/live.py, the embedded in-process bus), once unwatched
-and once with three viewers, taking turns task by task so both see the same load. Each viewer is what the API does per
-socket: on its own event loop thread (like uvicorn's), it takes the newest frame from the bus and writes
-it to a real socket that a reader drains. Prints the median harness time per step for each, their
-ratio, and the frames each viewer got. Not a test: run it and read the figures.
+and once with three viewers, taking turns task by task so both see the same load. Each viewer is what
+the API does per socket: on its own event loop thread (like uvicorn's), it takes the newest frame from
+the bus and writes it to a real socket that a reader drains. Prints the median harness time per step
+for each, their ratio, and the frames each viewer got. Not a test: run it and read the figures.
 
     .venv/bin/python -m bench.live_viewers [--repeats N] [--viewers N]
 """
