@@ -53,7 +53,7 @@ class RunHost:
         self._forward = forward or (lambda run_id, queue: None)  # embedded: every session is held here
         to_self = (lambda run_id: self._forward(run_id, worker_queue)) if worker_queue else self.submit
         self._sessions = SessionHost(settings, self._pool, self._ctx.store, self._ctx.worker_id, worker_queue,
-                                     to_self, self._on_final)
+                                     to_self, self._on_final, self._ctx.live)
 
     def submit(self, run_id: str) -> concurrent.futures.Future[bool]:
         """Schedule a run (once, however often it is submitted); returns a future of execute_run."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
@@ -28,19 +29,31 @@ from app.live.messages import (
     encode_frame,
     parse_input,
 )
-from workers.browser import BrowserRun
-from workers.screencast import Frame
+from workers.screencast import Frame, Screencast
 
 log = logging.getLogger(__name__)
 
 UNWATCHED_INTERVAL_S = 1.0
 
 
+class Screen(Protocol):
+    """What a live view shows: a screencast following the active one of some tabs (a BrowserRun)."""
+
+    @property
+    def screencast(self) -> Screencast | None: ...
+
+    @property
+    def pages(self) -> list[Page]: ...
+
+    @property
+    def active_page(self) -> Page: ...
+
+
 class LivePublisher:
     """Publishes `browser`'s screencast on `topic`; with `may_act`, applies the input sent on it while
     may_act() answers True (and calls on_input for each event applied)."""
 
-    def __init__(self, bus: LiveBus, topic: str, browser: BrowserRun,
+    def __init__(self, bus: LiveBus, topic: str, browser: Screen,
                  may_act: Callable[[], bool] | None = None,
                  on_input: Callable[[], None] | None = None) -> None:
         self._bus = bus
