@@ -38,6 +38,9 @@ def take_over_and_type(stack: Stack, fake_llm: FakeLLM, sites: SiteServer, token
         live.command("take_control")
         live.pump(lambda: live.status().get("paused") is True and live.status().get("you_hold") is True)
         asked = len(fake_llm.requests_for(token))
+        with LiveClient(stack.base_url, run_id, stack.api_key) as late:  # the page is idle: no new frames
+            late.pump(lambda: bool(late.frames) and bool(late.statuses), timeout=10)  # yet it sees the last
+            assert late.status()["held"] is True
         with live.input_socket() as keys:
             keys.send(json.dumps({"type": "mouse", "action": "click", "x": 5, "y": 5}))  # off the fields
             keys.send(json.dumps({"type": "key", "key": "Tab"}))  # the Name field: the first one
