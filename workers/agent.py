@@ -220,6 +220,12 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
                 await store.record_action(step_id, number, call.name, call.args, call.reasoning, True,
                                           f"terminate -> {outcome.failure_reason}")
                 break
+            if call.name == "ask_human":
+                asked = await _ask_human(steering, call)
+                await store.record_action(step_id, number, call.name, call.args, call.reasoning,
+                                          steering is not None, asked)
+                history.append(asked)
+                break
             if run.crashed:
                 break
             result = await apply(run, call, store)
@@ -261,6 +267,15 @@ def output_problem(schema: Any, output: Any) -> str | None:
     except jsonschema.SchemaError as exc:
         return f"data_extraction_schema is not a valid JSON schema ({exc.message}); output cannot be checked."
     return None
+
+
+async def _ask_human(steering: Steering | None, call: ToolCall) -> str:
+    """Pause at the next step boundary until a person gave control back; the history line it leaves."""
+    reason = str(call.args.get("reason") or "").strip() or "The agent asked for a person without a reason."
+    if steering is None:
+        return "ask_human -> no person can be asked in this run; carry on or terminate."
+    await steering.ask_human(reason)
+    return f"ask_human -> waiting for a person: {reason}"
 
 
 def _terminated(call: ToolCall) -> RunOutcome:

@@ -68,6 +68,8 @@ TOOLS: list[dict[str, Any]] = [
           ["output", "summary"]),
     _tool("terminate", "The task cannot be done. reason: why; error_code: one of the error codes, "
           "if one applies.", {"reason": _TEXT, "error_code": _TEXT}, ["reason"]),
+    _tool("ask_human", "A person must act (a CAPTCHA, the owner's approval); the run waits for them. "
+          "reason: what they should do.", {"reason": _TEXT}, ["reason"]),
 ]
 TOOL_NAMES = tuple(tool["function"]["name"] for tool in TOOLS)
 _REQUIRED = {tool["function"]["name"]: tool["function"]["parameters"]["required"] for tool in TOOLS}
