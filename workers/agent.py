@@ -151,7 +151,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
     """
     # Imported here: actions and page_state import this module's types.
     from workers.actions import apply
-    from workers.page_state import capture, take_screenshot
+    from workers.page_state import capture, step_screenshot
 
     if task.url:
         opened = await apply(run, ToolCall("goto_url", {"url": task.url}), store)
@@ -177,7 +177,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         started = time.monotonic()
         # Always taken: screenshot_llm shows the page the decision was made on, vision model or not. A
         # text-only model decides while it is being taken; nothing acts on the page before it is done.
-        shot = asyncio.ensure_future(take_screenshot(run.active_page))
+        shot = asyncio.ensure_future(step_screenshot(run))
         try:
             state = await capture(run, screenshot=False)
             if planner.vision:

@@ -25,7 +25,7 @@ from playwright.async_api import Error as PlaywrightError
 
 log = logging.getLogger(__name__)
 
-JPEG_QUALITY = 70
+JPEG_QUALITY = 60  # as the step screenshots (page_state.SCREENSHOT_QUALITY): a frame serves as one
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class Screencast:
             if page is self._page and (page is None or self._session is not None):
                 return
             old, self._session, self._page = self._session, None, page
+            self.latest = None  # until the new tab's first frame
             if old is not None:
                 await _stop(old)
             if page is None or page.is_closed():
