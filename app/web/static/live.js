@@ -64,6 +64,7 @@
     image.src = url;
     image.hidden = false;
     empty.hidden = true;
+    screen.dataset.inputs = String(header.inputs || 0); // input events the browser has applied so far
     if (header.url !== shownUrl) {
       shownUrl = header.url;
       urlText.textContent = (header.tabs > 1 ? "Tab " + (header.tab + 1) + " of " + header.tabs + ": " : "") +
