@@ -68,7 +68,8 @@ def test_take_control_type_into_the_page_and_give_back(embedded: Stack, browser:
     page.keyboard.type(TYPED)
     expect(live.locator("[data-live-error]")).to_be_hidden()
     applied = 2 + 1 + len(TYPED)  # mouse down and up, Control+a, a text event per character
-    page.wait_for_function(f"Number(document.querySelector('[data-live-screen]').dataset.inputs) >= {applied}")
+    page.wait_for_function("n => Number(document.querySelector('[data-live-screen]').dataset.inputs) >= n",
+                           arg=applied)
     live.get_by_role("button", name="Give back").click()
     expect(live.locator("[data-live-state]")).to_contain_text("ended", timeout=60_000)
     final = embedded.wait_final(run_id)
