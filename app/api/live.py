@@ -86,20 +86,20 @@ async def run_live_input(websocket: WebSocket, run_id: str) -> None:
     await serve_input(websocket, _bus(websocket), targets.run_topic(run_id), still_held)
 
 
-@router.websocket("/v1/browser_sessions/{session_id}/live")
-async def session_live(websocket: WebSocket, session_id: str) -> None:
+@router.websocket("/v1/browser_sessions/{browser_session_id}/live")
+async def session_live(websocket: WebSocket, browser_session_id: str) -> None:
     settings: Settings = websocket.app.state.settings
-    viewer = await _admit(websocket, targets.session_topic(session_id),
-                          lambda s, v: targets.session_status(s, v, session_id),
-                          f"Browser session {session_id}")
+    viewer = await _admit(websocket, targets.session_topic(browser_session_id),
+                          lambda s, v: targets.session_status(s, v, browser_session_id),
+                          f"Browser session {browser_session_id}")
     if viewer is None:
         return
     await websocket.accept()
 
     def state() -> Awaitable[dict[str, Any] | None]:
-        return run_in_threadpool(targets.session_status, settings, viewer, session_id)
+        return run_in_threadpool(targets.session_status, settings, viewer, browser_session_id)
 
-    await serve_frames(websocket, _bus(websocket), targets.session_topic(session_id), state)
+    await serve_frames(websocket, _bus(websocket), targets.session_topic(browser_session_id), state)
 
 
 async def _token(request: Request, settings: Settings, topic: str,
@@ -123,9 +123,10 @@ async def run_live_token(run_id: str, request: Request, settings: SettingsDep) -
                         f"/v1/runs/{run_id}/live", with_input=True)
 
 
-@router.post("/v1/browser_sessions/{session_id}/live_token", response_model=LiveTokenResponse)
-async def session_live_token(session_id: str, request: Request, settings: SettingsDep) -> LiveTokenResponse:
-    return await _token(request, settings, targets.session_topic(session_id),
-                        lambda s, v: targets.session_status(s, v, session_id),
-                        f"Browser session {session_id}", f"/v1/browser_sessions/{session_id}/live",
-                        with_input=False)
+@router.post("/v1/browser_sessions/{browser_session_id}/live_token", response_model=LiveTokenResponse)
+async def session_live_token(browser_session_id: str, request: Request, settings: SettingsDep,
+                             ) -> LiveTokenResponse:
+    return await _token(request, settings, targets.session_topic(browser_session_id),
+                        lambda s, v: targets.session_status(s, v, browser_session_id),
+                        f"Browser session {browser_session_id}",
+                        f"/v1/browser_sessions/{browser_session_id}/live", with_input=False)
