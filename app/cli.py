@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.accounts import (
+from app.accounts.service import (
     DEFAULT_ORGANIZATION,
     create_api_key,
     create_organization,
@@ -29,8 +29,8 @@ from app.accounts import (
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Organization
-from app.observability import configure_logging, serve_worker_metrics
-from app.settings import get_settings
+from app.platform.observability import configure_logging, serve_worker_metrics
+from app.platform.settings import get_settings
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
 DEFAULT_PORT = 8000
@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.celery_app import run_worker
+    from workers.tasks import run_worker
 
     settings = get_settings()
     if settings.embedded:

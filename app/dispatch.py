@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.settings import Settings
+from kombu.exceptions import OperationalError
+
+from app.platform.settings import Settings
+from workers.celery_app import DELIVER_WEBHOOK, EXECUTE_RUN, OPEN_SESSION, make_celery
 
 
 class DispatchUnavailable(Exception):
     """The queue cannot take work now (e.g. Redis is down); the caller answers 503."""
+
+
+class QueueUnavailable(Exception):
+    """What the user asked for could not be queued and was not kept (HTTP 503)."""
 
 
 class Dispatcher(Protocol):
@@ -26,8 +33,6 @@ class Dispatcher(Protocol):
 
 class CeleryDispatcher:
     def __init__(self, settings: Settings) -> None:
-        from workers.celery_app import make_celery
-
         self._celery = make_celery(settings)
         # A submission answers 503 at once while Redis is down, instead of after kombu's ~6 s of
         # reconnect attempts per request (the sweeper re-dispatches what is stored as queued).
@@ -35,21 +40,19 @@ class CeleryDispatcher:
                                                       "max_retries": 0}
 
     def enqueue(self, run_id: str, queue: str | None = None) -> None:
-        self._send("wayfarer.execute_run", run_id, queue)
+        self._send(EXECUTE_RUN, run_id, queue)
 
     def open_session(self, session_id: str) -> None:
-        self._send("wayfarer.open_session", session_id, None)
+        self._send(OPEN_SESSION, session_id, None)
 
     def _send(self, task: str, argument: str, queue: str | None) -> None:
-        from kombu.exceptions import OperationalError
-
         try:
             self._celery.send_task(task, args=[argument], retry=False, **({"queue": queue} if queue else {}))
         except (OperationalError, OSError) as exc:
             raise DispatchUnavailable(f"The run queue is unavailable: {exc}") from exc
 
     def enqueue_webhook(self, run_id: str) -> None:
-        self._celery.send_task("wayfarer.deliver_webhook", args=[run_id])
+        self._celery.send_task(DELIVER_WEBHOOK, args=[run_id])
 
     def close(self) -> None:
         self._celery.close()

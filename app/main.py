@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
 
-from app.accounts import seed_api_key
+from app.accounts.service import seed_api_key
 from app.api import (
     artifacts,
     browser_profiles,
@@ -27,21 +27,27 @@ from app.api import (
     runs,
     system,
 )
+from app.artifacts.store import S3Store, make_store
+from app.artifacts.uploads import UnknownFile
+from app.credentials.totp import CodeRejected
+from app.credentials.vault import InvalidCredential, UnknownCredential
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Run
-from app.dispatch import Dispatcher, make_dispatcher
-from app.limits import OrgLimitReached, RequestBodyLimit
+from app.dispatch import Dispatcher, QueueUnavailable, make_dispatcher
 from app.live.bus import make_live_bus
-from app.observability import configure_logging
+from app.platform.limits.quotas import OrgLimitReached
+from app.platform.limits.request_body import RequestBodyLimit
+from app.platform.observability import configure_logging
+from app.platform.settings import Settings, get_settings
+from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, UnknownProfile
 from app.runs import lifecycle
-from app.runs.control import ControlRefused, RunNotFound
+from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
-from app.runs.service import schedule_webhook
+from app.runs.service import RunRejected, UnknownRun, schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
-from app.settings import Settings, get_settings
-from app.storage import S3Store, make_store
+from app.webhooks.delivery import ReplayRefused
 
 log = logging.getLogger("wayfarer.api")
 
@@ -116,16 +122,22 @@ async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after)})
 
 
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=404)
+# Every domain error and its HTTP status, once; the error's message is the response's detail.
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    UnknownRun: 404, UnknownBrowserSession: 404, UnknownProfile: 404, UnknownCredential: 404,
+    UnknownFile: 404,
+    RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
+    CodeRejected: 400, ReplayRefused: 400,
+    SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409,
+    QueueUnavailable: 503,
+}
 
 
-async def _conflict(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=409)
-
-
-async def _session_rejected(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=409 if isinstance(exc, SessionEnded) else 400)
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    """The most specific entry of DOMAIN_ERRORS; RunRejected says its own (400, or 404 for a source)."""
+    status = exc.status_code if isinstance(exc, RunRejected) else \
+        next(DOMAIN_ERRORS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_ERRORS)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -139,10 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(OrgLimitReached, _org_limit)
-    app.add_exception_handler(UnknownBrowserSession, _not_found)
-    app.add_exception_handler(RunNotFound, _not_found)
-    app.add_exception_handler(ControlRefused, _conflict)
-    app.add_exception_handler(SessionRejected, _session_rejected)
+    for error in DOMAIN_ERRORS:
+        app.add_exception_handler(error, _domain_error)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app

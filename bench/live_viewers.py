@@ -32,7 +32,7 @@ from bench.step_overhead import TASKS, agent_steps
 from tests.fakes.fake_llm import start_fake_llm
 from tests.sites.server import serve_sites
 from tests.support.browser import browser_settings
-from workers.browser import BrowserPool, BrowserRun
+from workers.agent.browser import BrowserPool, BrowserRun
 from workers.live import LivePublisher
 
 

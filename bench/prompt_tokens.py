@@ -1,8 +1,8 @@
 """Tokens per step of what we send the model, over the test pages and a corpus of big real pages.
 
-Every page of tests/sites/pages and bench/pages is opened in a real run context (workers.browser),
-captured the way a step captures it (workers.page_state.capture) and turned into the exact request the
-planner sends (workers.planner.Planner.build_request). Per page it prints the snapshot tokens, the
+Every page of tests/sites/pages and bench/pages is opened in a real run context (workers.agent.browser),
+captured the way a step captures it (workers.agent.page_state.capture) and turned into the exact request the
+planner sends (workers.agent.planner.Planner.build_request). Per page it prints the snapshot tokens, the
 baseline (the untrimmed aria snapshot, boxes stripped, measured on the same page), and whether every
 interactive element of the raw snapshot survived trimming or is reachable through the scroll hint (a
 sample of the left-out ones is scrolled to, as the hint says, and must then appear).
@@ -40,11 +40,11 @@ from bench.common import (
 from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.server import PAGES, serve_sites
 from tests.support.browser import browser_settings
-from workers.actions import apply
-from workers.agent import BrowserOptions, TaskSpec, ToolCall
-from workers.browser import BrowserPool
-from workers.page_state import capture
-from workers.planner import TOOLS, Planner, refs_in, system_prompt
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions, TaskSpec, ToolCall
+from workers.agent.page_state import capture, refs_in
+from workers.agent.planner import TOOLS, Planner, system_prompt
+from workers.agent.tools import ToolContext, apply
 
 TASK_PROMPT = "Find the section about the main options on this page and report its first sentence."
 INTERACTIVE_ROLES = frozenset({
@@ -102,7 +102,7 @@ async def measure(pages: list[tuple[str, str, str]], encoding: Any, data_dir: Pa
                     await page.goto(url, wait_until="load", timeout=15_000)
                 raw = await page.aria_snapshot(mode="ai", boxes=True, timeout=30_000)
                 state = await capture(run, screenshot=False)
-                labels = dict(run.element_labels)
+                labels = dict(state.labels)
                 raw_refs = {ref for ref, label in labels.items()
                             if label.split(" ", 1)[0] in INTERACTIVE_ROLES}
                 shown = refs_in(state.snapshot)
@@ -150,7 +150,8 @@ async def scroll_panels_until_shown(run: Any, snapshot: str, ref: str) -> bool:
     for panel in PANEL_REF.findall(snapshot.split("\n", 1)[0]):
         for direction in ("down", "up"):
             for _ in range(MAX_PANEL_SCROLLS):
-                result = await apply(run, ToolCall("scroll", {"ref": panel, "direction": direction}), store)
+                call = ToolCall("scroll", {"ref": panel, "direction": direction})
+                result = await apply(ToolContext(run, store), call)
                 if not result.page_changed:
                     break
                 if ref in refs_in((await capture(run, screenshot=False)).snapshot):

@@ -32,7 +32,7 @@ from bench.common import Spread, machine, ratio
 from bench.step_overhead import TASKS, floor_act, record_like_a_run
 from tests.sites.server import serve_sites
 from tests.support.browser import browser_settings
-from workers.browser import link_playwright_ffmpeg
+from workers.agent.browser import link_playwright_ffmpeg
 
 WIDTH, HEIGHT = 1280, 720
 Stop = Callable[[], Awaitable[Path | None]]

@@ -37,11 +37,12 @@ from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
 from tests.support.browser import browser_settings
-from workers.agent import BrowserOptions, TaskSpec, drive
-from workers.browser import BrowserPool, BrowserRun
-from workers.planner import Planner
-from workers.recording import WebmRecorder
-from workers.screencast import Screencast
+from workers.agent.browser import BrowserPool, BrowserRun
+from workers.agent.contract import BrowserOptions, TaskSpec
+from workers.agent.loop import drive
+from workers.agent.planner import Planner
+from workers.agent.recording import WebmRecorder
+from workers.agent.screencast import Screencast
 
 RATIO_TARGET, MEDIAN_TARGET_MS, CALLS_TARGET = 1.25, 250, 1.05  # ratio: with recording on
 

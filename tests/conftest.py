@@ -9,7 +9,7 @@ import pytest
 from tests.fakes.fake_llm import FakeLLM, start_fake_llm
 from tests.sites.server import SiteServer, serve_sites
 from tests.support.browser import browser_settings
-from workers.browser import BrowserPool
+from workers.agent.browser import BrowserPool
 
 
 @pytest.fixture(scope="session")

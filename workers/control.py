@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 
 from app.db.engine import retry_transient, session_scope
-from app.runs import control
+from app.platform.settings import Settings
+from app.runs import handover
 from app.runs.lifecycle import Lease, RunStatus
-from app.settings import Settings
-from app.webhooks import notify_paused
+from app.webhooks.delivery import notify_paused
 
 TAKEN_OVER = "a person took control"
 
@@ -115,16 +115,16 @@ class RunSteering:
 @retry_transient
 def _pause(settings: Settings, run_id: str, worker_id: str) -> bool:
     with session_scope(settings.database_url) as s:
-        return control.paused_at_boundary(s, run_id, worker_id)
+        return handover.paused_at_boundary(s, run_id, worker_id)
 
 
 @retry_transient
 def _pause_for_person(settings: Settings, run_id: str, reason: str) -> None:
     with session_scope(settings.database_url) as s:
-        control.pause_for_person(s, run_id, reason)
+        handover.pause_for_person(s, run_id, reason)
 
 
 @retry_transient
 def _end_idle(settings: Settings, run_id: str, idle_seconds: int) -> bool:
     with session_scope(settings.database_url) as s:
-        return control.end_idle_takeover(s, run_id, idle_seconds)
+        return handover.end_idle_takeover(s, run_id, idle_seconds)

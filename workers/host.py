@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from app import webhooks
+from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import Run
 from app.live.bus import make_live_bus
-from app.settings import Settings
-from app.storage import make_store
-from workers.browser import BrowserPool
+from app.platform.settings import Settings
+from app.webhooks import delivery as webhooks
+from workers.agent.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run, leave_queued
 from workers.sessions import SessionHost
 
@@ -52,8 +52,8 @@ class RunHost:
         self._lock = threading.Lock()
         self._forward = forward or (lambda run_id, queue: None)  # embedded: every session is held here
         to_self = (lambda run_id: self._forward(run_id, worker_queue)) if worker_queue else self.submit
-        self._sessions = SessionHost(settings, self._pool, self._ctx.store, self._ctx.worker_id, worker_queue,
-                                     to_self, self._on_final, self._ctx.live)
+        self._sessions = SessionHost(settings, self._pool, self._ctx.artifacts, self._ctx.worker_id,
+                                     worker_queue, to_self, self._on_final, self._ctx.live)
 
     def submit(self, run_id: str) -> concurrent.futures.Future[bool]:
         """Schedule a run (once, however often it is submitted); returns a future of execute_run."""

@@ -29,7 +29,7 @@ from app.live.messages import (
     encode_frame,
     parse_input,
 )
-from workers.screencast import Frame, Screencast
+from workers.agent.screencast import Frame, Screencast
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,9 @@
-"""The agent's RunStore backed by the database and the artifact store."""
+"""The agent's RunStore backed by the database and the artifact store (through app.artifacts.writer)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import mimetypes
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,20 +14,18 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.credentials import CredentialValues, current_totp
+from app.artifacts.store import ArtifactStore
+from app.artifacts.writer import Owner, new_artifact_id, save
+from app.credentials.vault import CredentialValues, current_totp
 from app.db.engine import session_scope
-from app.db.models import Action, Artifact, Run, Step, TotpCode, utcnow
-from app.observability import bind_step, record_step
+from app.db.models import Action, Run, Step, TotpCode, utcnow
+from app.platform.observability import bind_step, record_step
+from app.platform.security import decrypt, sign_hex
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, fetch, parse_policy
 from app.runs import ids
-from app.security import decrypt, sign_hex
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.url_policy import UrlDenied, fetch, parse_policy
-from workers.agent import StepUsage
+from workers.agent.contract import StepUsage
 from workers.write_behind import WriteBehind
-
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "video/webm": "webm", "text/plain": "txt",
-               "text/html": "html", "application/json": "json"}
 
 
 @dataclass(frozen=True)
@@ -46,9 +42,9 @@ _TEXT_TYPES = ("text/", "application/json")
 
 
 class DbRunStore:
-    def __init__(self, settings: Settings, store: ArtifactStore, run: RunIdentity) -> None:
+    def __init__(self, settings: Settings, artifacts: ArtifactStore, run: RunIdentity) -> None:
         self._settings = settings
-        self._store = store
+        self._artifacts = artifacts
         self._run = run
         self._step_index: dict[str, int] = {}
         self.last_outcome: str | None = None  # the last action's history line, for failure reasons
@@ -88,49 +84,26 @@ class DbRunStore:
         self._writes.submit(write)
         return step_id
 
-    def _key(self, step_id: str | None, artifact_type: str, artifact_id: str, content_type: str,
-             filename: str | None) -> str:
-        ext = _EXTENSIONS.get(content_type) or (Path(filename).suffix.lstrip(".") if filename else "") \
-            or (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
-        place = str(self._step_index[step_id]) if step_id in self._step_index else "run"
-        return f"{self._run.organization_id}/{self._run.run_id}/{place}/{artifact_type}-{artifact_id}.{ext}"
-
-    def _artifact_row(self, artifact_id: str, step_id: str | None, artifact_type: str, key: str,
-                      content_type: str, size: int, checksum: str, filename: str | None) -> Artifact:
-        return Artifact(id=artifact_id, organization_id=self._run.organization_id, run_id=self._run.run_id,
-                        step_id=step_id, artifact_type=artifact_type, storage_key=key,
-                        content_type=content_type, size=size, checksum=checksum, filename=filename)
+    def _owner(self, step_id: str | None) -> Owner:
+        index = self._step_index.get(step_id) if step_id else None
+        return Owner(self._run.organization_id, self._run.run_id, step_id, index)
 
     async def save_artifact(self, step_id: str | None, artifact_type: str, data: bytes,
                             content_type: str, filename: str | None = None) -> str:
-        artifact_id = ids.new_id(ids.ARTIFACT)
-        key = self._key(step_id, artifact_type, artifact_id, content_type, filename)
+        artifact_id = new_artifact_id()
+        owner = self._owner(step_id)
         data = self._redact_bytes(data, content_type)
-
-        def write(s: Session) -> None:
-            self._store.put(key, data, content_type)
-            s.add(self._artifact_row(artifact_id, step_id, artifact_type, key, content_type, len(data),
-                                     hashlib.sha256(data).hexdigest(), filename))
-
-        self._writes.submit(write)
+        self._writes.submit(lambda s: save(s, self._artifacts, owner, artifact_type, data, content_type,
+                                           filename=filename, artifact_id=artifact_id))
         return artifact_id
 
     async def save_artifact_file(self, step_id: str | None, artifact_type: str, path: Path,
                                  content_type: str, filename: str | None = None) -> str:
         """Stored before flush() returns; the file must stay in place until then."""
-        artifact_id = ids.new_id(ids.ARTIFACT)
-        key = self._key(step_id, artifact_type, artifact_id, content_type, filename or path.name)
-
-        def write(s: Session) -> None:
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            self._store.put_file(key, path, content_type)
-            s.add(self._artifact_row(artifact_id, step_id, artifact_type, key, content_type,
-                                     path.stat().st_size, digest.hexdigest(), filename or path.name))
-
-        self._writes.submit(write)
+        artifact_id = new_artifact_id()
+        owner = self._owner(step_id)
+        self._writes.submit(lambda s: save(s, self._artifacts, owner, artifact_type, path, content_type,
+                                           filename=filename, artifact_id=artifact_id))
         return artifact_id
 
     async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],

@@ -18,25 +18,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from app.browser_profiles import keep_run_state, load_storage_state
-from app.credentials import CredentialValues, load_run_credential
+from app.artifacts.store import ArtifactStore
+from app.artifacts.uploads import find_uploads
+from app.credentials.vault import CredentialValues, load_run_credential
 from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
-from app.limits import claim_within_org_limit, over_token_cap
 from app.live.bus import LOCAL_BUS, LiveBus
-from app.observability import BROWSER_CONTEXTS, bind_run
+from app.platform.limits.quotas import claim_within_org_limit, over_token_cap
+from app.platform.observability import BROWSER_CONTEXTS, bind_run
+from app.platform.security import decrypt
+from app.platform.settings import Settings
+from app.profiles.service import keep_run_state, load_storage_state
 from app.runs import lifecycle
+from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import HELD, Lease, RunStatus
-from app.runs.service import WORKFLOW_RUN_TYPE
-from app.security import decrypt
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.uploads import find_uploads
-from workers.agent import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec, drive
-from workers.browser import BrowserPool, BrowserRun
+from workers.agent.browser import BrowserPool, BrowserRun
+from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
+from workers.agent.loop import drive
+from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
-from workers.planner import Planner
 from workers.run_store import DbRunStore, RunIdentity
 from workers.sessions import HeldSession
 
@@ -54,7 +55,7 @@ def leave_queued(run_id: str) -> None:
 class WorkerContext:
     settings: Settings
     pool: BrowserPool
-    store: ArtifactStore
+    artifacts: ArtifactStore
     worker_id: str
     on_final: Callable[[str], None]  # schedules the run's webhook once this worker has ended the run
     # set when this process shuts down: the runs it still holds are stopped and handed back
@@ -110,7 +111,7 @@ def _stored_inputs(ctx: WorkerContext, run: Run, workdir: Path) -> StoredInputs:
         file = RunFile(row.id, row.filename or row.id)
         path = workdir / "files" / row.id / file.filename
         path.parent.mkdir(parents=True)
-        path.write_bytes(ctx.store.get(row.storage_key))
+        path.write_bytes(ctx.artifacts.get(row.storage_key))
         files.append((file, path))
     return StoredInputs(state, headers, tuple(files))
 
@@ -145,8 +146,8 @@ def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
         return s.get(Run, run_id)
 
 
-async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | None = None) -> bool:
-    """Run `run_id` if this worker can claim it (inside `session`'s browser when given); returns
+async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSession | None = None) -> bool:
+    """Run `run_id` if this worker can claim it (inside `browser_session`'s browser when given); returns
     whether it ran here."""
     run = await claim_within_org_limit(ctx.settings, run_id, lambda: _claim(ctx, run_id))
     if run is None:
@@ -156,7 +157,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
     log.info("run started on %s", ctx.worker_id)
     identity = RunIdentity(run.id, run.organization_id, run.started_at or run.created_at,
                            run.totp_identifier, run.totp_url, run.webhook_key_encrypted)
-    store = DbRunStore(ctx.settings, ctx.store, identity)
+    store = DbRunStore(ctx.settings, ctx.artifacts, identity)
     workdir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{run_id}-"))
     browser: BrowserRun | None = None
     planner: Planner | None = None
@@ -167,7 +168,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, session: HeldSession | No
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
         planner = Planner(ctx.settings, task)
-        browser = await (session.open_run(run, task.browser, workdir) if session
+        browser = await (browser_session.open_run(run, task.browser, workdir) if browser_session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         browser.upload_files = {file.file_id: path for file, path in inputs.files}
@@ -273,7 +274,8 @@ def _reason_from(exc: Exception, store: DbRunStore) -> str:
 
 def _require_download(run: Run, outcome: RunOutcome, downloads: int) -> RunOutcome:
     """A download_files run has succeeded only if a file was downloaded."""
-    if outcome.status != "completed" or downloads or run.run_request.get("workflow_id") != "download_files":
+    workflow = run.run_request.get("workflow_id")
+    if outcome.status != "completed" or downloads or workflow != DOWNLOAD_FILES_WORKFLOW:
         return outcome
     return RunOutcome("failed", output=outcome.output, summary=outcome.summary, failure_reason=(
         "The model reported the task complete, but no file was downloaded; check that the navigation "

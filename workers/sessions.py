@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import shutil
 import socket
@@ -24,23 +23,23 @@ from typing import Any
 from playwright.async_api import BrowserContext, Page, Video
 from sqlalchemy import select
 
-from app.browser_profiles import load_storage_state, save_profile_from_state
+from app.artifacts.store import ArtifactStore
+from app.artifacts.writer import Owner, save
 from app.db.engine import session_scope
-from app.db.models import Artifact, BrowserSession, Run, utcnow
+from app.db.models import BrowserSession, Run, utcnow
 from app.live.bus import LOCAL_BUS, LiveBus
-from app.runs import ids
+from app.platform.settings import Settings
+from app.platform.url_policy import parse_policy
+from app.profiles.service import load_storage_state, save_profile_from_state
 from app.runs import lifecycle as run_lifecycle
 from app.runs.lifecycle import RunStatus
 from app.sessions import lifecycle
 from app.sessions.lifecycle import SessionStatus
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.url_policy import parse_policy
-from workers.agent import BrowserOptions
-from workers.browser import BrowserPool, BrowserRun, RequestGuard
+from workers.agent.browser import BrowserPool, BrowserRun, context_options, prepare_context
+from workers.agent.contract import BrowserOptions
+from workers.agent.screencast import Screencast
 from workers.chromium_args import launch_args
 from workers.live import LivePublisher
-from workers.screencast import Screencast
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +118,13 @@ class SessionScreen:
 class SessionHost:
     """Opens, watches and ends the browser sessions of one RunHost, on its event loop."""
 
-    def __init__(self, settings: Settings, pool: BrowserPool, store: ArtifactStore, worker_id: str,
+    def __init__(self, settings: Settings, pool: BrowserPool, artifacts: ArtifactStore, worker_id: str,
                  worker_queue: str | None, dispatch_waiting: Callable[[str], object],
                  on_final: Callable[[str], None], live: LiveBus = LOCAL_BUS) -> None:
         self._settings = settings
         self._live = live
         self._pool = pool
-        self._store = store
+        self._artifacts = artifacts
         self._worker_id = worker_id
         self._worker_queue = worker_queue
         self._dispatch_waiting = dispatch_waiting  # sends a run queued for a session to this host
@@ -162,7 +161,6 @@ class SessionHost:
         if row is None or row.status != SessionStatus.created:
             return None
         user_data_dir = Path(tempfile.mkdtemp(prefix=f"wayfarer-{session_id}-"))
-        options = BrowserOptions()
         policy = parse_policy(self._settings.url_policy)
         try:
             profile_state = await asyncio.to_thread(_profile_state, self._settings, row)
@@ -170,10 +168,8 @@ class SessionHost:
             context = await playwright.chromium.launch_persistent_context(
                 user_data_dir / "profile", executable_path=self._settings.resolved_chromium_path(),
                 args=[*launch_args(self._settings.chromium_args), "--remote-debugging-port=0"],
-                headless=self._settings.headless, accept_downloads=True,
-                viewport={"width": options.viewport_width, "height": options.viewport_height},
-                record_video_dir=user_data_dir / "video" if self._settings.record_video else None,
-                service_workers="block" if policy.restricts else "allow")
+                headless=self._settings.headless,
+                **context_options(self._settings, policy, BrowserOptions(), user_data_dir / "video"))
         except Exception as exc:
             shutil.rmtree(user_data_dir, ignore_errors=True)
             log.exception("browser session %s could not start", session_id)
@@ -184,17 +180,16 @@ class SessionHost:
         context.on("page", held.track_video)
         for page in context.pages:
             held.track_video(page)
-        context.set_default_timeout(self._settings.action_timeout_ms)
-        context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         try:
-            if policy.restricts:  # for runs and CDP clients alike: the browser is on the worker's network
-                await context.route("**/*", RequestGuard(policy, partial(_log_blocked, session_id)).check)
+            # for runs and CDP clients alike: the browser is on the worker's network
+            await prepare_context(context, self._settings, policy, partial(_log_blocked, session_id))
             if profile_state is not None:
                 await context.set_storage_state(profile_state)  # type: ignore[arg-type]
             cdp_url, held.exposed = await _expose(await _devtools_url(user_data_dir / "profile"),
                                                   self._settings.session_cdp_host)
             page = context.pages[0] if context.pages else await context.new_page()
-            held.screen = SessionScreen(context, options.viewport_width, options.viewport_height)
+            viewport = BrowserOptions()
+            held.screen = SessionScreen(context, viewport.viewport_width, viewport.viewport_height)
             held.live = LivePublisher(self._live, f"session:{session_id}", held.screen)
             held.live.start()
             if row.url:
@@ -290,15 +285,9 @@ class SessionHost:
             log.exception("browser session %s: its browser profile could not be saved", held.id)
 
     def _store_file(self, held: HeldSession, artifact_type: str, path: Path, content_type: str) -> None:
-        artifact_id = ids.new_id(ids.ARTIFACT)
-        key = f"{held.organization_id}/{held.id}/session/{artifact_type}-{artifact_id}{path.suffix}"
-        data = path.read_bytes()
-        self._store.put(key, data, content_type)
-        with session_scope(self._settings.database_url) as s:
-            s.add(Artifact(id=artifact_id, organization_id=held.organization_id, run_id=None,
-                           browser_session_id=held.id, artifact_type=artifact_type, storage_key=key,
-                           content_type=content_type, size=len(data),
-                           checksum=hashlib.sha256(data).hexdigest(), filename=path.name))
+        with session_scope(self._settings.database_url) as db:
+            save(db, self._artifacts, Owner(held.organization_id, browser_session_id=held.id), artifact_type,
+                 path, content_type)
 
     async def stop(self) -> None:
         """Worker shutdown: end every held session (failed, saying so) and release its browser."""

@@ -1,6 +1,6 @@
 """Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs and session
 openings whose queue message was lost; and, hourly, delete expired artifacts and uploads
-(app.retention)."""
+(app.artifacts.retention)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.artifacts.retention import delete_expired_artifacts
+from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import BrowserSession, Run, utcnow
-from app.retention import delete_expired_artifacts
+from app.platform.settings import Settings
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
 from app.sessions import lifecycle as session_lifecycle
-from app.settings import Settings
-from app.storage import make_store
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,32 @@
-"""The Celery tasks: execute a run, deliver a webhook. Both are idempotent."""
+"""The Celery tasks (execute a run, open a browser session, deliver a webhook; each idempotent) and the
+worker entry point."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_shutting_down
 from kombu.exceptions import OperationalError
 
-from app import webhooks
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.webhooks import delivery as webhooks
+from workers.celery_app import (
+    DELIVER_WEBHOOK,
+    EXECUTE_RUN,
+    OPEN_SESSION,
+    RUNS_QUEUE,
+    WEBHOOKS_QUEUE,
+    WORKER_QUEUE_PREFIX,
+    make_celery,
+)
 from workers.host import RunHost
+from workers.sweeper import start_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +41,14 @@ def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = N
         with lock:
             if host is None:
                 host = RunHost(settings, on_final=lambda run_id: app.send_task(
-                    "wayfarer.deliver_webhook", args=[run_id]), requeue=requeue, worker_queue=worker_queue,
-                    forward=lambda run_id, queue: app.send_task("wayfarer.execute_run", args=[run_id],
+                    DELIVER_WEBHOOK, args=[run_id]), requeue=requeue, worker_queue=worker_queue,
+                    forward=lambda run_id, queue: app.send_task(EXECUTE_RUN, args=[run_id],
                                                                 queue=queue))
             return host
 
     def requeue(run_id: str) -> None:
         try:
-            app.send_task("wayfarer.execute_run", args=[run_id], retry=False)
+            app.send_task(EXECUTE_RUN, args=[run_id], retry=False)
         except (OperationalError, OSError) as exc:
             log.warning("run %s is queued again, but its message could not be sent (%s); the sweeper "
                         "dispatches it after WAYFARER_REQUEUE_AFTER_SECONDS", run_id, exc)
@@ -48,14 +62,31 @@ def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = N
             if host is not None:
                 threading.Thread(target=host.stop, name="wayfarer-shutdown").start()
 
-    @app.task(name="wayfarer.execute_run")
+    @app.task(name=EXECUTE_RUN)
     def execute_run(run_id: str) -> None:
         get_host().run_blocking(run_id)  # the claim (compare-and-set) makes redelivery harmless
 
-    @app.task(name="wayfarer.open_session")
+    @app.task(name=OPEN_SESSION)
     def open_session(session_id: str) -> None:
         get_host().open_session(session_id).result()  # then held on the host's loop until it ends
 
-    @app.task(name="wayfarer.deliver_webhook")
+    @app.task(name=DELIVER_WEBHOOK)
     def deliver_webhook(run_id: str) -> None:
         webhooks.deliver(settings, run_id)
+
+
+def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    """Run a Celery worker (threads pool: runs share this process's browser) until it is stopped."""
+    app = make_celery(settings)
+    own_queue = f"{WORKER_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"  # runs for the sessions this worker holds
+    register_tasks(app, settings, own_queue)
+    start_sweeper(settings, lambda run_id: app.send_task(EXECUTE_RUN, args=[run_id]),
+                  lambda session_id: app.send_task(OPEN_SESSION, args=[session_id]))
+    app.worker_main([
+        "worker", "--pool", "threads",
+        "--concurrency", str(concurrency or settings.max_concurrent_runs),
+        "--queues", f"{RUNS_QUEUE},{WEBHOOKS_QUEUE},{own_queue}",
+        "--hostname", f"wayfarer-{os.getpid()}@{socket.gethostname()}",
+        "--loglevel", settings.log_level,
+        "--without-gossip", "--without-mingle",
+    ])

@@ -17,7 +17,7 @@ from app.db.engine import retry_transient, session_scope
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[Session], None]
+Write = Callable[[Session], object]  # what it returns is ignored
 MAX_BATCH = 32
 
 

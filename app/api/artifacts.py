@@ -6,11 +6,11 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response
-from sqlalchemy import select
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, caller_for
+from app.artifacts.links import find_artifact
 from app.db.models import Artifact
-from app.security import verify_artifact_link
+from app.platform.security import verify_artifact_link
 
 router = APIRouter(tags=["Artifacts"])
 
@@ -41,14 +41,14 @@ def get_artifact_content(
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
     range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
 ) -> Response:
-    query = select(Artifact).where(Artifact.id == artifact_id)
+    organization_id = None  # a valid signed link is enough
     if expires is not None or signature is not None:
         if expires is None or not signature or not verify_artifact_link(
                 settings.resolved_secret_key(), artifact_id, expires, signature):
             raise HTTPException(status_code=403, detail=INVALID_LINK)
     else:
-        query = query.where(Artifact.organization_id == caller_for(session, x_api_key).organization_id)
-    artifact = session.scalars(query).first()
+        organization_id = caller_for(session, x_api_key).organization_id
+    artifact = find_artifact(session, artifact_id, organization_id)
     if artifact is None:
         raise HTTPException(status_code=404, detail=f"Artifact not found {artifact_id}")
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300",

@@ -4,33 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from app import browser_profiles as profiles
 from app.api.deps import CallerDep, SessionDep, SettingsDep
-from app.db.models import BrowserProfile
+from app.profiles import service as profiles
 from app.schemas.browser_profiles import BrowserProfile as BrowserProfileResponse
 from app.schemas.browser_profiles import CreateBrowserProfileRequest, UpdateBrowserProfileRequest
 
 router = APIRouter(tags=["Browser Profiles"])
 
 
-def _profile_or_404(session: SessionDep, caller: CallerDep, profile_id: str) -> BrowserProfile:
-    row = profiles.find_profile(session, caller.organization_id, profile_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"Browser profile not found {profile_id}")
-    return row
-
-
 @router.post("/v1/browser_profiles", response_model=BrowserProfileResponse)
 def create_browser_profile(request: CreateBrowserProfileRequest, session: SessionDep, settings: SettingsDep,
                            caller: CallerDep) -> BrowserProfileResponse:
-    try:
-        row = profiles.create_profile(settings, session, caller.organization_id, request)
-    except profiles.ProfileNameTaken as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
-    except profiles.ProfileSourceUnavailable as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    row = profiles.create_profile(settings, session, caller.organization_id, request)
     return profiles.profile_response(row)
 
 
@@ -52,21 +39,18 @@ def list_browser_profiles(
 
 @router.get("/v1/browser_profiles/{profile_id}", response_model=BrowserProfileResponse)
 def get_browser_profile(profile_id: str, session: SessionDep, caller: CallerDep) -> BrowserProfileResponse:
-    return profiles.profile_response(_profile_or_404(session, caller, profile_id))
+    return profiles.profile_response(profiles.require_profile(session, caller.organization_id, profile_id))
 
 
 @router.patch("/v1/browser_profiles/{profile_id}", response_model=BrowserProfileResponse)
 def update_browser_profile(profile_id: str, request: UpdateBrowserProfileRequest, session: SessionDep,
                            caller: CallerDep) -> BrowserProfileResponse:
-    row = _profile_or_404(session, caller, profile_id)
-    try:
-        profiles.update_profile(session, row, request)
-    except profiles.ProfileNameTaken as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    row = profiles.require_profile(session, caller.organization_id, profile_id)
+    profiles.update_profile(session, row, request)
     return profiles.profile_response(row)
 
 
 @router.delete("/v1/browser_profiles/{profile_id}", status_code=204)
 def delete_browser_profile(profile_id: str, session: SessionDep, caller: CallerDep) -> Response:
-    profiles.delete_profile(session, _profile_or_404(session, caller, profile_id))
+    profiles.delete_profile(session, profiles.require_profile(session, caller.organization_id, profile_id))
     return Response(status_code=204)

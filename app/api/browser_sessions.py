@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep, caller_for
 from app.db.engine import session_scope
-from app.dispatch import DispatchUnavailable
+from app.platform.settings import Settings
 from app.schemas.browser_sessions import (
     BrowserSessionResponse,
     CloseBrowserSessionResponse,
@@ -27,7 +27,6 @@ from app.schemas.browser_sessions import (
 )
 from app.sessions import lifecycle, service
 from app.sessions.lifecycle import ACTIVE, SessionStatus
-from app.settings import Settings
 
 router = APIRouter(tags=["Browser Sessions"])
 log = logging.getLogger(__name__)
@@ -41,14 +40,8 @@ def create_browser_session(
     session: SessionDep, settings: SettingsDep, caller: CallerDep, dispatcher: DispatcherDep, links: LinksDep,
     request: Annotated[CreateBrowserSessionRequest | None, Body()] = None,
 ) -> BrowserSessionResponse:
-    try:
-        row = service.create_session(session, dispatcher, caller.organization_id,
-                                     request or CreateBrowserSessionRequest())
-    except service.UnknownProfile as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except DispatchUnavailable as exc:
-        raise HTTPException(status_code=503, detail="The queue is unavailable, so no worker can open the "
-                                                    "session; try again shortly.") from exc
+    row = service.create_session(session, dispatcher, caller.organization_id,
+                                 request or CreateBrowserSessionRequest())
     return service.session_response(session, row, links, settings)
 
 

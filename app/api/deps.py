@@ -10,13 +10,13 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.accounts import cached_key_organization, organization_for_key, verify_api_key
+from app.accounts.service import cached_key_organization, organization_for_key, verify_api_key
+from app.artifacts.links import ArtifactLinks
+from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
 from app.dispatch import Dispatcher
-from app.run_views import ArtifactLinks
-from app.security import normalize_api_key
-from app.settings import Settings
-from app.storage import ArtifactStore
+from app.platform.security import normalize_api_key
+from app.platform.settings import Settings
 
 INVALID_CREDENTIALS = "Invalid credentials"
 

@@ -16,8 +16,8 @@ from app.live import targets
 from app.live.access import LiveViewer, identify, issue_token
 from app.live.bus import LiveBus
 from app.live.relay import serve_frames, serve_input
+from app.platform.settings import Settings
 from app.schemas.live import LiveTokenResponse
-from app.settings import Settings
 
 router = APIRouter(tags=["Live view"])
 

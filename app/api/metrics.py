@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.deps import SettingsDep
-from app.observability import render_metrics
+from app.platform.observability import render_metrics
 
 router = APIRouter(tags=["System"])
 

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import SerializeAsAny
-from sqlalchemy import or_, select
 
-from app import webhooks
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
-from app.db.models import Run
-from app.run_views import (
+from app.runs import service
+from app.runs.views import (
     artifact_response,
     list_item,
+    list_runs_page,
     read_run_response,
     run_artifacts,
     task_run_response,
     timeline,
 )
-from app.runs import service
 from app.schemas.runs import (
     ArtifactResponse,
     BulkCancelRunsRequest,
@@ -36,23 +34,11 @@ from app.schemas.runs import (
 router = APIRouter(tags=["Runs"])
 
 
-def _run_or_404(session: SessionDep, caller: CallerDep, run_id: str) -> Run:
-    run = service.find_run(session, caller.organization_id, run_id)
-    if run is None:
-        raise HTTPException(status_code=404, detail=f"Run not found {run_id}")
-    return run
-
-
 @router.post("/v1/run/tasks", response_model=TaskRunResponse)
 def run_task(request: TaskRunRequest, session: SessionDep, settings: SettingsDep, caller: CallerDep,
              dispatcher: DispatcherDep, links: LinksDep) -> TaskRunResponse:
-    try:
-        run = service.create_task_run(session, settings, dispatcher, caller.organization_id, request,
-                                      caller.api_key)
-    except service.RunRejected as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
-    except service.QueueUnavailable as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from exc
+    run = service.create_task_run(session, settings, dispatcher, caller.organization_id, request,
+                                  caller.api_key)
     return task_run_response(session, run, links, settings, artifacts=[])
 
 
@@ -62,7 +48,7 @@ async def get_run(run_id: str, settings: SettingsDep, caller: CallerDep, links: 
     # and a sync endpoint would each take
     response = await run_in_threadpool(read_run_response, settings, links, caller.organization_id, run_id)
     if response is None:
-        raise HTTPException(status_code=404, detail=f"Run not found {run_id}")
+        raise service.UnknownRun(run_id)
     return response
 
 
@@ -75,18 +61,8 @@ def list_runs(
     run_type: Annotated[list[str] | None, Query()] = None,
     search_key: Annotated[str | None, Query(min_length=3)] = None,
 ) -> list[TaskRunListItem]:
-    query = select(Run).where(Run.organization_id == caller.organization_id)
-    if status:
-        query = query.where(Run.status.in_(status))
-    if run_type:
-        query = query.where(Run.run_type.in_(run_type))
-    if search_key:
-        pattern = f"%{search_key}%"
-        query = query.where(or_(Run.id.ilike(pattern), Run.title.ilike(pattern), Run.prompt.ilike(pattern),
-                                Run.url.ilike(pattern)))
-    query = query.order_by(Run.created_at.desc(), Run.id.desc())
-    query = query.offset((page - 1) * page_size).limit(page_size)
-    return [list_item(run) for run in session.scalars(query)]
+    runs = list_runs_page(session, caller.organization_id, page, page_size, status, run_type, search_key)
+    return [list_item(run) for run in runs]
 
 
 @router.post("/v1/runs/cancel", response_model=BulkCancelRunsResponse)
@@ -97,33 +73,24 @@ def bulk_cancel_runs(request: BulkCancelRunsRequest, settings: SettingsDep, call
 
 
 @router.post("/v1/runs/{run_id}/cancel")
-def cancel_run(run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
-               dispatcher: DispatcherDep) -> None:
-    _run_or_404(session, caller, run_id)
-    session.close()  # cancel_runs works in its own sessions and waits; hold no connection meanwhile
-    _, failed = service.cancel_runs(settings, dispatcher, caller.organization_id, [run_id])
-    if failed:
-        raise HTTPException(status_code=400, detail=failed[run_id])
+def cancel_run(run_id: str, settings: SettingsDep, caller: CallerDep, dispatcher: DispatcherDep) -> None:
+    service.cancel_run(settings, dispatcher, caller.organization_id, run_id)
 
 
 @router.get("/v1/runs/{run_id}/artifacts", response_model=list[ArtifactResponse])
 def get_run_artifacts(run_id: str, session: SessionDep, caller: CallerDep, links: LinksDep,
                       artifact_type: Annotated[list[str] | None, Query()] = None) -> list[ArtifactResponse]:
-    run = _run_or_404(session, caller, run_id)
+    run = service.require_run(session, caller.organization_id, run_id)
     return [artifact_response(a, links) for a in run_artifacts(session, run.id, artifact_type)]
 
 
 @router.get("/v1/runs/{run_id}/timeline", response_model=list[TimelineItem])
 def get_run_timeline(run_id: str, session: SessionDep, caller: CallerDep) -> list[TimelineItem]:
-    return timeline(session, _run_or_404(session, caller, run_id).id)
+    return timeline(session, service.require_run(session, caller.organization_id, run_id).id)
 
 
 @router.post("/v1/runs/{run_id}/retry_webhook", response_model=RunWebhookReplayResponse)
-def retry_run_webhook(run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
+def retry_run_webhook(run_id: str, settings: SettingsDep, caller: CallerDep,
                       request: Annotated[RetryRunWebhookRequest | None, Body()] = None) -> dict[str, Any]:
-    _run_or_404(session, caller, run_id)
-    session.close()
-    try:
-        return webhooks.replay(settings, run_id, request.webhook_url if request else None, caller.api_key)
-    except webhooks.ReplayRefused as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return service.replay_webhook(settings, caller.organization_id, run_id,
+                                  request.webhook_url if request else None, caller.api_key)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -20,6 +23,19 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir has no folder yet
-    command.upgrade(alembic_config(database_url), revision)
+    database = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
+    with _one_at_a_time(Path(database) if database else None):
+        command.upgrade(alembic_config(database_url), revision)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(sqlite_file: Path | None) -> Iterator[None]:
+    """`serve --workers N` starts N processes that each upgrade the SQLite file: one at a time, so the
+    others find it current instead of creating the same tables again."""
+    if sqlite_file is None:
+        yield
+        return
+    sqlite_file.parent.mkdir(parents=True, exist_ok=True)  # a fresh data dir has no folder yet
+    with open(sqlite_file.with_name(sqlite_file.name + ".migrate-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from app.accounts import cached_key_organization, verify_api_key
+from app.accounts.service import cached_key_organization, verify_api_key
 from app.db.engine import session_scope
+from app.platform.security import normalize_api_key, sign_hex
+from app.platform.settings import Settings
 from app.runs.control import key_id
-from app.security import normalize_api_key, sign_hex
-from app.settings import Settings
 
 LIVE_TOKEN_SECONDS = 300
 

@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 LATEST_TTL_SECONDS = 3600
 MAX_PENDING_INPUT = 1000

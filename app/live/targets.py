@@ -7,11 +7,11 @@ from typing import Any
 
 from app.db.engine import session_scope
 from app.live.access import LiveViewer
+from app.platform.settings import Settings
 from app.runs import control
 from app.runs.lifecycle import FINAL, RunStatus
-from app.runs.service import find_run
+from app.runs.service import UnknownRun, find_run
 from app.sessions import lifecycle as session_lifecycle
-from app.settings import Settings
 
 
 def run_topic(run_id: str) -> str:
@@ -50,7 +50,7 @@ def run_command(settings: Settings, viewer: LiveViewer, run_id: str, name: str) 
                 control.give_back(s, viewer.organization_id, run_id, viewer.key_id)
             else:
                 return f"unknown command {name!r}"
-        except (control.ControlRefused, control.RunNotFound) as exc:
+        except (control.ControlRefused, UnknownRun) as exc:
             return str(exc)
     return None
 

@@ -1,9 +1,7 @@
 """Who steers a run: a person (or an API client) takes control, the agent pauses at its next step
-boundary, and control is given back. Status changes go through lifecycle; every hand-over is recorded as
-a RunEvent with the API key's id (never the key), like who cancelled.
-
-The agent's side (pausing at the boundary, ask_human, ending an idle takeover) is in the worker's
-runner, which calls the functions here that take no organization.
+boundary, and control is given back. Status changes go through lifecycle; every hand-over is recorded
+(app.runs.handover) with the API key's id, never the key. The worker's side of a pause is in
+app.runs.handover too, which the worker imports without the API's services.
 """
 
 from __future__ import annotations
@@ -13,22 +11,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ApiKey, Run, RunEvent
+from app.db.models import ApiKey, Run
+from app.platform.security import hash_api_key
 from app.runs import lifecycle
-from app.runs.ids import RUN_EVENT, new_id
+from app.runs.handover import CONTROL_GIVEN_BACK, CONTROL_TAKEN, MAX_REASON_CHARS, record
 from app.runs.lifecycle import ControlHeld, InvalidTransition, RunStatus
-from app.runs.service import find_run
-from app.security import hash_api_key
-
-CONTROL_TAKEN = "control_taken"
-CONTROL_GIVEN_BACK = "control_given_back"
-WAITING_FOR_PERSON = "waiting_for_person"
-MAX_REASON_CHARS = 2000
-
-
-class RunNotFound(LookupError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"Run not found {run_id}")
+from app.runs.service import UnknownRun, find_run
 
 
 class ControlRefused(Exception):
@@ -54,10 +42,6 @@ def control_of(run: Run) -> Control:
 def key_id(session: Session, api_key: str) -> str | None:
     """The id of an (already verified) API key: what the records name instead of the key."""
     return session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_api_key(api_key)))
-
-
-def record(session: Session, run_id: str, kind: str, key: str | None, detail: str | None = None) -> None:
-    session.add(RunEvent(id=new_id(RUN_EVENT), run_id=run_id, kind=kind, key_id=key, detail=detail))
 
 
 def take_control(session: Session, organization_id: str, run_id: str, holder: str,
@@ -93,26 +77,6 @@ def give_back(session: Session, organization_id: str, run_id: str, holder: str) 
     return _committed(session, run)
 
 
-def pause_for_person(session: Session, run_id: str, reason: str) -> None:
-    """ask_human: the run waits, with `reason`, until someone takes control and gives it back."""
-    lifecycle.request_pause(session, run_id, None, reason[:MAX_REASON_CHARS])
-    record(session, run_id, WAITING_FOR_PERSON, None, reason[:MAX_REASON_CHARS])
-
-
-def paused_at_boundary(session: Session, run_id: str, worker_id: str) -> bool:
-    return lifecycle.pause(session, run_id, worker_id)
-
-
-def end_idle_takeover(session: Session, run_id: str, idle_seconds: int) -> bool:
-    """Give control back for a holder who sent no input for idle_seconds."""
-    holder = session.scalar(select(Run.control_key_id).where(Run.id == run_id))
-    if not lifecycle.resume(session, run_id):
-        return False
-    record(session, run_id, CONTROL_GIVEN_BACK, holder, f"no input for {idle_seconds} s: given back "
-                                                        "automatically")
-    return True
-
-
 def _committed(session: Session, run: Run) -> Control:
     session.commit()
     session.refresh(run)
@@ -122,5 +86,5 @@ def _committed(session: Session, run: Run) -> Control:
 def _find(session: Session, organization_id: str, run_id: str) -> Run:
     run = find_run(session, organization_id, run_id)
     if run is None:
-        raise RunNotFound(run_id)
+        raise UnknownRun(run_id)
     return run

@@ -74,10 +74,6 @@ def _transition(session: Session, run_id: str, target: RunStatus,
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def mark_queued(session: Session, run_id: str) -> bool:
-    return _transition(session, run_id, RunStatus.queued)
-
-
 def claim(session: Session, run_id: str, worker_id: str) -> bool:
     """queued -> running for exactly one worker; False if someone else has it or it ended."""
     return _transition(session, run_id, RunStatus.running, worker_id=worker_id)

@@ -13,27 +13,26 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app import webhooks
-from app.browser_profiles import find_profile
+from app.artifacts.uploads import find_uploads
 from app.db.engine import session_scope
 from app.db.models import Run, utcnow
-from app.dispatch import Dispatcher, DispatchUnavailable
-from app.limits import check_org_can_queue
+from app.dispatch import Dispatcher, DispatchUnavailable, QueueUnavailable
+from app.platform.limits.quotas import check_org_can_queue
+from app.platform.security import encrypt
+from app.platform.settings import Settings
+from app.platform.url_policy import literal_address_problem, parse_policy
+from app.profiles.service import find_profile
 from app.runs import ids, lifecycle
+from app.runs.kinds import RUN_TYPES, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.credentials import normalize_totp_identifier
 from app.schemas.runs import TaskRunRequest
-from app.security import encrypt
 from app.sessions.lifecycle import ACTIVE as ACTIVE_SESSION
 from app.sessions.lifecycle import UnknownBrowserSession, find_session
-from app.settings import Settings
-from app.uploads import find_uploads
-from app.url_policy import literal_address_problem, parse_policy
+from app.webhooks import delivery as webhooks
 
 log = logging.getLogger(__name__)
 
-WORKFLOW_RUN_TYPE = "workflow_run"
-RUN_TYPES = {"skyvern-1.0": "task_v1", "skyvern-2.0": "task_v2", "skyvern-3.0": "task_v3"}
 FOREIGN_ENGINES = frozenset({"openai-cua", "anthropic-cua", "ui-tars", "yutori-navigator"})
 DEFAULT_ENGINE = "skyvern-1.0"
 CANCEL_WAIT_SECONDS = 5.0
@@ -51,8 +50,11 @@ class RunRejected(Exception):
         self.status_code = status_code
 
 
-class QueueUnavailable(Exception):
-    """The run could not be queued and was not kept (HTTP 503)."""
+class UnknownRun(LookupError):
+    """The organization has no such run (HTTP 404); `noun` is "Task" on the legacy routes."""
+
+    def __init__(self, run_id: str, noun: str = "Run") -> None:
+        super().__init__(f"{noun} not found {run_id}")
 
 
 def _proxy_warning(proxy_location: object) -> dict[str, str] | None:
@@ -172,6 +174,35 @@ def find_run(session: Session, organization_id: str, run_id: str) -> Run | None:
     """The run if it belongs to the organization; another organization's run is simply not found."""
     query = select(Run).where(Run.id == run_id, Run.organization_id == organization_id)
     return session.scalars(query).first()
+
+
+def require_run(session: Session, organization_id: str, run_id: str, noun: str = "Run") -> Run:
+    """The organization's run; UnknownRun otherwise."""
+    run = find_run(session, organization_id, run_id)
+    if run is None:
+        raise UnknownRun(run_id, noun)
+    return run
+
+
+def _require_run_exists(settings: Settings, organization_id: str, run_id: str, noun: str) -> None:
+    with session_scope(settings.database_url) as s:
+        require_run(s, organization_id, run_id, noun)
+
+
+def cancel_run(settings: Settings, dispatcher: Dispatcher, organization_id: str, run_id: str,
+               noun: str = "Run") -> None:
+    """Cancel one run (see cancel_runs); UnknownRun, or RunRejected when it has already ended."""
+    _require_run_exists(settings, organization_id, run_id, noun)
+    _, failed = cancel_runs(settings, dispatcher, organization_id, [run_id])
+    if failed:
+        raise RunRejected(failed[run_id])
+
+
+def replay_webhook(settings: Settings, organization_id: str, run_id: str, webhook_url: str | None,
+                   signing_key: str) -> dict[str, Any]:
+    """Send the run's webhook once more, now (webhooks.delivery.replay); UnknownRun, ReplayRefused."""
+    _require_run_exists(settings, organization_id, run_id, "Run")
+    return webhooks.replay(settings, run_id, webhook_url, signing_key)
 
 
 def schedule_webhook(dispatcher: Dispatcher, settings: Settings, run_id: str) -> None:

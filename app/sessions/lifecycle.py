@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import BrowserSession, Run, utcnow
 from app.runs import lifecycle as run_lifecycle
+from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import RunStatus
 
 
@@ -103,12 +104,17 @@ def extend(session: Session, row: BrowserSession, minutes: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _runnable_type(run: Run | None) -> str | None:
+    if run is None:
+        return None
+    return WORKFLOW_RUN_TYPE if run.run_type == WORKFLOW_RUN_TYPE else "task"
+
+
 def set_runnable(session: Session, session_id: str, run: Run | None) -> None:
     """Show (or clear) the run currently using the session."""
     session.execute(
         update(BrowserSession).where(BrowserSession.id == session_id)
-        .values(runnable_id=run.id if run else None,
-                runnable_type=("workflow_run" if run.id.startswith("wr_") else "task") if run else None)
+        .values(runnable_id=run.id if run else None, runnable_type=_runnable_type(run))
         .execution_options(synchronize_session=False)
     )
 

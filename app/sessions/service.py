@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.browser_profiles import find_profile
+from app.artifacts.links import ArtifactLinks
 from app.db.models import Artifact, BrowserSession, Run, utcnow
-from app.dispatch import Dispatcher, DispatchUnavailable
-from app.run_views import ArtifactLinks
+from app.dispatch import Dispatcher, DispatchUnavailable, QueueUnavailable
+from app.platform.settings import Settings
+from app.profiles.service import UnknownProfile, find_profile
 from app.runs import ids
 from app.runs.lifecycle import RunStatus
 from app.runs.service import schedule_webhook
@@ -23,7 +24,6 @@ from app.schemas.browser_sessions import (
 from app.schemas.runs import FileInfo
 from app.sessions import lifecycle
 from app.sessions.lifecycle import ACTIVE, SessionStatus
-from app.settings import Settings
 
 MAX_LIFETIME_MINUTES = 360  # what extend may reach, as in Skyvern
 _NOT_ACTED_ON = ("proxy_location", "proxy_session_id", "extensions", "browser_type", "needs_live_view")
@@ -33,16 +33,12 @@ class SessionRejected(Exception):
     """A well-formed request this session cannot take (HTTP 400)."""
 
 
-class UnknownProfile(LookupError):
-    """The browser_profile_id names no profile of the organization (HTTP 404)."""
-
-
 def create_session(session: Session, dispatcher: Dispatcher, organization_id: str,
                    request: CreateBrowserSessionRequest) -> BrowserSession:
     """Store the session (created), then ask a worker to open its browser."""
     profile_id = request.browser_profile_id
     if profile_id and find_profile(session, organization_id, profile_id) is None:
-        raise UnknownProfile(f"browser_profile_id: Browser profile not found {profile_id}")
+        raise UnknownProfile(profile_id, "browser_profile_id")
     timeout = request.timeout or DEFAULT_TIMEOUT_MINUTES
     warning = None
     if timeout > MAX_TIMEOUT_MINUTES:
@@ -61,11 +57,12 @@ def create_session(session: Session, dispatcher: Dispatcher, organization_id: st
     session.commit()
     try:
         dispatcher.open_session(row.id)
-    except DispatchUnavailable:
+    except DispatchUnavailable as exc:
         lifecycle.end(session, row.id, SessionStatus.failed, "The queue was unavailable when the session "
                       "was created, so no worker opened it.")
         session.commit()
-        raise
+        raise QueueUnavailable("The queue is unavailable, so no worker can open the session; try again "
+                               "shortly.") from exc
     return row
 
 

@@ -18,7 +18,7 @@ from playwright.async_api import async_playwright
 from skyvern import Skyvern
 from sqlalchemy import select, update
 
-from app.accounts import create_api_key, create_organization
+from app.accounts.service import create_api_key, create_organization
 from app.db.engine import session_scope
 from app.db.models import BrowserSession, utcnow
 from tests.fakes.fake_llm import FakeLLM, last_user_text

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.accounts import create_api_key, create_organization
+from app.accounts.service import create_api_key, create_organization
 from app.db.engine import session_scope
 from app.db.models import Run, RunEvent
 from tests.e2e.flows import FORM_PATH

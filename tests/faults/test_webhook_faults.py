@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.webhooks import sign
+from app.platform.security import sign_hex as sign
 from tests.e2e.flows import FORM_PATH, form_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer

@@ -20,16 +20,16 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from app.accounts import create_organization
+from app.accounts.service import create_organization
+from app.artifacts.retention import delete_expired_artifacts
+from app.artifacts.store import LocalStore
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Artifact, utcnow
 from app.main import create_app
-from app.observability import bind_run, bind_step, configure_logging, record_webhook_attempt
-from app.retention import delete_expired_artifacts
+from app.platform.observability import bind_run, bind_step, configure_logging, record_webhook_attempt
+from app.platform.settings import Settings
 from app.runs import ids
-from app.settings import Settings
-from app.storage import LocalStore
 from tests.support.services import private_redis
 from workers.sweeper import start_sweeper
 

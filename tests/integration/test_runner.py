@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.artifacts.store import LocalStore
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Artifact, Organization, Run
+from app.platform.settings import Settings
 from app.runs import ids, lifecycle
-from app.settings import Settings
-from app.storage import LocalStore
 from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
-from workers.browser import BrowserPool
+from workers.agent.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]

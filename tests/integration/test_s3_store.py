@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.storage import S3Store
+from app.artifacts.store import S3Store
 from tests.support.seaweedfs import SeaweedFS, running_seaweedfs
 from tests.support.services import free_port
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.accounts import create_api_key, create_organization
+from app.accounts.service import create_api_key, create_organization
 from app.db.engine import session_scope
 from tests.e2e.conftest import token
 from tests.e2e.flows import FORM_PATH, form_script

@@ -13,7 +13,7 @@ import httpx
 from fastapi.routing import APIRoute
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.security.conftest import Tenants
 
 # Bodies that pass validation, so that the ownership check (not the body check) decides the answer.

@@ -14,11 +14,11 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from app.accounts import create_api_key, create_organization
+from app.accounts.service import create_api_key, create_organization
 from app.db.engine import session_scope
 from app.db.models import Run
 from app.live import access
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.e2e.flows import FORM_PATH, stall_script
 from tests.e2e.live_client import LiveClient, ws_url
 from tests.fakes.fake_llm import FakeLLM

@@ -17,7 +17,7 @@ from tests.e2e.flows import FORM_PATH
 from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.sites.server import SiteServer
 from tests.support.stack import Stack
-from workers.planner import SNAPSHOT_CLOSE, SNAPSHOT_OPEN
+from workers.agent.planner import SNAPSHOT_CLOSE, SNAPSHOT_OPEN
 
 PASSWORD = f"pw-{uuid.uuid4().hex}"
 ANY_MARKER = re.compile(r"<\s*/?\s*page_snapshot\s*>", re.IGNORECASE)

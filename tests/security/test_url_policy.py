@@ -17,11 +17,11 @@ import pydantic
 import pytest
 from sqlalchemy import select
 
-from app import webhooks
 from app.db.engine import session_scope
 from app.db.models import Run
-from app.settings import Settings
-from app.url_policy import UrlDenied, literal_address_problem, parse_policy, resolve_allowed
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, literal_address_problem, parse_policy, resolve_allowed
+from app.webhooks import delivery as webhooks
 from tests.e2e.flows import FORM_PATH
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer, serve_sites

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.support.stack import TEST_CHROMIUM_ARGS
 
 

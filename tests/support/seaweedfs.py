@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from app.settings import Settings
-from app.storage import S3Store
+from app.artifacts.store import S3Store
+from app.platform.settings import Settings
 from tests.support.services import free_port
 
 ACCESS_KEY = "wayfarer-test-access"

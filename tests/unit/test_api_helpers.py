@@ -8,9 +8,9 @@ import hmac
 import pytest
 
 from app.api.artifacts import parse_range
-from app.api.credentials import extract_code
+from app.credentials.totp import extract_code
+from app.platform.security import sign_hex as sign
 from app.schemas.runs import normalize_http_url
-from app.webhooks import sign
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.e2e.flows import FORM_PATH, GREETING, form_script
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer

@@ -17,7 +17,7 @@ import pytest
 from pydantic import AliasChoices
 
 from app.cli import DEFAULT_PORT
-from app.settings import Settings
+from app.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

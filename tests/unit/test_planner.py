@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import tiktoken
 
-from app.settings import Settings
-from workers.agent import PlannerError, TaskSpec, output_problem
-from workers.page_state import PageState
-from workers.planner import (
+from app.platform.settings import Settings
+from app.schemas.extraction import output_problem
+from workers.agent.contract import PlannerError, TaskSpec
+from workers.agent.page_state import PageState
+from workers.agent.planner import (
     SNAPSHOT_CLOSE,
     SNAPSHOT_OPEN,
     SYSTEM_RULES,
@@ -27,8 +28,8 @@ DESIGN_TOOLS = {
     "checkbox": ["ref", "checked"], "upload_file": ["ref", "file_url"], "download_file": ["ref"],
     "hover": ["ref"], "keypress": ["keys"], "scroll": ["direction", "ref"], "goto_url": ["url"],
     "go_back": [], "switch_tab": ["index"], "wait": ["seconds"], "verification_code": ["ref"],
-    "complete": ["output", "summary"], "terminate": ["reason", "error_code"],
     "ask_human": ["reason"],  # issue 14: a person does what only a person can
+    "complete": ["output", "summary"], "terminate": ["reason", "error_code"],
 }
 SNAPSHOT = '- heading "Guest book" [level=1]\n- textbox "Name" [ref=e3]\n- button "Sign" [ref=e5]'
 REFS = {"e3", "e5"}

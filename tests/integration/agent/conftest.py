@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.server import SiteServer
-from workers.agent import BrowserOptions, RunOutcome, TaskSpec, drive
-from workers.browser import BrowserPool
-from workers.planner import Planner
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions, RunOutcome, TaskSpec
+from workers.agent.loop import drive
+from workers.agent.planner import Planner
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workers.agent import StepUsage
-from workers.browser import BrowserRun
+from workers.agent.browser import BrowserRun
+from workers.agent.contract import StepUsage
 
 
 @dataclass
@@ -56,6 +56,9 @@ class MemoryStore:
 
     async def verification_code(self) -> str | None:
         return None
+
+    def reveal(self, text: str) -> str:
+        return text
 
     def of_type(self, artifact_type: str) -> list[Artifact]:
         return [artifact for artifact in self.artifacts if artifact.artifact_type == artifact_type]

@@ -12,8 +12,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from tests.fakes.fake_llm import last_user_text
 from tests.integration.agent.conftest import Agent, MemoryStore
-from workers.agent import PlannerError, TaskSpec
-from workers.planner import SNAPSHOT_CLOSE, SNAPSHOT_OPEN, Planner
+from workers.agent.contract import PlannerError, TaskSpec
+from workers.agent.planner import SNAPSHOT_CLOSE, SNAPSHOT_OPEN, Planner
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.accounts import create_api_key, create_organization, organization_for_key
+from app.accounts.service import create_api_key, create_organization, organization_for_key
+from app.artifacts.store import LocalStore
 from app.db.engine import session_scope
 from app.db.migrate import upgrade
 from app.db.models import Artifact, Run
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runs import ids
-from app.settings import Settings
-from app.storage import LocalStore
 from tests.support.services import private_redis, throwaway_postgres
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from skyvern.client.types import TotpCode
 
-from app.accounts import list_api_keys, revoke_api_key
+from app.accounts.service import list_api_keys, revoke_api_key
 from app.db.engine import session_scope
 from tests.integration.api.conftest import Api
 

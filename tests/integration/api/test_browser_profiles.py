@@ -11,10 +11,10 @@ from skyvern.client.core.pydantic_utilities import parse_obj_as
 from skyvern.client.types import BrowserProfile
 from sqlalchemy import select
 
-from app import browser_profiles
 from app.db.engine import session_scope
 from app.db.models import BrowserProfile as ProfileRow
 from app.db.models import Run
+from app.profiles import service as browser_profiles
 from tests.integration.api.conftest import Api
 
 STATE = {"cookies": [{"name": "sid", "value": "cookie-value-7f3a", "domain": "127.0.0.1", "path": "/",

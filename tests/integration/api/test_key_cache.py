@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from app.accounts import list_api_keys, seed_api_key
+from app.accounts.service import list_api_keys, seed_api_key
 from app.db.engine import session_scope
 from app.main import create_app
 from tests.integration.api.conftest import make_settings

@@ -11,10 +11,10 @@ import pytest
 from skyvern.client.types import RunWebhookReplayResponse
 from sqlalchemy import select
 
-from app import webhooks
 from app.db.engine import session_scope
 from app.db.models import Run, WebhookAttempt
 from app.runs.lifecycle import RunStatus
+from app.webhooks import delivery as webhooks
 from tests.integration.api.conftest import Api
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 

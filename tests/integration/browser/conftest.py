@@ -10,10 +10,10 @@ import pytest
 
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer
-from workers.actions import apply
-from workers.agent import ActionResult, BrowserOptions, StepUsage, ToolCall
-from workers.browser import BrowserPool, BrowserRun
-from workers.page_state import PageState, capture
+from workers.agent.browser import BrowserPool, BrowserRun
+from workers.agent.contract import ActionResult, BrowserOptions, StepUsage, ToolCall
+from workers.agent.page_state import PageState, capture
+from workers.agent.tools import ToolContext, apply
 
 VERIFICATION_CODE = "424242"
 
@@ -23,6 +23,9 @@ class CodeOnlyStore:
 
     async def verification_code(self) -> str | None:
         return VERIFICATION_CODE
+
+    def reveal(self, text: str) -> str:
+        return text
 
     async def start_step(self, index: int, url: str) -> str:
         raise NotImplementedError
@@ -64,7 +67,8 @@ class Driver:
         return ref_for(self.state.snapshot, role, name)
 
     async def act(self, tool: str, **args: Any) -> ActionResult:
-        return await apply(self.run, ToolCall(tool, args), CodeOnlyStore())
+        labels = self.state.labels if self.state is not None else {}
+        return await apply(ToolContext(self.run, CodeOnlyStore(), labels), ToolCall(tool, args))
 
     async def text(self, selector: str = "#result") -> str:
         return (await self.run.active_page.locator(selector).inner_text()).strip()

@@ -12,10 +12,10 @@ import pytest
 
 from tests.integration.browser.conftest import CodeOnlyStore, Driver
 from tests.sites.server import DOWNLOAD_BYTES, SiteServer
-from workers.actions import apply
-from workers.agent import BrowserOptions, ToolCall
-from workers.browser import BrowserPool
-from workers.page_state import capture
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions, ToolCall
+from workers.agent.page_state import capture
+from workers.agent.tools import ToolContext, apply
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -91,7 +91,7 @@ async def test_killed_browser_marks_the_run_crashed_and_the_next_run_relaunches(
         while not run.crashed:
             await asyncio.sleep(0.05)
     assert run.crash_reason
-    failed = await apply(run, ToolCall("goto_url", {"url": sites.url("/")}), CodeOnlyStore())
+    failed = await apply(ToolContext(run, CodeOnlyStore()), ToolCall("goto_url", {"url": sites.url("/")}))
     assert not failed.succeeded and "browser is gone" in failed.outcome
     state = await capture(run, screenshot=True)  # what the planner would see: no exception
     assert state.screenshot is None and "could not be read" in state.snapshot

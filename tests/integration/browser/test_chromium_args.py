@@ -11,8 +11,8 @@ import pytest
 
 from tests.sites.server import SiteServer
 from tests.support.browser import browser_settings
-from workers.agent import BrowserOptions
-from workers.browser import BrowserPool
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions
 from workers.chromium_args import OMNIBOX_WEBUI_FEATURES, PLAYWRIGHT_DISABLED_FEATURES
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]

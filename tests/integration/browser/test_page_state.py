@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.integration.browser.conftest import Driver
-from workers.page_state import KEPT_ROLES, trim_snapshot
+from workers.agent.page_state import KEPT_ROLES, SnapshotTrim
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -47,7 +47,7 @@ async def test_short_page_is_whole_with_iframes_and_tabs_and_screenshot(driver: 
     assert state.tabs == [f"0: Frames — {state.url} (active)"] and state.active_tab == 0
     assert state.screenshot is not None and state.screenshot[:2] == b"\xff\xd8"
     assert jpeg_size(state.screenshot) == (1280, 720)
-    assert driver.run.element_labels[driver.ref("heading", "Frames")] == "heading 'Frames'"
+    assert state.labels[driver.ref("heading", "Frames")] == "heading 'Frames'"
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:
@@ -63,4 +63,4 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
 
 def test_trim_keeps_short_snapshots_whole_and_strips_boxes() -> None:
     raw = '- generic [ref=e1] [box=0,0,100,100]:\n  - button "Go" [ref=e2] [box=0,0,10,10]'
-    assert trim_snapshot(raw, 720) == '- generic [ref=e1]:\n  - button "Go" [ref=e2]'
+    assert SnapshotTrim(raw, 720).text() == '- generic [ref=e1]:\n  - button "Go" [ref=e2]'

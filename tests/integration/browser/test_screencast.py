@@ -13,10 +13,10 @@ import av
 import pytest
 
 from tests.sites.server import SiteServer
-from workers.agent import BrowserOptions
-from workers.browser import BrowserPool
-from workers.recording import WebmRecorder
-from workers.screencast import Frame, Screencast
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions
+from workers.agent.recording import WebmRecorder
+from workers.agent.screencast import Frame, Screencast
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from app.credentials import CredentialValues, UnknownPlaceholder, current_totp
-from workers.page_state import PASSWORD_MASK, mask_passwords
+from app.credentials.vault import CredentialValues, UnknownPlaceholder, current_totp
+from workers.agent.page_state import PASSWORD_MASK, mask_passwords
 
 SECRET = pyotp.random_base32()
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.url_policy import parse_policy
+from app.platform.url_policy import parse_policy
 
 
 class Settings(BaseSettings):

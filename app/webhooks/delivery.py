@@ -1,4 +1,4 @@
-"""Run webhooks: Skyvern's payload, its signature, delivery with retries, and replay.
+"""Run webhooks: their signature, delivery with retries, and replay (the payload: app.webhooks.payload).
 
 The body is compact JSON and the signature is the hex HMAC-SHA256 of exactly those bytes, keyed with
 the API key the run was created with (kept encrypted on the run). Every attempt is stored.
@@ -6,7 +6,6 @@ the API key the run was created with (kept encrypted on the run). Every attempt 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,16 +15,17 @@ import httpx
 from sqlalchemy import select, update
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from app.artifacts.links import ArtifactLinks
+from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import Run, WebhookAttempt
-from app.observability import record_webhook_attempt
-from app.run_views import ArtifactLinks, run_artifacts, run_page_url, task_run_response
+from app.platform.observability import record_webhook_attempt
+from app.platform.security import decrypt, sign_hex
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, parse_policy, resolve_allowed
 from app.runs import ids
 from app.runs.lifecycle import FINAL
-from app.security import decrypt, sign_hex
-from app.settings import Settings
-from app.storage import make_store
-from app.url_policy import UrlDenied, parse_policy, resolve_allowed
+from app.webhooks.payload import build_payload, pause_notice
 
 log = logging.getLogger(__name__)
 
@@ -56,43 +56,8 @@ class AttemptResult:
         return self.status_code in RETRY_STATUSES or self.status_code >= 500
 
 
-def sign(key: str, body: bytes) -> str:
-    return sign_hex(key, body)
-
-
-def _compact(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def build_payload(settings: Settings, run: Run, session: Any, links: ArtifactLinks) -> bytes:
-    """get_run's fields (without run_request) merged with Skyvern's legacy task fields."""
-    artifacts = run_artifacts(session, run.id)
-    response = task_run_response(session, run, links, settings, artifacts).model_dump(
-        mode="json", exclude={"run_request"})
-    finals = [a for a in artifacts if a.artifact_type == "screenshot_final"]
-    console = [a for a in artifacts if a.artifact_type == "browser_console_log"]
-    downloads = response["downloaded_files"] or []
-    legacy = {
-        "task_id": run.id,
-        "extracted_information": response["output"],
-        "action_screenshot_urls": response["screenshot_urls"],
-        "screenshot_url": links.url(finals[-1]) if finals else None,
-        "browser_console_log_url": links.url(console[-1]) if console else None,
-        "downloaded_file_urls": [f["url"] for f in downloads],
-        "failure_category": None,
-        "webhook_failure_reason": run.webhook_failure_reason,
-        "max_steps_per_run": run.max_steps,
-        "workflow_run_id": None,
-        "title": run.title,
-        "url": run.url,
-        "navigation_goal": run.prompt,
-        "organization_id": run.organization_id,
-    }
-    return _compact({**legacy, **response})
-
-
 def _headers(key: str, body: bytes) -> dict[str, str]:
-    return {"Content-Type": "application/json", "x-skyvern-signature": sign(key, body),
+    return {"Content-Type": "application/json", "x-skyvern-signature": sign_hex(key, body),
             "x-skyvern-timestamp": str(int(time.time()))}
 
 
@@ -227,9 +192,7 @@ def notify_paused(settings: Settings, run_id: str, reason: str) -> None:
         if run is None or not run.webhook_key_encrypted:
             return
         key = decrypt(settings.resolved_secret_key(), run.webhook_key_encrypted)
-        body = _compact({"event": "run.waiting_for_person", "run_id": run.id,
-                         "organization_id": run.organization_id, "status": run.status, "reason": reason,
-                         "app_url": run_page_url(settings, run.id)})
+        body = pause_notice(settings, run, reason)
     retrying = Retrying(stop=stop_after_attempt(PAUSE_NOTICE_ATTEMPTS), wait=wait_exponential(max=10),
                         retry=retry_if_result(lambda r: not r.delivered and r.retryable),
                         retry_error_callback=_last_result)

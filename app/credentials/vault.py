@@ -20,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Credential, utcnow
+from app.platform.security import decrypt, encrypt
+from app.platform.settings import Settings
 from app.runs import ids
 from app.schemas.credentials import (
     CreateCredentialRequest,
@@ -28,8 +30,6 @@ from app.schemas.credentials import (
     PasswordCredential,
     SecretCredential,
 )
-from app.security import decrypt, encrypt
-from app.settings import Settings
 
 TOTP_MIN_REMAINING_SECONDS = 5  # a code about to expire is not worth typing: use the next one
 PLACEHOLDER = re.compile(r"\{\{\s*credential\.(\w+)\s*\}\}")
@@ -137,6 +137,25 @@ def find_credential(session: Session, organization_id: str, credential_id: str) 
     query = select(Credential).where(Credential.id == credential_id,
                                      Credential.organization_id == organization_id)
     return session.scalars(query).first()
+
+
+class UnknownCredential(LookupError):
+    """The organization has no such credential (HTTP 404)."""
+
+    def __init__(self, credential_id: str) -> None:
+        super().__init__(f"Credential not found {credential_id}")
+
+
+def require_credential(session: Session, organization_id: str, credential_id: str) -> Credential:
+    row = find_credential(session, organization_id, credential_id)
+    if row is None:
+        raise UnknownCredential(credential_id)
+    return row
+
+
+def delete_credential(session: Session, organization_id: str, credential_id: str) -> None:
+    session.delete(require_credential(session, organization_id, credential_id))
+    session.commit()
 
 
 def list_credentials(session: Session, organization_id: str, page: int, page_size: int,

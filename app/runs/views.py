@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from app.artifacts.links import ArtifactLinks
 from app.db.engine import read_session_scope
 from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
+from app.platform.settings import Settings
+from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.schemas.runs import (
     ArtifactResponse,
     FileInfo,
@@ -22,35 +25,9 @@ from app.schemas.runs import (
     TimelineItem,
     WorkflowRunResponse,
 )
-from app.security import sign_artifact_link
-from app.settings import Settings
-from app.storage import ArtifactStore, LocalStore
 
 SCREENSHOT_COUNT = 3
 _FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")
-
-
-class ArtifactLinks:
-    """Turns artifact rows into URLs any HTTP client can fetch until they expire."""
-
-    def __init__(self, settings: Settings, store: ArtifactStore) -> None:
-        self._settings = settings
-        self._store = store
-
-    def url(self, artifact: Artifact) -> str:
-        ttl = self._settings.artifact_url_ttl_seconds
-        presigned = self._store.presigned_url(artifact.storage_key, ttl)
-        if presigned:
-            return presigned
-        expires, signature = sign_artifact_link(self._settings.resolved_secret_key(), artifact.id, ttl)
-        base = self._settings.public_base_url.rstrip("/")
-        return f"{base}/v1/artifacts/{artifact.id}/content?expires={expires}&signature={signature}"
-
-    def uri(self, artifact: Artifact) -> str:
-        """Where the bytes live (Skyvern's `uri`): a file:// path or an s3:// object."""
-        if isinstance(self._store, LocalStore):
-            return (self._store.root / artifact.storage_key).as_uri()
-        return f"s3://{self._settings.s3_bucket}/{artifact.storage_key}"
 
 
 def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = None) -> Sequence[Artifact]:
@@ -106,7 +83,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         artifacts = run_artifacts(session, run.id)
     recordings = _newest_first(artifacts, "recording")
     downloads = [a for a in artifacts if a.artifact_type == "download"]
-    response_model = WorkflowRunResponse if run.run_type == "workflow_run" else TaskRunResponse
+    response_model = WorkflowRunResponse if run.run_type == WORKFLOW_RUN_TYPE else TaskRunResponse
     return response_model(
         run_id=run.id,
         run_type=run.run_type,
@@ -131,6 +108,32 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         step_count=run.step_count,
         run_request=run.run_request,
     )
+
+
+def workflow_run_response(session: Session, run: Run, links: ArtifactLinks,
+                          settings: Settings) -> WorkflowRunResponse:
+    """A just-created one-off workflow run (login, download_files) as its POST answers it."""
+    response = task_run_response(session, run, links, settings, artifacts=[])
+    assert isinstance(response, WorkflowRunResponse)
+    return response
+
+
+def list_runs_page(session: Session, organization_id: str, page: int, page_size: int,
+                   statuses: Sequence[str] | None = None, run_types: Sequence[str] | None = None,
+                   search_key: str | None = None) -> Sequence[Run]:
+    """GET /v1/runs: the organization's runs, newest first, filtered by status, run type and a search key
+    (matched in id, title, prompt and url)."""
+    query = select(Run).where(Run.organization_id == organization_id)
+    if statuses:
+        query = query.where(Run.status.in_(list(statuses)))
+    if run_types:
+        query = query.where(Run.run_type.in_(list(run_types)))
+    if search_key:
+        pattern = f"%{search_key}%"
+        query = query.where(or_(Run.id.ilike(pattern), Run.title.ilike(pattern), Run.prompt.ilike(pattern),
+                                Run.url.ilike(pattern)))
+    query = query.order_by(Run.created_at.desc(), Run.id.desc())
+    return session.scalars(query.offset((page - 1) * page_size).limit(page_size)).all()
 
 
 def list_item(run: Run) -> TaskRunListItem:

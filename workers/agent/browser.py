@@ -11,11 +11,11 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+from typing import Any
 from urllib.parse import urlsplit
 
 import playwright
@@ -31,12 +31,13 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 
-from app.settings import Settings
-from app.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
-from workers.agent import BrowserOptions
+from app.artifacts.names import safe_filename
+from app.platform.settings import Settings
+from app.platform.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
+from workers.agent.contract import BrowserOptions
+from workers.agent.recording import WebmRecorder
+from workers.agent.screencast import Screencast
 from workers.chromium_args import launch_args
-from workers.recording import WebmRecorder
-from workers.screencast import Screencast
 
 log = logging.getLogger(__name__)
 
@@ -134,27 +135,21 @@ class BrowserPool:
 
     async def _open_context(self, browser: Browser, run_id: str, options: BrowserOptions,
                             workdir: Path) -> BrowserRun:
-        viewport = {"width": options.viewport_width, "height": options.viewport_height}
         policy = parse_policy(self._settings.url_policy)
         context = await browser.new_context(
-            viewport=viewport,  # type: ignore[arg-type]
+            **context_options(self._settings, policy, options, None),  # recorded by start_screencast
             locale=options.locale,
             timezone_id=options.timezone_id,
             user_agent=options.user_agent,
             extra_http_headers=options.extra_http_headers,
             storage_state=options.storage_state,  # type: ignore[arg-type]
-            accept_downloads=True,
-            service_workers="block" if policy.restricts else "allow",  # their requests bypass routes
         )
-        context.set_default_timeout(self._settings.action_timeout_ms)
-        context.set_default_navigation_timeout(self._settings.navigation_timeout_ms)
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
         run.configure_downloads(options)
         run.start_screencast(options.viewport_width, options.viewport_height,
                              run.workdir / "recording.webm" if self._settings.record_video else None)
         try:
-            if policy.restricts:  # routing every request costs time: only when something is denied
-                await context.route("**/*", RequestGuard(run.url_policy, run._log_console).check)
+            await prepare_context(context, self._settings, policy, run.log_console)
             await context.new_page()  # tracked through the context's "page" event
         except BaseException:
             await run.close()
@@ -173,6 +168,29 @@ class BrowserPool:
             headless=self._settings.headless,
         )
         return self._browser
+
+
+def context_options(settings: Settings, policy: UrlPolicy, options: BrowserOptions,
+                    video_dir: Path | None) -> dict[str, Any]:
+    """What every context we create shares, a run's or a browser session's (keyword arguments of
+    new_context and launch_persistent_context). With `video_dir` (a browser session's tabs), Playwright's
+    recorder records each tab; a run records through its screencast instead (start_screencast)."""
+    return {
+        "viewport": {"width": options.viewport_width, "height": options.viewport_height},
+        "accept_downloads": True,
+        # default size (fits 800x800): cheap to encode; each recording is an ffmpeg of ~55 MiB PSS
+        "record_video_dir": video_dir if settings.record_video and video_dir is not None else None,
+        "service_workers": "block" if policy.restricts else "allow",  # their requests bypass routes
+    }
+
+
+async def prepare_context(context: BrowserContext, settings: Settings, policy: UrlPolicy,
+                          log_line: Callable[[str, str], None]) -> None:
+    """The timeouts and, when WAYFARER_URL_POLICY denies anything, the request guard of a new context."""
+    context.set_default_timeout(settings.action_timeout_ms)
+    context.set_default_navigation_timeout(settings.navigation_timeout_ms)
+    if policy.restricts:  # routing every request costs time: only when something is denied
+        await context.route("**/*", RequestGuard(policy, log_line).check)
 
 
 class RequestGuard:
@@ -228,7 +246,6 @@ class BrowserRun:
         self._active = 0
         self.crashed = False
         self.crash_reason: str | None = None
-        self.element_labels: dict[str, str] = {}  # ref -> "button 'Save'", from the latest snapshot
         self._console: list[str] = []
         self._downloads: list[asyncio.Task[Path | None]] = []
         self._download_started = asyncio.Event()
@@ -317,7 +334,7 @@ class BrowserRun:
         self._follow_active()
 
     def _on_page_error(self, error: Exception) -> None:
-        self._log_console("pageerror", str(error))
+        self.log_console("pageerror", str(error))
 
     def _on_crash(self, _page: Page) -> None:
         self._mark_crashed("the page crashed")
@@ -332,9 +349,9 @@ class BrowserRun:
                 page.remove_listener(event, handler)
 
     def _on_console(self, message: ConsoleMessage) -> None:
-        self._log_console(message.type, message.text)
+        self.log_console(message.type, message.text)
 
-    def _log_console(self, kind: str, text: str) -> None:
+    def log_console(self, kind: str, text: str) -> None:
         if len(self._console) < MAX_CONSOLE_LINES:
             self._console.append(f"[{kind}] {text}")
 
@@ -439,8 +456,7 @@ def with_download_suffix(name: str, suffix: str | None) -> str:
 
 def _free_path(folder: Path, suggested: str) -> Path:
     """`folder/<suggested>` made safe, numbered like 'name (1).ext' when that name is taken."""
-    name = re.sub(r"[/\\\x00]", "_", suggested).strip(". ") or "download"
-    path = folder / name
+    path = folder / safe_filename(suggested, "download")
     stem, suffix = path.stem, path.suffix
     counter = 1
     while path.exists():

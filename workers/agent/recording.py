@@ -21,7 +21,7 @@ from pathlib import Path
 
 import av
 
-from workers.screencast import Frame
+from workers.agent.screencast import Frame
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import BrowserProfile, Run, utcnow
+from app.platform.security import decrypt, encrypt
+from app.platform.settings import Settings
 from app.runs import ids
 from app.runs.lifecycle import FINAL, RunStatus
 from app.schemas.browser_profiles import (
@@ -29,10 +31,15 @@ from app.schemas.browser_profiles import (
     CreateBrowserProfileRequest,
     UpdateBrowserProfileRequest,
 )
-from app.security import decrypt, encrypt
-from app.settings import Settings
 
 EMPTY_STATE: dict[str, Any] = {"cookies": [], "origins": []}
+
+
+class UnknownProfile(LookupError):
+    """The organization has no such browser profile (HTTP 404); the message names the field, if any."""
+
+    def __init__(self, profile_id: str, field: str | None = None) -> None:
+        super().__init__(f"{field + ': ' if field else ''}Browser profile not found {profile_id}")
 
 
 class ProfileNameTaken(ValueError):
@@ -59,6 +66,13 @@ def find_profile(db_session: Session, organization_id: str, profile_id: str,
     if not include_deleted:
         query = query.where(BrowserProfile.deleted_at.is_(None))
     return db_session.scalars(query).first()
+
+
+def require_profile(db_session: Session, organization_id: str, profile_id: str) -> BrowserProfile:
+    row = find_profile(db_session, organization_id, profile_id)
+    if row is None:
+        raise UnknownProfile(profile_id)
+    return row
 
 
 def load_storage_state(settings: Settings, db_session: Session, organization_id: str,

@@ -13,10 +13,10 @@ from datetime import timedelta
 
 from sqlalchemy import delete, or_, select
 
+from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
 from app.db.models import Artifact, utcnow
-from app.settings import Settings
-from app.storage import ArtifactStore
+from app.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -18,62 +18,19 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from app.settings import Settings
-from workers.agent import PlannerError, StepUsage, TaskSpec, ToolCall
-from workers.page_state import PageState
+from app.platform.settings import Settings
+from app.schemas.extraction import as_json_schema
+from workers.agent.contract import PlannerError, StepUsage, TaskSpec, ToolCall
+from workers.agent.page_state import PageState, refs_in
+from workers.agent.tools import ToolArgsError, tool_names, tool_schemas, validate
 
-__all__ = ["TOOLS", "Planner", "PlannerDecision", "PlannerError", "llm_config_problem", "parse_tool_calls"]
+__all__ = ["TOOLS", "Planner", "PlannerDecision", "PlannerError", "llm_config_problem", "parse_tool_calls",
+           "refs_in"]
 
 SNAPSHOT_OPEN = "<page_snapshot>"
 SNAPSHOT_CLOSE = "</page_snapshot>"
 _MARKER = re.compile(r"<\s*(/?)\s*page_snapshot\s*>", re.IGNORECASE)
-JSON_SCHEMA_KEYS = ("type", "properties", "items", "anyOf", "oneOf", "allOf", "$ref", "enum")
-
-_REF = {"type": "string"}
-_TEXT = {"type": "string"}
-
-
-def _tool(name: str, description: str, params: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    properties = {**params, "reasoning": {"type": "string"}}
-    return {"type": "function", "function": {
-        "name": name, "description": description,
-        "parameters": {"type": "object", "properties": properties, "required": required}}}
-
-
-TOOLS: list[dict[str, Any]] = [
-    _tool("click", "Click an element.", {"ref": _REF}, ["ref"]),
-    _tool("input_text", "Clear a field, then type text (dates/times as ISO, e.g. 2024-05-31).",
-          {"ref": _REF, "text": _TEXT}, ["ref", "text"]),
-    _tool("select_option", "Pick an option of a select or listbox by its label or value.",
-          {"ref": _REF, "option": _TEXT}, ["ref", "option"]),
-    _tool("checkbox", "Check or uncheck a checkbox, radio or switch.",
-          {"ref": _REF, "checked": {"type": "boolean"}}, ["ref", "checked"]),
-    _tool("upload_file", "Upload the file at file_url via a file input or the button that opens it.",
-          {"ref": _REF, "file_url": _TEXT}, ["ref", "file_url"]),
-    _tool("download_file", "Click what downloads a file and keep the file.", {"ref": _REF}, ["ref"]),
-    _tool("hover", "Hover an element (opens hover menus).", {"ref": _REF}, ["ref"]),
-    _tool("keypress", 'Press keys on the focused element, e.g. ["Enter"] or ["Control+a"].',
-          {"keys": {"type": "array", "items": _TEXT}}, ["keys"]),
-    _tool("scroll", "Scroll the page by one screen, or a scrollable panel given its ref.",
-          {"direction": {"type": "string", "enum": ["up", "down"]}, "ref": _REF}, ["direction"]),
-    _tool("goto_url", "Open a URL in the current tab.", {"url": _TEXT}, ["url"]),
-    _tool("go_back", "Go back one page in the current tab.", {}, []),
-    _tool("switch_tab", "Switch to a tab (0-based, in opening order).",
-          {"index": {"type": "integer"}}, ["index"]),
-    _tool("wait", "Wait for the page to change (at most 10 s).",
-          {"seconds": {"type": "number"}}, ["seconds"]),
-    _tool("verification_code", "Type the current one-time (2FA) code into a field.", {"ref": _REF}, ["ref"]),
-    _tool("complete", "The task is done. output: the requested data, matching the output schema "
-          "(null if none is asked); summary: what you did.", {"output": {}, "summary": _TEXT},
-          ["output", "summary"]),
-    _tool("terminate", "The task cannot be done. reason: why; error_code: one of the error codes, "
-          "if one applies.", {"reason": _TEXT, "error_code": _TEXT}, ["reason"]),
-    _tool("ask_human", "A person must act (a CAPTCHA, the owner's approval); the run waits for them. "
-          "reason: what they should do.", {"reason": _TEXT}, ["reason"]),
-]
-TOOL_NAMES = tuple(tool["function"]["name"] for tool in TOOLS)
-_REQUIRED = {tool["function"]["name"]: tool["function"]["parameters"]["required"] for tool in TOOLS}
-_OPTIONAL_DEFAULTS = {"complete": {"output": None, "summary": None}}  # liberal: a bare complete() is fine
+TOOLS = tool_schemas()  # the registry's tools, as sent with every request
 
 SYSTEM_RULES = """You are a browser agent: you do the user's task on web pages by calling tools.
 Each turn shows the current page: URL, title, tabs, your earlier actions with their results, and an \
@@ -103,19 +60,6 @@ def llm_config_problem(settings: Settings) -> str | None:
         return None
     return ("No LLM is configured: set WAYFARER_LLM_BASE_URL (any OpenAI-compatible endpoint) and/or "
             "WAYFARER_LLM_API_KEY, and WAYFARER_LLM_MODEL for the model name.")
-
-
-def as_json_schema(schema: Any) -> dict[str, Any] | None:
-    """data_extraction_schema as a JSON schema to validate against, or None when it only describes.
-
-    A dict with schema keywords is a JSON schema; a list holding one such dict means "an array of
-    those"; anything else (a string, a list of examples) is a description handed to the model.
-    """
-    if isinstance(schema, dict) and any(key in schema for key in JSON_SCHEMA_KEYS):
-        return schema
-    if isinstance(schema, list) and len(schema) == 1 and as_json_schema(schema[0]) is not None:
-        return {"type": "array", "items": schema[0]}
-    return None
 
 
 def system_prompt(task: TaskSpec) -> str:
@@ -228,14 +172,6 @@ def _api_message(exc: openai.APIStatusError) -> str:
 
 # ---- parsing --------------------------------------------------------------------------------------
 
-_SNAPSHOT_REF = re.compile(r"\[ref=([^\]\s]+)\]")
-_REF_FORM = re.compile(r"(?:f\d+)?e\d+")
-
-
-def refs_in(snapshot: str) -> set[str]:
-    return set(_SNAPSHOT_REF.findall(snapshot))
-
-
 def parse_tool_calls(message: dict[str, Any], known_refs: set[str],
                      error_codes: set[str]) -> tuple[list[ToolCall], str | None]:
     """The message's tool calls, parsed; or no calls and a sentence saying what was wrong."""
@@ -262,7 +198,7 @@ def _calls_in_content(content: Any) -> list[dict[str, Any]]:
         value, _ = json.JSONDecoder().raw_decode(content[content.index("{"):])
     except ValueError:
         return []
-    if not isinstance(value, dict) or value.get("name") not in TOOL_NAMES:
+    if not isinstance(value, dict) or value.get("name") not in tool_names():
         return []
     arguments = value.get("arguments", value.get("parameters"))
     return [{"function": {"name": value["name"], "arguments": arguments}}]
@@ -270,28 +206,16 @@ def _calls_in_content(content: Any) -> list[dict[str, Any]]:
 
 def _parse_call(name: str, raw_args: Any, known_refs: set[str], error_codes: set[str],
                 call_id: str) -> ToolCall:
-    if name not in TOOL_NAMES:
-        raise ValueError(f"unknown tool {name!r}; the tools are: {', '.join(TOOL_NAMES)}.")
-    defaults = _OPTIONAL_DEFAULTS.get(name, {})
-    args = {**defaults, **_load_args(name, raw_args)}
-    missing = [arg for arg in _REQUIRED[name] if arg not in defaults and args.get(arg) is None]
-    if missing:
-        raise ValueError(f"{name} needs the argument(s) {', '.join(missing)}.")
+    if name not in tool_names():
+        raise ValueError(f"unknown tool {name!r}; the tools are: {', '.join(tool_names())}.")
+    args = _load_args(name, raw_args)
     reasoning = args.pop("reasoning", None)
-    if "ref" in args:
-        args["ref"] = _known_ref(name, args["ref"], known_refs)
-    if name == "keypress":
-        keys = args["keys"]
-        args["keys"] = [str(key) for key in keys] if isinstance(keys, list) else [str(keys)]
-    if name == "switch_tab":
-        args["index"] = _integer(name, "index", args["index"])
-    if name == "terminate":
-        code = args.get("error_code") or None
-        if code is not None and error_codes and code not in error_codes:
-            raise ValueError(f"terminate error_code {code!r} is not one of the task's error codes "
-                             f"({', '.join(sorted(error_codes))}); pick one of them or leave it out.")
-        args["error_code"] = code
-    return ToolCall(name, args, str(reasoning) if reasoning else None, call_id)
+    try:
+        parsed = validate(name, args, refs=known_refs, error_codes=error_codes)
+    except ToolArgsError as exc:
+        raise ValueError(str(exc)) from None
+    return ToolCall(name, parsed.model_dump(exclude_unset=True), str(reasoning) if reasoning else None,
+                    call_id)
 
 
 def _load_args(name: str, raw: Any) -> dict[str, Any]:
@@ -313,21 +237,6 @@ def _load_args(name: str, raw: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"the arguments of {name} must be a JSON object, not {text[:80]!r}.")
     return value
-
-
-def _known_ref(name: str, raw: Any, known_refs: set[str]) -> str:
-    text = str(raw).strip().strip("[]#").removeprefix("ref=").removeprefix("aria-ref=").strip()
-    ref = f"e{text}" if text.isdigit() else text
-    if not _REF_FORM.fullmatch(ref) or ref not in known_refs:
-        raise ValueError(f"{name}: {raw!r} is not a ref in the current snapshot; use one shown as [ref=eN].")
-    return ref
-
-
-def _integer(name: str, arg: str, value: Any) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"{name}: {arg} must be a whole number, not {value!r}.") from None
 
 
 def _compact(value: Any) -> str:

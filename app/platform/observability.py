@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from app.db.engine import session_scope
 from app.db.models import Run
+from app.platform.settings import Settings
 from app.runs.lifecycle import RunStatus
-from app.settings import Settings
 
 _log = logging.getLogger(__name__)
 

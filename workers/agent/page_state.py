@@ -14,12 +14,12 @@ import json
 import re
 import weakref
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from playwright.async_api import CDPSession, Page
 from playwright.async_api import Error as PlaywrightError
 
-from workers.browser import BrowserRun
+from workers.agent.browser import BrowserRun
 
 SNAPSHOT_TIMEOUT_MS = 10_000
 SCREENSHOT_QUALITY = 60
@@ -36,7 +36,26 @@ KEPT_ROLES = frozenset({
 
 _BOX = re.compile(r" \[box=(-?[\d.]+),(-?[\d.]+),([\d.]+),([\d.]+)\]")
 _ROLE_NAME = re.compile(r'^\s*- ([\w-]+)(?: "((?:[^"\\]|\\.)*)")?')
-_REF = re.compile(r"\[ref=([^\]]+)\]")
+_REF = re.compile(r"\[ref=([^\]\s]+)\]")  # how the snapshot writes a ref
+_REF_FORM = re.compile(r"(?:f\d+)?e\d+")  # e12, or f1e3 inside an iframe
+
+
+def refs_in(snapshot: str) -> set[str]:
+    """The refs a snapshot shows."""
+    return set(_REF.findall(snapshot))
+
+
+def parse_ref(raw: object) -> str | None:
+    """A ref as the model may spell it ("e5", "#e5", "ref=e5", "[ref=e5]", "f1e2", 5, "5") -> "e5";
+    None when it is not a ref at all."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return f"e{raw}"
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip().strip("[]#").removeprefix("ref=").removeprefix("aria-ref=").strip()
+    if text.isdigit():
+        return f"e{text}"
+    return text if _REF_FORM.fullmatch(text) else None
 
 
 @dataclass
@@ -47,6 +66,7 @@ class PageState:
     active_tab: int
     snapshot: str
     screenshot: bytes | None
+    labels: dict[str, str] = field(default_factory=dict)  # ref -> "button 'Save'", for action outcomes
 
 
 async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
@@ -59,7 +79,6 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
     viewport = page.viewport_size or {"width": 1280, "height": 720}
     trim = SnapshotTrim(raw, viewport["height"])
     snapshot = trim.text(await scroll_panels(page, trim.panel_candidates()))
-    run.element_labels = element_labels(raw)
     pages = list(run.pages)  # a tab may open or close while the titles are read
     if page not in pages:
         pages.append(page)
@@ -68,7 +87,7 @@ async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
             for index, (tab, title) in enumerate(zip(pages, titles, strict=True))]
     active = pages.index(page)  # the tab this state describes, even if another became active meanwhile
     return PageState(url=page.url, title=titles[active], tabs=tabs, active_tab=active, snapshot=snapshot,
-                     screenshot=shot)
+                     screenshot=shot, labels=element_labels(raw))
 
 
 _TEXTBOX_VALUE = re.compile(r"^(\s*- textbox\b.*?\]): (.+)$", re.MULTILINE)
@@ -310,11 +329,6 @@ class SnapshotTrim:
             note += f"; more inside scrollable panels: {', '.join(named)} (scroll up/down with that ref)"
         return note + ".\n" + "\n".join(line.text for line, kept in zip(self.lines, self.keep, strict=True)
                                        if kept)
-
-
-def trim_snapshot(raw: str, viewport_height: int) -> str:
-    """Strip the boxes and, on a long page, trim (SnapshotTrim) without looking for scrollable panels."""
-    return SnapshotTrim(raw, viewport_height).text()
 
 
 def _parse(raw: str) -> list[_Line]:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 class ArtifactStore(Protocol):

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import read_session_scope
 from app.db.models import ApiKey, Organization, utcnow
+from app.platform.security import hash_api_key, new_api_key, normalize_api_key
 from app.runs import ids
-from app.security import hash_api_key, new_api_key, normalize_api_key
 
 DEFAULT_ORGANIZATION = "default"
 
