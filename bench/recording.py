@@ -2,9 +2,10 @@
 
 Runs the step-overhead tasks' pages and actions in a bare Playwright loop (snapshot, act: the floor)
 three ways, taking turns task by task so all see the same load: no recording; Playwright's
-record_video_dir (ffmpeg at a fixed 25 frames/s); and the screencast (workers/screencast.py) encoded by
-workers/recording.py on its own thread. Prints the median step time of each, their ratios to the bare
-floor, and checks each screencast recording with ffprobe. Not a test: run it and read the figures.
+record_video_dir (ffmpeg at a fixed 25 frames/s); and the screencast (workers/agent/screencast.py)
+encoded by workers/agent/recording.py on its own thread, as a run records. Prints the median step time
+of each, their ratios to the bare floor, and checks each screencast recording with ffprobe. Not a test:
+run it and read the figures.
 
     .venv/bin/python -m bench.recording [--repeats N]
 """
@@ -18,61 +19,21 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as `python bench/recording.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import async_playwright
 
 from bench.common import Spread, machine, ratio
-from bench.step_overhead import TASKS, floor_act, record_like_a_run
+from bench.step_overhead import TASKS, floor_steps
 from tests.sites.server import serve_sites
 from tests.support.browser import browser_settings
 from workers.agent.browser import link_playwright_ffmpeg
 
-WIDTH, HEIGHT = 1280, 720
-Stop = Callable[[], Awaitable[Path | None]]
-Recorder = Callable[[BrowserContext, Page, Path], Awaitable[Stop]]
-
-
-async def no_recording(_context: BrowserContext, _page: Page, _workdir: Path) -> Stop:
-    async def stop() -> Path | None:
-        return None
-    return stop
-
-
-async def screencast_recording(context: BrowserContext, page: Page, workdir: Path) -> Stop:
-    return await record_like_a_run(context, page, workdir / "screencast.webm")
-
-
-VARIANTS: tuple[tuple[str, Recorder | None, bool], ...] = (
-    ("bare", None, False), ("playwright video", None, True), ("screencast", screencast_recording, False))
-
-
-async def floor_steps(browser: Browser, url: str, script: list[list[dict[str, Any]]], workdir: Path,
-                      record: Recorder | None,
-                      playwright_video: bool) -> tuple[list[int], Path | None]:
-    timings: list[int] = []
-    context = await browser.new_context(viewport={"width": WIDTH, "height": HEIGHT},
-                                        record_video_dir=workdir / "video" if playwright_video else None)
-    page = await context.new_page()
-    stop = await (record or no_recording)(context, page, workdir)
-    try:
-        await page.goto(url)
-        for step in script:
-            started = time.monotonic()
-            snapshot = await page.aria_snapshot(mode="ai")
-            for call in step:
-                await floor_act(page, snapshot, call)
-            timings.append(int((time.monotonic() - started) * 1000))
-    finally:
-        recording = await stop()
-        await context.close()
-    return timings, recording
+VARIANTS = ("bare", "playwright video", "screencast")
 
 
 def probe(path: Path) -> dict[str, Any]:
@@ -85,7 +46,7 @@ def probe(path: Path) -> dict[str, Any]:
 async def measure(repeats: int, data_dir: Path) -> dict[str, list[int]]:
     settings = browser_settings(data_dir)
     os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(link_playwright_ffmpeg(data_dir / "playwright"))
-    figures: dict[str, list[int]] = {"bare": [], "playwright video": [], "screencast": []}
+    figures: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
     probes: list[dict[str, Any]] = []
     with serve_sites() as sites:
         async with async_playwright() as playwright:
@@ -95,13 +56,14 @@ async def measure(repeats: int, data_dir: Path) -> dict[str, list[int]]:
                 for repeat in range(repeats):
                     for name, (path, script) in TASKS.items():
                         workdir = data_dir / f"{repeat}-{name.replace(' ', '-')}"
-                        for variant, record, video in VARIANTS:
-                            timings, recording = await floor_steps(browser, sites.url(path), script,
-                                                                   workdir / variant.replace(" ", "-"),
-                                                                   record, video)
-                            figures[variant] += timings
-                            if recording is not None:
-                                probes.append(probe(recording))
+                        url = sites.url(path)
+                        figures["bare"] += await floor_steps(browser, url, script, None)
+                        figures["playwright video"] += await floor_steps(browser, url, script, None,
+                                                                         workdir / "video")
+                        recording = workdir / "screencast.webm"
+                        figures["screencast"] += await floor_steps(browser, url, script, recording)
+                        if recording.exists():
+                            probes.append(probe(recording))
             finally:
                 await browser.close()
     codecs = sorted({p["codec"] for p in probes})

@@ -163,13 +163,15 @@ async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str,
 
 
 async def floor_steps(browser: Browser, url: str, script: list[list[dict[str, Any]]],
-                      recording: Path | None) -> list[int]:
+                      recording: Path | None, playwright_video_dir: Path | None = None) -> list[int]:
     """The same page and actions with bare Playwright: snapshot, act, nothing else (but the recording
-    to `recording`, made like a run's, when given)."""
+    to `recording`, made like a run's, when given; or Playwright's own recorder into
+    `playwright_video_dir`, for comparison)."""
     timings: list[int] = []
     options = BrowserOptions()
     context = await browser.new_context(viewport={"width": options.viewport_width,
-                                                  "height": options.viewport_height})
+                                                  "height": options.viewport_height},
+                                        record_video_dir=playwright_video_dir)
     page = await context.new_page()
     stop = await record_like_a_run(context, page, recording) if recording else None
     try:

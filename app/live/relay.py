@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -57,17 +57,21 @@ async def serve_frames(websocket: WebSocket, bus: LiveBus, topic: str, state: St
         latest = await bus.latest_frame(topic)
         if latest is not None:
             newest.put(latest)
-        tasks = [asyncio.ensure_future(_send_frames(socket, newest)),
-                 asyncio.ensure_future(_send_status(socket, state, changed)),
-                 asyncio.ensure_future(_receive_commands(socket, command, changed))]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await _until_one_ends(_send_frames(socket, newest), _send_status(socket, state, changed),
+                              _receive_commands(socket, command, changed))
     with contextlib.suppress(Exception):
         await websocket.close()
+
+
+async def _until_one_ends(*work: Coroutine[Any, Any, None]) -> None:
+    """Run the coroutines together until one of them returns (or fails); cancel the others."""
+    tasks = [asyncio.ensure_future(each) for each in work]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _send_frames(socket: _Socket, newest: Newest) -> None:
@@ -124,14 +128,7 @@ async def serve_input(websocket: WebSocket, bus: LiveBus, topic: str,
     """Relay the holder's input events until they leave or no longer hold control (the socket was
     accepted); each event is validated against the viewport of the newest frame."""
     socket = _Socket(websocket)
-    tasks = [asyncio.ensure_future(_relay_input(socket, bus, topic)),
-             asyncio.ensure_future(_watch_hold(still_held))]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await _until_one_ends(_relay_input(socket, bus, topic), _watch_hold(still_held))
     with contextlib.suppress(Exception):
         await websocket.close(code=CLOSE_NOT_HELD, reason="control is not held by this viewer")
 
