@@ -18,10 +18,12 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-
-import av
+from typing import TYPE_CHECKING
 
 from workers.agent.screencast import Frame
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class WebmRecorder:
                 self._ended = isinstance(self._frames.get(), float)
 
     def _encode_frames(self) -> None:
+        import av  # here, on the encoder thread: a process that records nothing never loads libav
+
         assert self._started_at is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         decoder = av.CodecContext.create("mjpeg", "r")
