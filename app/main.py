@@ -47,6 +47,10 @@ from app.runs.lifecycle import RunStatus
 from app.runs.service import RunRejected, UnknownRun, schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
+from app.web import render as web_render
+from app.web import router as web_router
+from app.web import static_files
+from app.web.auth import FormRefused, SignInRequired
 from app.webhooks.delivery import ReplayRefused
 
 log = logging.getLogger("wayfarer.api")
@@ -153,6 +157,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(OrgLimitReached, _org_limit)
     for error in DOMAIN_ERRORS:
         app.add_exception_handler(error, _domain_error)
+    app.include_router(web_router)  # the viewer's pages under /
+    app.mount("/static", static_files(), name="static")
+    app.add_exception_handler(web_render.PageNotFound, web_render.not_found_page)
+    app.add_exception_handler(SignInRequired, web_render.sign_in_redirect)
+    app.add_exception_handler(FormRefused, web_render.form_refused_page)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -32,6 +32,7 @@ from app.profiles.service import keep_run_state, load_storage_state
 from app.runs import lifecycle
 from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import HELD, Lease, RunStatus
+from app.sessions import lifecycle as session_lifecycle
 from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
 from workers.agent.loop import drive
@@ -137,19 +138,25 @@ def _load_credential(ctx: WorkerContext, run: Run) -> CredentialValues | None:
         return load_run_credential(s, ctx.settings, run.organization_id, run.run_request)
 
 
-def _claim(ctx: WorkerContext, run_id: str) -> Run | None:
+def _claim(ctx: WorkerContext, run_id: str, browser_session_id: str | None) -> Run | None:
+    """Claim the run; in a browser session, show it as the session's runnable in the same transaction
+    (a client that sees the run `running` sees the session's runnable_id too)."""
     with session_scope(ctx.settings.database_url) as s:
         if not lifecycle.claim(s, run_id, ctx.worker_id):
             if lifecycle.expire_lost_runs(s, timedelta(seconds=ctx.settings.run_lease_seconds)):
                 log.info("expired lost runs while %s was redelivered", run_id)
             return None
-        return s.get(Run, run_id)
+        run = s.get(Run, run_id)
+        if run is not None and browser_session_id is not None:
+            session_lifecycle.set_runnable(s, browser_session_id, run)
+        return run
 
 
 async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSession | None = None) -> bool:
     """Run `run_id` if this worker can claim it (inside `browser_session`'s browser when given); returns
     whether it ran here."""
-    run = await claim_within_org_limit(ctx.settings, run_id, lambda: _claim(ctx, run_id))
+    run = await claim_within_org_limit(ctx.settings, run_id, lambda: _claim(
+        ctx, run_id, browser_session.id if browser_session else None))
     if run is None:
         log.info("run %s not claimed (already taken or ended)", run_id)
         return False

@@ -75,7 +75,6 @@ class HeldSession:
         Of the run's browser options only the download ones apply: the context already exists."""
         if self.closing or self.context.browser is None:
             raise RuntimeError(f"the browser session {self.id} ended before the run could use it")
-        await asyncio.to_thread(_set_runnable, self.settings, self.id, run.id)
         browser_run = BrowserRun(run.id, self.context.browser, self.context, workdir, self.settings,
                                  keep_context=True)
         browser_run.configure_downloads(options)

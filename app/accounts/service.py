@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.db.engine import read_session_scope
 from app.db.models import ApiKey, Organization, utcnow
@@ -102,15 +103,25 @@ def verify_api_key(database_url: str, key: str, cache_seconds: float) -> str | N
     return organization_id
 
 
-def organization_for_key(session: Session, raw_key: str) -> Organization | None:
+async def key_organization(database_url: str, key: str, cache_seconds: float) -> str | None:
+    """The organization id of an active key: from memory when verified within cache_seconds, else read
+    (in the thread pool) and remembered."""
+    return cached_key_organization(database_url, key) or await run_in_threadpool(
+        verify_api_key, database_url, key, cache_seconds)
+
+
+def active_api_key(session: Session, raw_key: str) -> ApiKey | None:
+    """The stored row of a key that is not revoked (its id and organization), else None."""
     key = normalize_api_key(raw_key)
     if not key:
         return None
-    return session.scalars(
-        select(Organization)
-        .join(ApiKey, ApiKey.organization_id == Organization.id)
-        .where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
-    ).first()
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key),
+                                                ApiKey.revoked_at.is_(None))).first()
+
+
+def organization_for_key(session: Session, raw_key: str) -> Organization | None:
+    row = active_api_key(session, raw_key)
+    return None if row is None else session.get(Organization, row.organization_id)
 
 
 def seed_api_key(session: Session, key: str) -> Organization:

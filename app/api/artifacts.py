@@ -1,16 +1,18 @@
-"""Artifact bytes: fetched with an x-api-key of the owning organization, or with a signed, expiring link."""
+"""Artifact bytes: fetched with an x-api-key of the owning organization, a signed, expiring link, or the
+viewer's session cookie (its pages link here, on their own origin)."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, caller_for
+from app.api.deps import INVALID_CREDENTIALS, SessionDep, SettingsDep, StoreDep, get_caller
 from app.artifacts.links import find_artifact
 from app.db.models import Artifact
 from app.platform.security import verify_artifact_link
+from app.web.auth import viewer_identity
 
 router = APIRouter(tags=["Artifacts"])
 
@@ -33,21 +35,33 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return (start, end) if start <= end else None
 
 
-@router.get("/v1/artifacts/{artifact_id}/content")
-def get_artifact_content(
-    artifact_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep,
+async def reader_organization(
+    artifact_id: str, request: Request, settings: SettingsDep,
     expires: Annotated[int | None, Query()] = None,
     signature: Annotated[str | None, Query()] = None,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
-) -> Response:
-    organization_id = None  # a valid signed link is enough
+) -> str | None:
+    """The organization whose artifacts the request may read; None for a valid signed link (it names
+    its artifact); 403 when the request carries no valid link, key or viewer session."""
     if expires is not None or signature is not None:
         if expires is None or not signature or not verify_artifact_link(
                 settings.resolved_secret_key(), artifact_id, expires, signature):
             raise HTTPException(status_code=403, detail=INVALID_LINK)
-    else:
-        organization_id = caller_for(session, x_api_key).organization_id
+        return None
+    if x_api_key is not None:
+        return (await get_caller(settings, x_api_key)).organization_id
+    viewer = await viewer_identity(request)
+    if viewer is None:
+        raise HTTPException(status_code=403, detail=INVALID_CREDENTIALS)
+    return viewer.organization_id
+
+
+@router.get("/v1/artifacts/{artifact_id}/content")
+def get_artifact_content(
+    artifact_id: str, session: SessionDep, store: StoreDep,
+    organization_id: Annotated[str | None, Depends(reader_organization)],
+    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
+) -> Response:
     artifact = find_artifact(session, artifact_id, organization_id)
     if artifact is None:
         raise HTTPException(status_code=404, detail=f"Artifact not found {artifact_id}")

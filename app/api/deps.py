@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.accounts.service import cached_key_organization, organization_for_key, verify_api_key
+from app.accounts.service import key_organization, organization_for_key
 from app.artifacts.links import ArtifactLinks
 from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
@@ -76,10 +75,8 @@ async def get_caller(settings: SettingsDep,
                      x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> Caller:
     """caller_for, with keys verified in the last WAYFARER_API_KEY_CACHE_SECONDS taken from memory."""
     key = normalize_api_key(x_api_key or "")
-    organization_id = cached_key_organization(settings.database_url, key) if key else None
-    if key and organization_id is None:
-        organization_id = await run_in_threadpool(verify_api_key, settings.database_url, key,
-                                                  settings.api_key_cache_seconds)
+    organization_id = await key_organization(settings.database_url, key, settings.api_key_cache_seconds) \
+        if key else None
     if organization_id is None:
         raise HTTPException(status_code=403, detail=INVALID_CREDENTIALS)
     return Caller(organization_id, key)

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, HTTPException
 
-from app.api.deps import CallerDep, SessionDep
+from app.accounts.service import active_api_key
+from app.api.deps import INVALID_CREDENTIALS, CallerDep, SessionDep
 from app.runs import control
 from app.schemas.run_control import PauseRunRequest, RunControlResponse
 
 router = APIRouter(tags=["Runs"])
+
+
+def _holder(session: SessionDep, caller: CallerDep) -> str:
+    """The caller's API key id: who holds control (never the key itself)."""
+    row = active_api_key(session, caller.api_key)
+    if row is None:  # revoked since the key cache vouched for it
+        raise HTTPException(status_code=403, detail=INVALID_CREDENTIALS)
+    return row.id
 
 
 def _response(run_id: str, state: control.Control) -> RunControlResponse:
@@ -22,13 +31,12 @@ def _response(run_id: str, state: control.Control) -> RunControlResponse:
 @router.post("/v1/runs/{run_id}/pause", response_model=RunControlResponse)
 def pause_run(run_id: str, session: SessionDep, caller: CallerDep,
               request: Annotated[PauseRunRequest | None, Body()] = None) -> RunControlResponse:
-    holder = control.key_id(session, caller.api_key) or ""
-    state = control.take_control(session, caller.organization_id, run_id, holder,
+    state = control.take_control(session, caller.organization_id, run_id, _holder(session, caller),
                                  request.reason if request else None)
     return _response(run_id, state)
 
 
 @router.post("/v1/runs/{run_id}/resume", response_model=RunControlResponse)
 def resume_run(run_id: str, session: SessionDep, caller: CallerDep) -> RunControlResponse:
-    holder = control.key_id(session, caller.api_key) or ""
-    return _response(run_id, control.give_back(session, caller.organization_id, run_id, holder))
+    return _response(run_id, control.give_back(session, caller.organization_id, run_id,
+                                               _holder(session, caller)))

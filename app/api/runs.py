@@ -9,11 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import SerializeAsAny
 
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
-from app.runs import service
+from app.runs import queries, service
 from app.runs.views import (
     artifact_response,
     list_item,
-    list_runs_page,
     read_run_response,
     run_artifacts,
     task_run_response,
@@ -61,7 +60,9 @@ def list_runs(
     run_type: Annotated[list[str] | None, Query()] = None,
     search_key: Annotated[str | None, Query(min_length=3)] = None,
 ) -> list[TaskRunListItem]:
-    runs = list_runs_page(session, caller.organization_id, page, page_size, status, run_type, search_key)
+    run_filter = queries.RunFilter(statuses=status or (), run_types=run_type or (), search=search_key)
+    runs = queries.list_runs(session, caller.organization_id, run_filter, (page - 1) * page_size,
+                             page_size)
     return [list_item(run) for run in runs]
 
 

@@ -1,5 +1,6 @@
 """Who may open a live socket: a short-lived signed token in the URL (`?token=`, from POST
-.../live_token), an `x-api-key` header (programs), or the viewer's session cookie (the pages).
+.../live_token), an `x-api-key` header (programs), or the viewer's session cookie (the pages, from
+this site only: app.web.auth.viewer_identity).
 
 A token names its topic ("run:<id>" or "session:<id>"), the organization and the API key id it was
 issued to, and when it expires (LIVE_TOKEN_SECONDS); it is an HMAC under a key derived from
@@ -14,15 +15,16 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from app.accounts.service import cached_key_organization, verify_api_key
+from app.accounts.service import active_api_key
 from app.db.engine import session_scope
 from app.platform.security import normalize_api_key, sign_hex
 from app.platform.settings import Settings
-from app.runs.control import key_id
+from app.web.auth import viewer_identity
 
 LIVE_TOKEN_SECONDS = 300
 
@@ -70,14 +72,18 @@ async def identify(connection: HTTPConnection, topic: str) -> LiveViewer | None:
     key = normalize_api_key(connection.headers.get("x-api-key") or "")
     if key:
         return await run_in_threadpool(_key_viewer, settings, key)
-    return None
+    if not _same_origin(connection):  # the cookie is SameSite=Strict; a foreign Origin is refused too
+        return None
+    viewer = await viewer_identity(connection)
+    return LiveViewer(viewer.organization_id, viewer.api_key_id) if viewer is not None else None
+
+
+def _same_origin(connection: HTTPConnection) -> bool:
+    origin = connection.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == connection.headers.get("host")
 
 
 def _key_viewer(settings: Settings, key: str) -> LiveViewer | None:
-    organization_id = cached_key_organization(settings.database_url, key) or verify_api_key(
-        settings.database_url, key, settings.api_key_cache_seconds)
-    if organization_id is None:
-        return None
     with session_scope(settings.database_url) as s:
-        found = key_id(s, key)
-    return LiveViewer(organization_id, found) if found else None
+        row = active_api_key(s, key)
+        return LiveViewer(row.organization_id, row.id) if row is not None else None

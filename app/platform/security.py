@@ -27,17 +27,20 @@ def normalize_api_key(raw: str) -> str:
     return key.strip("\"'")
 
 
-def _fernet(secret_key: str) -> Fernet:
-    digest = hashlib.sha256(b"wayfarer-encrypt:" + secret_key.encode()).digest()
+def _fernet(secret_key: str, purpose: str) -> Fernet:
+    digest = hashlib.sha256(f"wayfarer-{purpose}:".encode() + secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 
 
-def encrypt(secret_key: str, plaintext: str) -> str:
-    return _fernet(secret_key).encrypt(plaintext.encode()).decode()
+def encrypt(secret_key: str, plaintext: str, purpose: str = "encrypt") -> str:
+    """Fernet (encrypted and authenticated, timestamped) under a key derived for `purpose`, so a token
+    made for one use (a viewer's session cookie) is never accepted for another (a stored secret)."""
+    return _fernet(secret_key, purpose).encrypt(plaintext.encode()).decode()
 
 
-def decrypt(secret_key: str, token: str) -> str:
-    return _fernet(secret_key).decrypt(token.encode()).decode()
+def decrypt(secret_key: str, token: str, purpose: str = "encrypt", ttl_seconds: int | None = None) -> str:
+    """Raises cryptography.fernet.InvalidToken for a forged, foreign or (with ttl_seconds) expired token."""
+    return _fernet(secret_key, purpose).decrypt(token.encode(), ttl=ttl_seconds).decode()
 
 
 def sign_hex(key: str, message: bytes) -> str:

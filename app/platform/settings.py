@@ -23,12 +23,13 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: SQLite file in data_dir
     redis_url: str | None = None  # unset: in-process executor (embedded default)
     public_base_url: str = "http://127.0.0.1:8000"
-    app_url: str | None = None  # base of app_url links; None leaves app_url null
+    app_url: str | None = None  # base of a run's app_url link; None: public_base_url (this server's viewer)
 
     api_key: str | None = None  # optional key seeded at start-up
     api_key_cache_seconds: float = Field(default=5.0, ge=0)  # a revoked key works this long in a process
     secret_key: str | None = None  # signs artifact links, encrypts stored secrets; generated if unset
     production: bool = False  # refuse to start without secret_key
+    web_session_seconds: int = Field(default=43200, ge=60)  # a viewer's sign-in lasts this long
 
     artifact_store: Literal["local", "s3"] = "local"
     s3_bucket: str = "wayfarer-artifacts"

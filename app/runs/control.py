@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ApiKey, Run
-from app.platform.security import hash_api_key
+from app.db.models import Run
 from app.runs import lifecycle
 from app.runs.handover import CONTROL_GIVEN_BACK, CONTROL_TAKEN, MAX_REASON_CHARS, record
 from app.runs.lifecycle import ControlHeld, InvalidTransition, RunStatus
@@ -37,11 +35,6 @@ class Control:
 def control_of(run: Run) -> Control:
     return Control(run.status, run.status == RunStatus.paused, bool(run.pause_requested),
                    run.control_key_id, run.pause_reason)
-
-
-def key_id(session: Session, api_key: str) -> str | None:
-    """The id of an (already verified) API key: what the records name instead of the key."""
-    return session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_api_key(api_key)))
 
 
 def take_control(session: Session, organization_id: str, run_id: str, holder: str,

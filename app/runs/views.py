@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.artifacts.links import ArtifactLinks
@@ -28,6 +28,12 @@ from app.schemas.runs import (
 
 SCREENSHOT_COUNT = 3
 _FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")
+
+
+def run_page_url(settings: Settings, run_id: str) -> str:
+    """The run's page in the viewer (Skyvern's `app_url`): under WAYFARER_APP_URL when set, else under
+    the public base URL, where this server serves it."""
+    return f"{(settings.app_url or settings.public_base_url).rstrip('/')}/runs/{run_id}"
 
 
 def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = None) -> Sequence[Artifact]:
@@ -71,11 +77,6 @@ def screenshot_artifacts(artifacts: Sequence[Artifact]) -> list[Artifact]:
     return shots[:SCREENSHOT_COUNT]
 
 
-def run_page_url(settings: Settings, run_id: str) -> str | None:
-    """The run's page in the viewer (Skyvern's app_url), or None when no base URL is known."""
-    return f"{settings.app_url.rstrip('/')}/runs/{run_id}" if settings.app_url else None
-
-
 def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings: Settings,
                       artifacts: Sequence[Artifact] | None = None) -> TaskRunResponse:
     """The run as GET /v1/runs shows it; a `wr_` run comes back as the WorkflowRunResponse subclass."""
@@ -116,24 +117,6 @@ def workflow_run_response(session: Session, run: Run, links: ArtifactLinks,
     response = task_run_response(session, run, links, settings, artifacts=[])
     assert isinstance(response, WorkflowRunResponse)
     return response
-
-
-def list_runs_page(session: Session, organization_id: str, page: int, page_size: int,
-                   statuses: Sequence[str] | None = None, run_types: Sequence[str] | None = None,
-                   search_key: str | None = None) -> Sequence[Run]:
-    """GET /v1/runs: the organization's runs, newest first, filtered by status, run type and a search key
-    (matched in id, title, prompt and url)."""
-    query = select(Run).where(Run.organization_id == organization_id)
-    if statuses:
-        query = query.where(Run.status.in_(list(statuses)))
-    if run_types:
-        query = query.where(Run.run_type.in_(list(run_types)))
-    if search_key:
-        pattern = f"%{search_key}%"
-        query = query.where(or_(Run.id.ilike(pattern), Run.title.ilike(pattern), Run.prompt.ilike(pattern),
-                                Run.url.ilike(pattern)))
-    query = query.order_by(Run.created_at.desc(), Run.id.desc())
-    return session.scalars(query.offset((page - 1) * page_size).limit(page_size)).all()
 
 
 def list_item(run: Run) -> TaskRunListItem:

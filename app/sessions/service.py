@@ -79,6 +79,14 @@ def active_sessions(session: Session, organization_id: str) -> Sequence[BrowserS
         BrowserSession.status.in_([s.value for s in ACTIVE])).order_by(BrowserSession.created_at)).all()
 
 
+def recent_sessions(session: Session, organization_id: str, offset: int,
+                    limit: int) -> Sequence[BrowserSession]:
+    """The organization's sessions of every status, newest first, from `offset` on, at most `limit`."""
+    return session.scalars(select(BrowserSession).where(BrowserSession.organization_id == organization_id)
+                           .order_by(BrowserSession.created_at.desc(), BrowserSession.id.desc())
+                           .offset(offset).limit(limit)).all()
+
+
 def extend_session(session: Session, row: BrowserSession, minutes: int) -> None:
     if row.status not in ACTIVE:
         raise SessionRejected(f"Browser session {row.id} has ended (status {row.status}); it cannot be "

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.accounts.service import create_api_key, create_organization
+from app.accounts.service import active_api_key, create_api_key, create_organization
 from app.db.engine import session_scope
 from app.db.models import Run, RunEvent
 from tests.e2e.flows import FORM_PATH
@@ -57,10 +57,9 @@ def _events(stack: Stack, run_id: str) -> list[tuple[str, str | None, str | None
 
 def _key_id(stack: Stack) -> str:
     with session_scope(_database(stack)) as s:
-        from app.runs.control import key_id
-        found = key_id(s, stack.api_key)
-    assert found is not None
-    return found
+        row = active_api_key(s, stack.api_key)
+        assert row is not None
+        return row.id
 
 
 def test_a_paused_run_waits_for_its_holder_and_goes_on_when_given_back(

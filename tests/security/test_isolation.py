@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +22,26 @@ from tests.security.conftest import Tenants
 CREDENTIAL_BODY = {"name": "x", "credential_type": "password",
                    "credential": {"username": "u", "password": "p"}}
 PUBLIC_PATHS = {"/v1/version", "/api/v1/heartbeat", "/healthz", "/metrics", "/openapi.json", "/docs",
-                "/docs/oauth2-redirect", "/redoc"}
+                "/docs/oauth2-redirect", "/redoc", "/", "/signin", "/signout"}
+
+
+def _is_page(path: str) -> bool:
+    """The viewer's pages (app/web), reached with a session cookie instead of x-api-key."""
+    return not path.startswith(("/v1/", "/api/"))
+
+
+@contextmanager
+def _signed_in(base_url: str, key: str) -> Iterator[tuple[httpx.Client, str]]:
+    """A browser-like client signed in to the viewer with `key`, and its session's CSRF token."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        form = client.get("/signin")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token, form.text
+        assert client.post("/signin", data={"api_key": key, "csrf_token": token[1]}).status_code == 303
+        page = client.get("/runs")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and csrf, page.text
+        yield client, csrf[1]
 
 
 def _api_routes(routes: list[Any]) -> list[APIRoute]:
@@ -70,8 +91,8 @@ def test_every_route_hides_the_other_organizations_resources(tenants: Tenants) -
     a_ids = set(ids.values())
     checks: list[str] = []
     leaks: list[str] = []
-    with httpx.Client(base_url=tenants.stack.base_url, headers={"x-api-key": tenants.other_key},
-                      timeout=30) as other:
+    with _signed_in(tenants.stack.base_url, tenants.other_key) as (viewer, csrf), httpx.Client(
+            base_url=tenants.stack.base_url, headers={"x-api-key": tenants.other_key}, timeout=30) as other:
         for method, path in _routes():
             if path in PUBLIC_PATHS:
                 continue
@@ -80,7 +101,10 @@ def test_every_route_hides_the_other_organizations_resources(tenants: Tenants) -
             assert not missing, f"{method} {path}: no id of organization A for {missing}: add one"
             url = path.format(**ids)
             body = _body_for(path, ids)
-            if path == "/v1/upload_file" or path == "/api/v1/upload_file":
+            if _is_page(path):  # a form carries the session's CSRF token, so ownership decides
+                form = {"csrf_token": csrf} if method == "POST" else None
+                response = viewer.request(method, url, data=form)
+            elif path == "/v1/upload_file" or path == "/api/v1/upload_file":
                 response = other.post(url, files={"file": ("b.txt", b"B")})
             else:
                 response = other.request(method, url, json=body)
