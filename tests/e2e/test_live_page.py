@@ -51,12 +51,13 @@ def test_take_control_type_into_the_page_and_give_back(embedded: Stack, browser:
     run_id = embedded.create_run(prompt=f"Fill the guest book ({token})", url=sites.url(FORM_PATH))["run_id"]
     page = _signed_in_page(browser, embedded, f"/runs/{run_id}")
     live = page.locator("#live")
-    expect(live.locator("[data-live-frame]")).to_be_visible()
+    expect(live.locator("[data-live-frame]")).to_be_visible(timeout=60_000)  # once a worker started it
     first = _frame_src(page)
-    page.wait_for_function("src => document.querySelector('[data-live-frame]').src !== src", arg=first)
+    page.wait_for_function("src => document.querySelector('[data-live-frame]').src !== src", arg=first,
+                           timeout=60_000)
 
     live.get_by_role("button", name="Take control").click()
-    expect(live.locator("[data-live-state]")).to_contain_text("You hold control")
+    expect(live.locator("[data-live-state]")).to_contain_text("You hold control", timeout=60_000)
     screen = live.locator("[data-live-screen]")
     box = screen.bounding_box()
     assert box is not None
