@@ -32,7 +32,7 @@ from app.artifacts.uploads import UnknownFile
 from app.credentials.totp import CodeRejected
 from app.credentials.vault import InvalidCredential, UnknownCredential
 from app.db.engine import session_scope
-from app.db.migrate import upgrade
+from app.db.migrate import describe, prepare_for_serving
 from app.db.models import Run
 from app.dispatch import Dispatcher, QueueUnavailable, make_dispatcher
 from app.live.bus import make_live_bus
@@ -75,8 +75,8 @@ def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.resolved_secret_key()  # fails start-up in production mode without WAYFARER_SECRET_KEY
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)
+    prepare_for_serving(settings.database_url)
+    log.info("database %s", describe(settings.database_url))
     if settings.api_key:
         with session_scope(settings.database_url) as s:
             seed_api_key(s, settings.api_key)

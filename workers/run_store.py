@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.artifacts.store import ArtifactStore
 from app.artifacts.writer import Owner, new_artifact_id, save
-from app.credentials.vault import CredentialValues, current_totp
+from app.credentials.authenticator import current_code
+from app.credentials.vault import CredentialValues
 from app.db.engine import session_scope
 from app.db.models import Action, Run, Step, TotpCode, utcnow
 from app.platform.observability import bind_step, record_step
@@ -141,7 +142,7 @@ class DbRunStore:
     async def verification_code(self) -> str | None:
         """A code from the credential's authenticator secret, else a pushed one, else from totp_url."""
         if self._credential is not None and self._credential.totp_secret:
-            return current_totp(self._credential.totp_secret)
+            return current_code(self._credential.totp_secret)
         deadline = time.monotonic() + self._settings.totp_wait_seconds
         while True:
             code = await asyncio.to_thread(self._take_pushed_code)

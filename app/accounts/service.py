@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
@@ -11,11 +12,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.db.engine import read_session_scope
-from app.db.models import ApiKey, Organization, utcnow
+from app.db.models import ApiKey, DeploymentState, Organization, utcnow
 from app.platform.security import hash_api_key, new_api_key, normalize_api_key
 from app.runs import ids
 
 DEFAULT_ORGANIZATION = "default"
+SEEDED_API_KEY = "seeded_api_key_id"  # a DeploymentState row: the key WAYFARER_API_KEY made
+
+log = logging.getLogger("wayfarer.accounts")
 
 
 def create_organization(session: Session, name: str) -> Organization:
@@ -25,7 +29,8 @@ def create_organization(session: Session, name: str) -> Organization:
     return organization
 
 
-def _add_key(session: Session, organization_id: str, key: str) -> ApiKey:
+def add_api_key(session: Session, organization_id: str, key: str) -> ApiKey:
+    """Store a key the caller chose (WAYFARER_API_KEY, tests); `create_api_key` makes a new one."""
     row = ApiKey(id=ids.new_id(ids.API_KEY), organization_id=organization_id, key_hash=hash_api_key(key),
                  key_prefix=key[:12])
     session.add(row)
@@ -36,7 +41,7 @@ def _add_key(session: Session, organization_id: str, key: str) -> ApiKey:
 def create_api_key(session: Session, organization_id: str) -> str:
     """A new key for the organization; the only time the plain key exists is this return value."""
     key = new_api_key()
-    _add_key(session, organization_id, key)
+    add_api_key(session, organization_id, key)
     return key
 
 
@@ -47,10 +52,11 @@ def list_api_keys(session: Session, organization_id: str | None) -> Sequence[Api
     return session.scalars(query).all()
 
 
-def revoke_api_key(session: Session, key_id: str) -> bool:
-    """False when there is no such key; revoking twice keeps the first revocation time."""
+def revoke_api_key(session: Session, key_id: str, only_active: bool = False) -> bool:
+    """False when there is no such key (or, with only_active, it was revoked already); revoking twice
+    keeps the first revocation time."""
     row = session.get(ApiKey, key_id)
-    if row is None:
+    if row is None or (only_active and row.revoked_at is not None):
         return False
     if row.revoked_at is None:
         row.revoked_at = utcnow()
@@ -125,28 +131,33 @@ def organization_for_key(session: Session, raw_key: str) -> Organization | None:
 
 
 def seed_api_key(session: Session, key: str) -> Organization:
-    """Make `key` valid (idempotent): a key not yet stored joins the organization named "default".
-    Every `serve --workers` process seeds at start-up: the one that loses the race to insert the key
-    rolls its session back and returns the winner's organization."""
+    """Make `key` (WAYFARER_API_KEY) the deployment's seeded key: a key not yet stored joins the
+    organization named "default", and the key seeded before it, if it was another, is revoked — so a new
+    WAYFARER_API_KEY replaces the old one instead of adding to it. Every `serve --workers` process seeds at
+    start-up: one that loses a race to insert rolls back and reads the winner's work."""
     key = normalize_api_key(key)
-    existing = _seeded_organization(session, key)
-    if existing is not None:
-        return existing
-    organization = session.scalars(
-        select(Organization).where(Organization.name == DEFAULT_ORGANIZATION)
-        .order_by(Organization.created_at)
-    ).first() or create_organization(session, DEFAULT_ORGANIZATION)
-    try:
-        _add_key(session, organization.id, key)
-    except IntegrityError:
-        session.rollback()
-        winner = _seeded_organization(session, key)
-        if winner is None:
-            raise
-        return winner
-    return organization
+    for _ in range(3):
+        try:
+            return _seed(session, key)
+        except IntegrityError:
+            session.rollback()
+    return _seed(session, key)
 
 
-def _seeded_organization(session: Session, key: str) -> Organization | None:
-    existing = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))).first()
-    return None if existing is None else session.get(Organization, existing.organization_id)
+def _seed(session: Session, key: str) -> Organization:
+    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key))).first()
+    if row is None:
+        default = session.scalars(
+            select(Organization).where(Organization.name == DEFAULT_ORGANIZATION)
+            .order_by(Organization.created_at)
+        ).first() or create_organization(session, DEFAULT_ORGANIZATION)
+        row = add_api_key(session, default.id, key)
+    elif row.revoked_at is not None:
+        log.warning("WAYFARER_API_KEY is the API key %s, which was revoked: it stays revoked", row.id)
+    seeded = session.get(DeploymentState, SEEDED_API_KEY)
+    if seeded is None or seeded.value != row.id:
+        if seeded is not None and revoke_api_key(session, seeded.value, only_active=True):
+            log.warning("WAYFARER_API_KEY changed: the key it seeded before (%s) is revoked", seeded.value)
+        session.merge(DeploymentState(name=SEEDED_API_KEY, value=row.id))
+        session.flush()
+    return session.get_one(Organization, row.organization_id)

@@ -7,18 +7,16 @@ run passes through `CredentialValues.redact`, which puts the placeholders back.
 
 from __future__ import annotations
 
-import binascii
 import json
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyotp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.credentials.authenticator import InvalidTotpSecret, parse_totp_secret
 from app.db.models import Credential, utcnow
 from app.platform.security import decrypt, encrypt
 from app.platform.settings import Settings
@@ -31,7 +29,6 @@ from app.schemas.credentials import (
     SecretCredential,
 )
 
-TOTP_MIN_REMAINING_SECONDS = 5  # a code about to expire is not worth typing: use the next one
 PLACEHOLDER = re.compile(r"\{\{\s*credential\.(\w+)\s*\}\}")
 # What the planner may type, per credential type (the TOTP secret never: codes come via verification_code).
 TYPABLE_FIELDS = {
@@ -62,35 +59,12 @@ def credential_id_of(run_request: dict[str, Any] | None) -> str | None:
     return str(value) if value else None
 
 
-def totp_generator(secret: str) -> pyotp.TOTP:
-    """A base32 authenticator secret, or a whole otpauth:// URI as authenticator apps export it."""
-    cleaned = secret.strip()
-    if cleaned.lower().startswith("otpauth://"):
-        parsed = pyotp.parse_uri(cleaned)
-        if not isinstance(parsed, pyotp.TOTP):
-            raise InvalidCredential("credential.totp: only time-based (otpauth://totp/) secrets are "
-                                    "supported.")
-        return parsed
-    return pyotp.TOTP(cleaned.replace(" ", "").upper())
-
-
-def current_totp(secret: str, now: float | None = None) -> str:
-    generator = totp_generator(secret)
-    moment = time.time() if now is None else now
-    remaining = generator.interval - moment % generator.interval
-    if remaining < TOTP_MIN_REMAINING_SECONDS:
-        moment += generator.interval
-    return generator.at(moment)
-
-
 def _check_totp(secret: str) -> None:
     try:
-        current_totp(secret)
-    except (binascii.Error, ValueError) as exc:
-        if isinstance(exc, InvalidCredential):
-            raise
-        raise InvalidCredential("credential.totp must be a base32 authenticator secret or an otpauth:// "
-                                "URI.") from None
+        parse_totp_secret(secret)
+    except InvalidTotpSecret as exc:
+        raise InvalidCredential("credential.totp must be a base32 authenticator secret or an "
+                                f"otpauth://totp/ URI: {exc}.") from None
 
 
 def _public_part(credential: PasswordCredential | CreditCardCredential | SecretCredential) -> dict[str, Any]:

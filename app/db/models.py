@@ -29,6 +29,17 @@ class Organization(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+class DeploymentState(Base):
+    """Facts about the deployment as a whole, by name: the secret key's fingerprint, the key seeded from
+    WAYFARER_API_KEY. Columns named `*_encrypted` anywhere hold Fernet tokens made with the secret key
+    (`wayfarer secret rotate` finds them by that name)."""
+
+    __tablename__ = "deployment_state"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    modified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
 class ApiKey(Timestamped, Base):
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

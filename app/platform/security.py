@@ -8,7 +8,7 @@ import hmac
 import secrets
 import time
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 
 def new_api_key() -> str:
@@ -41,6 +41,17 @@ def encrypt(secret_key: str, plaintext: str, purpose: str = "encrypt") -> str:
 def decrypt(secret_key: str, token: str, purpose: str = "encrypt", ttl_seconds: int | None = None) -> str:
     """Raises cryptography.fernet.InvalidToken for a forged, foreign or (with ttl_seconds) expired token."""
     return _fernet(secret_key, purpose).decrypt(token.encode(), ttl=ttl_seconds).decode()
+
+
+def reencrypt(old_key: str, new_key: str, token: str, purpose: str = "encrypt") -> str:
+    """The token's plaintext encrypted with new_key (InvalidToken if neither key opens it)."""
+    keys = [_fernet(new_key, purpose), _fernet(old_key, purpose)]
+    return MultiFernet(keys).rotate(token.encode()).decode()
+
+
+def key_fingerprint(secret_key: str) -> str:
+    """Tells keys apart without revealing them (stored in the database, shown in messages)."""
+    return hashlib.sha256(b"wayfarer-key-fingerprint:" + secret_key.encode()).hexdigest()[:16]
 
 
 def sign_hex(key: str, message: bytes) -> str:

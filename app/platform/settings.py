@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.platform.url_policy import parse_policy
+
+_JSON_LIST = 'a JSON list of strings, e.g. ["--lang=de-DE"]'
 
 
 class Settings(BaseSettings):
@@ -51,7 +55,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = 3
 
     chromium_path: str | None = None  # default: chromium found on PATH
-    chromium_args: list[str] = []
+    chromium_args: Annotated[list[str], NoDecode] = []
     headless: bool = True
     record_video: bool = True  # a recording artifact per run; off saves an ffmpeg (~55 MiB) per run
     max_concurrent_runs: int = 4
@@ -87,6 +91,17 @@ class Settings(BaseSettings):
     session_cdp_host: str = "127.0.0.1"  # where a worker exposes its browser sessions' DevTools to the API
     artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
 
+    @field_validator("chromium_args", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        try:
+            parsed = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+            raise ValueError(f"allowed: {_JSON_LIST}")
+        return parsed
+
     @field_validator("url_policy")
     @classmethod
     def _url_policy(cls, value: str) -> str:
@@ -113,13 +128,23 @@ class Settings(BaseSettings):
                                "or set WAYFARER_CHROMIUM_PATH.")
         return path
 
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def secret_key_source(self) -> str:
+        """Where the secret key comes from, for messages (never the key itself)."""
+        if self.secret_key:
+            return "WAYFARER_SECRET_KEY"
+        return f"the key generated in {self.secret_key_file.resolve()} (WAYFARER_SECRET_KEY is unset)"
+
     def resolved_secret_key(self) -> str:
         """The configured secret, else one generated once and kept in the data dir (embedded use)."""
         if self.secret_key:
             return self.secret_key
         if self.production:
-            raise RuntimeError("WAYFARER_SECRET_KEY must be set when WAYFARER_PRODUCTION is true.")
-        key_file = self.data_dir / "secret.key"
+            raise InvalidSettings("WAYFARER_SECRET_KEY must be set when WAYFARER_PRODUCTION is true.")
+        key_file = self.secret_key_file
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -131,6 +156,30 @@ class Settings(BaseSettings):
         return key_file.read_text().strip()
 
 
+class InvalidSettings(Exception):
+    """A setting has a value it cannot take: one line per such setting, naming its variable, the value
+    (hidden for secrets) and what is allowed."""
+
+
+_SECRET_FIELDS = frozenset({"api_key", "secret_key", "llm_api_key", "s3_secret_access_key"})
+_ALLOWED = {"bool_parsing": "true or false (also 1/0, yes/no, on/off)", "int_parsing": "a whole number",
+            "float_parsing": "a number"}
+
+
+def _describe(error: ErrorDetails) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    name = field if field.startswith(("WAYFARER_", "OPENAI_")) else f"WAYFARER_{field.upper()}"
+    value = "***" if field in _SECRET_FIELDS else repr(error["input"])
+    if error["type"] == "value_error":  # our validators' messages say what is allowed
+        detail = str((error.get("ctx") or {}).get("error", error["msg"]))
+    else:
+        detail = "allowed: " + _ALLOWED.get(error["type"], error["msg"].removeprefix("Input should be "))
+    return f"{name}={value} is not valid; {detail}"
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettings("\n".join(_describe(error) for error in exc.errors())) from None

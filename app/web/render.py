@@ -22,9 +22,10 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 # Everything a page loads comes from this origin; artifacts too (/v1/artifacts/…/content).
 _HEADERS = {
+    # inline <style> is allowed (a partial may carry its own), inline script never
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-                               "object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+                               "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",

@@ -4,13 +4,17 @@ and from a pushed code; the secret values appear nowhere we store or answer (art
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pyotp
+import pytest
 from skyvern import Skyvern
+from skyvern.client.core.api_error import ApiError
 from skyvern.client.types import NonEmptyPasswordCredential
 
 from tests.fakes.fake_llm import FakeLLM
@@ -18,7 +22,13 @@ from tests.sites.server import SiteServer
 from tests.support.stack import Stack
 
 PASSWORD = "Tr0ub4dor-and-3-horses"
-TOTP_SECRET = pyotp.random_base32()
+# 80 bits written as most sites show it (16 characters in groups), in lower case as a user may type it.
+TOTP_KEY = base64.b32encode(secrets.token_bytes(10)).decode()
+TOTP_SECRET = " ".join(TOTP_KEY[i:i + 4] for i in range(0, 16, 4)).lower()
+
+
+class _Totp80(pyotp.TOTP):
+    min_secret_length_bits = 80  # the oracle; pyotp >= 2.12 refuses 80-bit secrets by default
 
 
 def call(name: str, role: str, label: str, **args: Any) -> dict[str, Any]:
@@ -78,15 +88,30 @@ def test_login_with_the_stored_authenticator_secret(embedded: Stack, fake_llm: F
         username=username, password=PASSWORD, totp=TOTP_SECRET))
     assert _submitted(sites, "password", username)["password"] == PASSWORD  # the real value was typed
     code = _submitted(sites, "code", username)["code"]
-    assert pyotp.TOTP(TOTP_SECRET).verify(code, valid_window=1)
+    assert _Totp80(TOTP_KEY).verify(code, valid_window=1)
 
     fetched = asyncio.run(_sdk(embedded).get_run(run["run_id"]))
     assert fetched.run_type == "workflow_run" and fetched.status == "completed"
-    _assert_secrets_nowhere(embedded, fake_llm, token, run["run_id"], [PASSWORD, TOTP_SECRET])
+    _assert_secrets_nowhere(embedded, fake_llm, token, run["run_id"], [PASSWORD, TOTP_SECRET, TOTP_KEY])
 
     asyncio.run(_sdk(embedded).delete_credential(credential_id))
     with embedded.client() as client:
         assert client.get(f"/v1/credentials/{credential_id}").status_code == 404
+
+
+def test_authenticator_secrets_of_80_bits_are_stored_and_shorter_ones_refused(embedded: Stack) -> None:
+    async def create(totp: str) -> str:
+        stored = await _sdk(embedded).create_credential(
+            name="2fa", credential_type="password",
+            credential=NonEmptyPasswordCredential(username="ada", password=PASSWORD, totp=totp))
+        return stored.credential_id
+
+    for common in ("JBSWY3DPEHPK3PXP", "jbsw y3dp ehpk 3pxp", "otpauth://totp/Site:ada?secret=JBSWY3DPEHPK3PXP"):
+        assert asyncio.run(create(common)).startswith("cred_")
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(create("JBSWY3DPEHPK"))  # 12 characters: 60 bits
+    assert refused.value.status_code == 400
+    assert "credential.totp" in str(refused.value.body) and "at least 80" in str(refused.value.body)
 
 
 def test_login_with_a_pushed_code(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:

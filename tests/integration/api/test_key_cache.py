@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from app.accounts.service import list_api_keys, seed_api_key
+from app.accounts.service import add_api_key, create_api_key, create_organization, list_api_keys
 from app.db.engine import session_scope
 from app.main import create_app
 from tests.integration.api.conftest import make_settings
@@ -39,9 +39,8 @@ def _status(client: TestClient, key: str) -> int:
 def test_key_revoked_by_another_process_stops_working_within_the_cache_time(
         cached_client: tuple[TestClient, str]) -> None:
     client, database_url = cached_client
-    key = "wf_test_revoked_elsewhere"
     with session_scope(database_url) as s:
-        seed_api_key(s, key)
+        key = create_api_key(s, create_organization(s, "revoked elsewhere").id)
         (key_id,) = [k.id for k in list_api_keys(s, None) if key.startswith(k.key_prefix)]
     assert _status(client, key) == 200  # verified, and now remembered
     env = {**os.environ, "WAYFARER_DATABASE_URL": database_url}
@@ -59,7 +58,7 @@ def test_an_unknown_key_is_not_remembered(cached_client: tuple[TestClient, str])
     key = "wf_test_created_after_a_403"
     assert _status(client, key) == 403
     with session_scope(database_url) as s:
-        seed_api_key(s, key)
+        add_api_key(s, create_organization(s, "after a 403").id, key)
     assert _status(client, key) == 200
 
 
@@ -67,9 +66,8 @@ def test_pooled_connections_the_server_closed_are_replaced(cached_client: tuple[
     client, database_url = cached_client
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL closes connections; SQLite has none to close")
-    key = "wf_test_after_backends_killed"
     with session_scope(database_url) as s:
-        seed_api_key(s, key)
+        key = create_api_key(s, create_organization(s, "backends killed").id)
     for _ in range(3):  # fill the pool with connections that were used
         assert _status(client, key) == 200
     database = database_url.rsplit("/", 1)[1]

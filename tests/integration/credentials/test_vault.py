@@ -1,23 +1,14 @@
-"""The vault's TOTP codes, placeholder substitution and redaction (pure functions, no server)."""
+"""The vault's placeholder substitution and redaction (pure functions, no server)."""
 
 from __future__ import annotations
 
 import pyotp
 import pytest
 
-from app.credentials.vault import CredentialValues, UnknownPlaceholder, current_totp
+from app.credentials.vault import CredentialValues, UnknownPlaceholder
 from workers.agent.page_state import PASSWORD_MASK, mask_passwords
 
 SECRET = pyotp.random_base32()
-
-
-def test_totp_uses_the_current_code_unless_it_expires_within_five_seconds() -> None:
-    generator = pyotp.TOTP(SECRET)
-    window_start = 1_700_000_010 - 1_700_000_010 % 30
-    assert current_totp(SECRET, now=window_start + 1) == generator.at(window_start)
-    assert current_totp(SECRET, now=window_start + 26) == generator.at(window_start + 30)
-    uri = generator.provisioning_uri(name="ada@example.com", issuer_name="Example")
-    assert current_totp(uri, now=window_start) == generator.at(window_start)
 
 
 def test_placeholders_are_revealed_for_typing_and_values_redacted_from_records() -> None:
