@@ -21,7 +21,9 @@ from app.api import (
     credentials,
     files,
     legacy,
+    live,
     metrics,
+    run_control,
     runs,
     system,
 )
@@ -33,6 +35,7 @@ from app.db.engine import session_scope
 from app.db.migrate import describe, prepare_for_serving
 from app.db.models import Run
 from app.dispatch import Dispatcher, QueueUnavailable, make_dispatcher
+from app.live.bus import make_live_bus
 from app.platform.limits.quotas import OrgLimitReached
 from app.platform.limits.request_body import RequestBodyLimit
 from app.platform.observability import configure_logging
@@ -40,6 +43,7 @@ from app.platform.proxies import ProxyLocationRejected
 from app.platform.settings import Settings, get_settings
 from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, UnknownProfile
 from app.runs import lifecycle
+from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
 from app.runs.service import RunRejected, UnknownRun, schedule_webhook
 from app.sessions.lifecycle import UnknownBrowserSession
@@ -84,12 +88,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if isinstance(app.state.store, S3Store):
         app.state.store.check_bucket()
     app.state.dispatcher = make_dispatcher(settings)
+    app.state.live = make_live_bus(settings)
     try:
         if settings.embedded:
             _recover_runs(settings, app.state.dispatcher)
         yield
     finally:  # after uvicorn let the requests in flight finish; embedded: runs get the shutdown grace
         await asyncio.to_thread(app.state.dispatcher.close)
+        await app.state.live.close()
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -127,7 +133,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     UnknownFile: 404,
     RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
     CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400,
-    SessionEnded: 409, ProfileNameTaken: 409,
+    SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409,
     QueueUnavailable: 503,
 }
 
@@ -144,8 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
-    for module in (runs, artifacts, credentials, files, legacy, system, metrics, browser_profiles,
-                   browser_sessions):
+    for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
+                   browser_profiles, browser_sessions):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

@@ -3,8 +3,9 @@
 Runs a fixed set of multi-step tasks on the test pages through the real step loop (drive(): capture,
 artifacts, planner request over HTTP, actions, settling, screenshots, the run's video recording) with the
 fake LLM answering instantly from scripts. Right after each task, in the same browser, the same pages and
-actions run in a bare Playwright loop that only snapshots and acts (the floor), once as is and once in a
-context that records video like a run's does (to tell the recorder's share from the harness's). Prints
+actions run in a bare Playwright loop that only snapshots and acts (the floor), once as is and once
+recording like a run does (the screencast encoded to WebM: to tell the recorder's share from the
+harness's). Prints
 per step, then medians with their spread and the ratios. Not a test: run it and read the figures.
 
     .venv/bin/python -m bench.step_overhead [--repeats N]
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/step_overhead.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.common import Spread, machine, ratio, token_encoding, verdict
 from tests.fakes.fake_llm import FakeLLM, start_fake_llm
@@ -33,12 +37,14 @@ from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
 from tests.support.browser import browser_settings
-from workers.agent.browser import BrowserPool
+from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, TaskSpec
 from workers.agent.loop import drive
 from workers.agent.planner import Planner
+from workers.agent.recording import WebmRecorder
+from workers.agent.screencast import Screencast
 
-RATIO_TARGET, MEDIAN_TARGET_MS, CALLS_TARGET = 1.5, 250, 1.05
+RATIO_TARGET, MEDIAN_TARGET_MS, CALLS_TARGET = 1.25, 250, 1.05  # ratio: with recording on
 
 
 def _call(name: str, role: str = "", label: str = "", **args: Any) -> dict[str, Any]:
@@ -108,7 +114,7 @@ async def measure(sites: SiteServer, data_dir: Path, repeats: int, encoding: Any
         settings = browser_settings(data_dir).model_copy(update={
             "llm_base_url": fake.base_url, "llm_api_key": "bench", "llm_model": "fake-model"})
         pool = BrowserPool(settings)
-        await pool.start()  # sets PLAYWRIGHT_BROWSERS_PATH to where the video recorder's ffmpeg is linked
+        await pool.start()
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
                                                        args=settings.chromium_args)
@@ -120,7 +126,7 @@ async def measure(sites: SiteServer, data_dir: Path, repeats: int, encoding: Any
                                                            name, script, encoding)
                         figures.floor_ms += await floor_steps(browser, sites.url(path), script, None)
                         figures.floor_video_ms += await floor_steps(browser, sites.url(path), script,
-                                                                    workdir / "floor-video")
+                                                                    workdir / "floor-video.webm")
             finally:
                 await browser.close()
                 await pool.stop()
@@ -128,7 +134,10 @@ async def measure(sites: SiteServer, data_dir: Path, repeats: int, encoding: Any
 
 
 async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str, workdir: Path, name: str,
-                      script: list[list[dict[str, Any]]], encoding: Any) -> list[StepFigures]:
+                      script: list[list[dict[str, Any]]], encoding: Any,
+                      watch: Callable[[BrowserRun], AbstractAsyncContextManager[None]] | None = None,
+                      ) -> list[StepFigures]:
+    """One task through drive(); `watch` wraps the run (e.g. live viewers looking at it)."""
     token = workdir.name
     fake.script(token, script)
     task = TaskSpec(f"tsk_{token}", f"Bench task {token}.", url, len(script) + 1)
@@ -136,7 +145,8 @@ async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str,
     run = await pool.open_run(task.run_id, BrowserOptions(), workdir)
     planner = Planner(settings, task)
     try:
-        outcome = await drive(task, run, planner, store)
+        async with watch(run) if watch else contextlib.nullcontext():
+            outcome = await drive(task, run, planner, store)
     finally:
         await planner.aclose()
         await run.close()
@@ -153,25 +163,48 @@ async def agent_steps(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str,
 
 
 async def floor_steps(browser: Browser, url: str, script: list[list[dict[str, Any]]],
-                      video_dir: Path | None) -> list[int]:
-    """The same page and actions with bare Playwright: snapshot, act, nothing else."""
+                      recording: Path | None, playwright_video_dir: Path | None = None) -> list[int]:
+    """The same page and actions with bare Playwright: snapshot, act, nothing else (but the recording
+    to `recording`, made like a run's, when given; or Playwright's own recorder into
+    `playwright_video_dir`, for comparison)."""
     timings: list[int] = []
-    context = await browser.new_context(record_video_dir=video_dir)
+    options = BrowserOptions()
+    context = await browser.new_context(viewport={"width": options.viewport_width,
+                                                  "height": options.viewport_height},
+                                        record_video_dir=playwright_video_dir)
+    page = await context.new_page()
+    stop = await record_like_a_run(context, page, recording) if recording else None
     try:
-        page = await context.new_page()
         await page.goto(url)
         for step in script:
             started = time.monotonic()
             snapshot = await page.aria_snapshot(mode="ai")
             for call in step:
-                await _floor_act(page, snapshot, call)
+                await floor_act(page, snapshot, call)
             timings.append(int((time.monotonic() - started) * 1000))
     finally:
+        if stop is not None:
+            await stop()
         await context.close()
     return timings
 
 
-async def _floor_act(page: Any, snapshot: str, call: dict[str, Any]) -> None:
+async def record_like_a_run(context: BrowserContext, page: Page,
+                            path: Path) -> Callable[[], Awaitable[Path | None]]:
+    """Record `page` as a run does (BrowserRun.record); returns the coroutine that stops and finishes it."""
+    options = BrowserOptions()
+    screencast = Screencast(context, options.viewport_width, options.viewport_height)
+    recorder = WebmRecorder(path, options.viewport_width, options.viewport_height)
+    screencast.add_sink(recorder.add)
+    await screencast.follow(page)
+
+    async def stop() -> Path | None:
+        await screencast.stop()
+        return await recorder.close()
+    return stop
+
+
+async def floor_act(page: Any, snapshot: str, call: dict[str, Any]) -> None:
     args = call["args"]
     if "ref" not in args:
         return
@@ -208,7 +241,7 @@ def main() -> None:
     print(f"harness time per step (LLM wait excluded): {harness.show()} ms; target median ≤ "
           f"{MEDIAN_TARGET_MS} ms: {verdict(harness.median <= MEDIAN_TARGET_MS)}")
     print(f"floor (bare Playwright: snapshot + act): {floor.show()} ms")
-    print(f"floor in a context recording video like a run's: {floor_video.show()} ms")
+    print(f"floor recording like a run (screencast to WebM): {floor_video.show()} ms")
     print(f"harness / floor: {ratio(harness.median, floor.median)} — target ≤ {RATIO_TARGET}x: "
           f"{verdict(harness.median <= RATIO_TARGET * floor.median)}; harness / floor with video: "
           f"{ratio(harness.median, floor_video.median)}")

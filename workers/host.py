@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import Run
+from app.live.bus import make_live_bus
 from app.platform.settings import Settings
 from app.webhooks import delivery as webhooks
 from workers.agent.browser import BrowserPool
@@ -45,14 +46,14 @@ class RunHost:
         self._pool_started: asyncio.Future[None] | None = None
         self._ctx = WorkerContext(settings, self._pool, make_store(settings),
                                   f"{socket.gethostname()}:{os.getpid()}", self._on_final,
-                                  requeue=requeue or leave_queued)
+                                  requeue=requeue or leave_queued, live=make_live_bus(settings))
         self._stopping = threading.Event()
         self._in_flight: dict[str, concurrent.futures.Future[bool]] = {}
         self._lock = threading.Lock()
         self._forward = forward or (lambda run_id, queue: None)  # embedded: every session is held here
         to_self = (lambda run_id: self._forward(run_id, worker_queue)) if worker_queue else self.submit
         self._sessions = SessionHost(settings, self._pool, self._ctx.artifacts, self._ctx.worker_id,
-                                     worker_queue, to_self, self._on_final)
+                                     worker_queue, to_self, self._on_final, self._ctx.live)
 
     def submit(self, run_id: str) -> concurrent.futures.Future[bool]:
         """Schedule a run (once, however often it is submitted); returns a future of execute_run."""

@@ -23,6 +23,7 @@ from app.artifacts.uploads import find_uploads
 from app.credentials.vault import CredentialValues, load_run_credential
 from app.db.engine import retry_transient, session_scope
 from app.db.models import Run
+from app.live.bus import LOCAL_BUS, LiveBus
 from app.platform.limits.quotas import claim_within_org_limit, over_token_cap
 from app.platform.observability import BROWSER_CONTEXTS, bind_run
 from app.platform.proxies import ProxyLocationRejected, proxy_browser_options
@@ -31,12 +32,14 @@ from app.platform.settings import Settings
 from app.profiles.service import keep_run_state, load_storage_state
 from app.runs import lifecycle
 from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, WORKFLOW_RUN_TYPE
-from app.runs.lifecycle import RunStatus
+from app.runs.lifecycle import HELD, Lease, RunStatus
 from app.sessions import lifecycle as session_lifecycle
 from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
 from workers.agent.loop import drive
 from workers.agent.planner import Planner
+from workers.control import PauseVerdict, RunSteering
+from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
 from workers.sessions import HeldSession
 
@@ -60,6 +63,7 @@ class WorkerContext:
     # set when this process shuts down: the runs it still holds are stopped and handed back
     hand_back: threading.Event = field(default_factory=threading.Event)
     requeue: Callable[[str], None] = leave_queued  # sends a run this worker gave back to the queue again
+    live: LiveBus = LOCAL_BUS  # where live frames go and a holder's input comes from
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,16 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
         browser.upload_files = {file.file_id: path for file, path in inputs.files}
-        outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store), store)
+        steering = RunSteering(ctx.settings, run_id, ctx.worker_id)
+        if browser.screencast is None:  # a run in a session or on the user's browser: for the live view
+            browser.start_screencast(task.browser.viewport_width, task.browser.viewport_height, None)
+        live = LivePublisher(ctx.live, f"run:{run_id}", browser, lambda: steering.paused, steering.touch)
+        live.start()
+        try:
+            outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store, steering), store,
+                                       steering)
+        finally:
+            await live.stop()
         handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
@@ -210,21 +223,29 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
     return True
 
 
-async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore) -> RunOutcome:
-    """Await the agent while renewing the lease; stop it on cancel, at the deadline, or to hand it back."""
+async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore,
+                     steering: RunSteering) -> RunOutcome:
+    """Await the agent while renewing the lease; stop it on cancel, at the deadline, or to hand it back.
+    Paused time does not count against the deadline, up to WAYFARER_MAX_PAUSE_SECONDS."""
     agent = asyncio.ensure_future(work)
     deadline = time.monotonic() + ctx.settings.run_deadline_seconds
     while True:
         done, _ = await asyncio.wait({agent}, timeout=HEARTBEAT_SECONDS)
         if done:
             return agent.result()
-        state = await asyncio.to_thread(_heartbeat, ctx, run_id)
+        lease = await asyncio.to_thread(_heartbeat, ctx, run_id)
+        verdict = steering.observe(lease) if lease is not None else PauseVerdict()
+        if verdict.idle:
+            await steering.end_idle_takeover()
+        paused_allowance = min(steering.paused_seconds(), ctx.settings.max_pause_seconds)
         stop: RunOutcome | None = None
-        if state is None or state[0] != RunStatus.running or state[1]:
+        if lease is None or lease.status not in HELD or lease.cancel_requested:
             stop = RunOutcome("canceled")
         elif ctx.hand_back.is_set():
             stop = HAND_BACK
-        elif time.monotonic() >= deadline:
+        elif verdict.terminate is not None:
+            stop = RunOutcome("terminated", failure_reason=verdict.terminate)
+        elif time.monotonic() >= deadline + paused_allowance:
             stop = RunOutcome("timed_out", failure_reason=(
                 f"The run hit its wall-clock deadline of {ctx.settings.run_deadline_seconds} s "
                 f"(WAYFARER_RUN_DEADLINE_SECONDS) after {store.steps_started} step(s)"
@@ -241,7 +262,7 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
 
 
 @retry_transient
-def _heartbeat(ctx: WorkerContext, run_id: str) -> tuple[str, bool] | None:
+def _heartbeat(ctx: WorkerContext, run_id: str) -> Lease | None:
     with session_scope(ctx.settings.database_url) as s:
         return lifecycle.heartbeat(s, run_id, ctx.worker_id)
 

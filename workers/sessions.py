@@ -27,6 +27,7 @@ from app.artifacts.store import ArtifactStore
 from app.artifacts.writer import Owner, save
 from app.db.engine import session_scope
 from app.db.models import BrowserSession, Run, utcnow
+from app.live.bus import LOCAL_BUS, LiveBus
 from app.platform.proxies import proxy_browser_options
 from app.platform.settings import Settings
 from app.platform.url_policy import parse_policy
@@ -37,7 +38,9 @@ from app.sessions import lifecycle
 from app.sessions.lifecycle import SessionStatus
 from workers.agent.browser import BrowserPool, BrowserRun, context_options, prepare_context
 from workers.agent.contract import BrowserOptions
+from workers.agent.screencast import Screencast
 from workers.chromium_args import launch_args
+from workers.live import LivePublisher
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class HeldSession:
     videos: list[Video] = field(default_factory=list)
     watchdog: asyncio.Future[None] | None = None
     exposed: asyncio.Server | None = None  # the DevTools port on WAYFARER_SESSION_CDP_HOST, if not local
+    screen: SessionScreen | None = None
+    live: LivePublisher | None = None
 
     def track_video(self, page: Page) -> None:
         if page.video is not None:
@@ -80,13 +85,44 @@ class HeldSession:
         await asyncio.to_thread(_set_runnable, self.settings, self.id, None)
 
 
+class SessionScreen:
+    """What a session's live view shows: its newest open tab (a run in the session has a view of its own,
+    following the tab the agent works in)."""
+
+    def __init__(self, context: BrowserContext, width: int, height: int) -> None:
+        self.screencast = Screencast(context, width, height)
+        self.pages: list[Page] = []
+        self._following: asyncio.Future[None] | None = None
+        context.on("page", self._opened)
+        for page in context.pages:
+            self._opened(page)
+
+    @property
+    def active_page(self) -> Page:
+        return self.pages[-1]
+
+    def _opened(self, page: Page) -> None:
+        self.pages.append(page)
+        page.on("close", self._closed)
+        self._follow()
+
+    def _closed(self, page: Page) -> None:
+        if page in self.pages and len(self.pages) > 1:
+            self.pages.remove(page)
+            self._follow()
+
+    def _follow(self) -> None:
+        self._following = asyncio.ensure_future(self.screencast.follow(self.active_page))
+
+
 class SessionHost:
     """Opens, watches and ends the browser sessions of one RunHost, on its event loop."""
 
     def __init__(self, settings: Settings, pool: BrowserPool, artifacts: ArtifactStore, worker_id: str,
                  worker_queue: str | None, dispatch_waiting: Callable[[str], object],
-                 on_final: Callable[[str], None]) -> None:
+                 on_final: Callable[[str], None], live: LiveBus = LOCAL_BUS) -> None:
         self._settings = settings
+        self._live = live
         self._pool = pool
         self._artifacts = artifacts
         self._worker_id = worker_id
@@ -154,6 +190,10 @@ class SessionHost:
             cdp_url, held.exposed = await _expose(await _devtools_url(user_data_dir / "profile"),
                                                   self._settings.session_cdp_host)
             page = context.pages[0] if context.pages else await context.new_page()
+            viewport = BrowserOptions()
+            held.screen = SessionScreen(context, viewport.viewport_width, viewport.viewport_height)
+            held.live = LivePublisher(self._live, f"session:{session_id}", held.screen)
+            held.live.start()
             if row.url:
                 with contextlib.suppress(Exception):  # a start page that fails to load leaves the tab open
                     await page.goto(row.url)
@@ -219,6 +259,11 @@ class SessionHost:
             await self._save_profile(held)
         if held.exposed is not None:
             held.exposed.close()
+        if held.live is not None:
+            await held.live.stop()
+        if held.screen is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(held.screen.screencast.stop(), 10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(held.context.close(), 30)
         if store_media:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,6 +81,12 @@ class Run(Timestamped, Base):
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
 
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # control (app/runs/control.py): a pause asked for takes effect at the agent's next step boundary
+    pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause_reason: Mapped[str | None] = mapped_column(Text)  # shown while paused: ask_human's reason
+    control_key_id: Mapped[str | None] = mapped_column(String(64))  # the API key id holding control
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime)
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # all pauses ended so far
     worker_id: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -91,6 +97,18 @@ class Run(Timestamped, Base):
         Index("ix_runs_org_created", "organization_id", "created_at"),
         Index("ix_runs_status", "status"),
     )
+
+
+class RunEvent(Timestamped, Base):
+    """Who steered a run and when: control taken and given back, a pause for a person. `key_id` is the
+    API key's id (never the key); None when the run itself did it (ask_human, an idle takeover ending)."""
+
+    __tablename__ = "run_events"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class Step(Timestamped, Base):

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429
     org_max_running_runs: int | None = None  # per organization; further runs wait queued
     run_max_tokens: int | None = None  # LLM tokens (prompt + completion) one run may use; then timed_out
+    takeover_idle_seconds: int = 300  # a person holding a run's control with no input this long gives it back
+    max_pause_seconds: int = 1800  # paused time not counted against the deadline; ask_human waits this long
+    pause_notice_url: str | None = None  # gets a signed notice whenever a run pauses for a person
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] | None = None  # default: json when production, else text

@@ -25,7 +25,7 @@ from app.platform.settings import Settings
 from app.platform.url_policy import UrlDenied, parse_policy, resolve_allowed
 from app.runs import ids
 from app.runs.lifecycle import FINAL
-from app.webhooks.payload import build_payload
+from app.webhooks.payload import build_payload, pause_notice
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +175,27 @@ def replay(settings: Settings, run_id: str, webhook_url: str | None,
             "target_webhook_url": target, "payload": body.decode(), "headers": headers,
             "status_code": result.status_code, "latency_ms": result.latency_ms,
             "response_body": result.response_body, "error": result.error}
+
+
+PAUSE_NOTICE_ATTEMPTS = 3
+
+
+def notify_paused(settings: Settings, run_id: str, reason: str) -> None:
+    """Tell WAYFARER_PAUSE_NOTICE_URL that a run waits for a person: run id, reason, page link, signed
+    like the run's webhook (x-skyvern-signature with the key the run was created with). A few quick
+    retries; the run's own webhook_url is for the final result only."""
+    url = settings.pause_notice_url
+    if not url:
+        return
+    with session_scope(settings.database_url) as s:
+        run = s.get(Run, run_id)
+        if run is None or not run.webhook_key_encrypted:
+            return
+        key = decrypt(settings.resolved_secret_key(), run.webhook_key_encrypted)
+        body = pause_notice(settings, run, reason)
+    retrying = Retrying(stop=stop_after_attempt(PAUSE_NOTICE_ATTEMPTS), wait=wait_exponential(max=10),
+                        retry=retry_if_result(lambda r: not r.delivered and r.retryable),
+                        retry_error_callback=_last_result)
+    result: AttemptResult = retrying(lambda: _post(settings, url, body, _headers(key, body)))
+    if not result.delivered:
+        log.warning("pause notice for run %s to %s failed: %s", run_id, url, result.error)

@@ -1,5 +1,5 @@
 """The webhook body of a final run: GET /v1/runs/{id}'s fields merged with Skyvern's legacy task fields
-(the legacy GET /api/v1/tasks/{id} answers the same fields)."""
+(the legacy GET /api/v1/tasks/{id} answers the same fields), and the notice that a run waits for a person."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from app.artifacts.links import ArtifactLinks
 from app.db.models import Run
 from app.platform.settings import Settings
-from app.runs.views import run_artifacts, task_run_response
+from app.runs.views import run_artifacts, run_page_url, task_run_response
 
 
 def _compact(data: dict[str, Any]) -> bytes:
@@ -41,3 +41,10 @@ def build_payload(settings: Settings, run: Run, session: Any, links: ArtifactLin
         "organization_id": run.organization_id,
     }
     return _compact({**legacy, **response})
+
+
+def pause_notice(settings: Settings, run: Run, reason: str) -> bytes:
+    """What WAYFARER_PAUSE_NOTICE_URL is told when a run waits for a person."""
+    return _compact({"event": "run.waiting_for_person", "run_id": run.id,
+                     "organization_id": run.organization_id, "status": run.status, "reason": reason,
+                     "app_url": run_page_url(settings, run.id)})

@@ -16,6 +16,9 @@ A request is served by the script whose key occurs in its messages (the longest 
   {"status": 500}         an HTTP error (with a short retry-after-ms so client retries are quick)
   {"delay": 5, "then": step}   answer `then` (default: terminate) after sleeping, to trip client timeouts
   {"content": "text"}     a plain text answer without tool calls
+An args value {"match": "<regex>"} (anywhere in the args) becomes the regex's first group found in the
+snapshot the request carries (None if absent): a scripted answer that reads the page, e.g. what a person
+typed into a field while they held control.
 When a script runs out (or no key matches) the answer is terminate(reason="script exhausted").
 
 The same scripting works over HTTP for other processes: POST /fake/scripts {"key", "steps"}, GET
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import socket
 import threading
 import time
@@ -110,12 +114,23 @@ class FakeLLM:
         if "arguments" in call:
             arguments = str(call["arguments"])
         else:
-            args = dict(call.get("args") or {})
+            args = _matched(dict(call.get("args") or {}), snapshot)
             if isinstance(args.get("ref"), dict):
                 args["ref"] = _resolve(snapshot, args["ref"])
             arguments = json.dumps(args)
         return {"id": f"call_{next(self._ids)}", "type": "function",
                 "function": {"name": call["name"], "arguments": arguments}}
+
+
+def _matched(value: Any, snapshot: str) -> Any:
+    if isinstance(value, dict) and set(value) == {"match"}:
+        found = re.search(str(value["match"]), snapshot)
+        return found.group(1) if found else None
+    if isinstance(value, dict):
+        return {key: _matched(item, snapshot) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_matched(item, snapshot) for item in value]
+    return value
 
 
 def _resolve(snapshot: str, ref: dict[str, str]) -> str:

@@ -69,7 +69,7 @@ def test_cancel_ends_a_queued_run_and_flags_a_running_one(db: str) -> None:
         lifecycle.claim(s, running, "w1")
         assert lifecycle.request_cancel(s, queued) == RunStatus.canceled
         assert lifecycle.request_cancel(s, running) == RunStatus.running
-        assert lifecycle.heartbeat(s, running, "w1") == ("running", True)
+        assert lifecycle.heartbeat(s, running, "w1") == lifecycle.Lease("running", True)
         assert _status(s, queued) == "canceled"
         with pytest.raises(LookupError):
             lifecycle.request_cancel(s, "tsk_missing")
@@ -100,7 +100,8 @@ def test_only_the_holding_worker_hands_a_run_back_to_the_queue(db: str) -> None:
         assert lifecycle.hand_back(s, run_id, "w1")
         assert _status(s, run_id) == "queued" and _status(s, canceled) == "running"
         assert not lifecycle.hand_back(s, run_id, "w1")  # queued now: nothing to hand back
-        assert lifecycle.heartbeat(s, run_id, "w1") == ("queued", False)  # w1's runner sees it is gone
+        # w1's runner sees it is gone
+        assert lifecycle.heartbeat(s, run_id, "w1") == lifecycle.Lease("queued", False)
         assert lifecycle.claim(s, run_id, "w2")
         assert lifecycle.finish(s, run_id, RunStatus.completed)
         assert not lifecycle.hand_back(s, run_id, "w2")
@@ -111,3 +112,49 @@ def test_ids_are_prefixed_unique_and_time_sortable() -> None:
     assert len(set(made)) == len(made)
     numbers = [int(i.split("_", 1)[1]) for i in made]
     assert numbers == sorted(numbers) and all(0 < n < 2**63 for n in numbers)
+
+
+def test_a_pause_takes_effect_only_when_the_worker_reaches_a_step_boundary(db: str) -> None:
+    run_id = _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, run_id, "w1")
+        started = s.get(Run, run_id).started_at  # type: ignore[union-attr]
+        assert not lifecycle.pause(s, run_id, "w1")  # nobody asked
+        lifecycle.request_pause(s, run_id, "key_1", "checking")
+        with pytest.raises(lifecycle.ControlHeld):
+            lifecycle.request_pause(s, run_id, "key_2", None)  # one holder at a time
+        assert _status(s, run_id) == "running"
+        assert not lifecycle.pause(s, run_id, "w2")  # only the run's worker pauses it
+        assert lifecycle.pause(s, run_id, "w1")
+        lease = lifecycle.heartbeat(s, run_id, "w1")
+        assert lease == lifecycle.Lease("paused", False, True, "checking", "key_1")
+        with pytest.raises(lifecycle.ControlHeld):
+            lifecycle.resume(s, run_id, "key_2")
+        s.execute(update(Run).where(Run.id == run_id).values(paused_at=utcnow() - timedelta(seconds=30)))
+        assert lifecycle.resume(s, run_id, "key_1")
+        run = s.get(Run, run_id)
+        assert run is not None
+        s.refresh(run)
+        assert (run.status, run.started_at, run.control_key_id, run.pause_requested) == (
+            "running", started, None, False)
+        assert run.paused_seconds >= 30
+        assert not lifecycle.resume(s, run_id, "key_1")  # nothing left to resume
+
+
+def test_a_pause_not_reached_yet_can_be_withdrawn_and_a_paused_run_can_still_end(db: str) -> None:
+    withdrawn, canceled, lost = _new_run(db), _new_run(db), _new_run(db)
+    with session_scope(db) as s:
+        for run_id in (withdrawn, canceled, lost):
+            lifecycle.claim(s, run_id, "w1")
+            lifecycle.request_pause(s, run_id, None, "solve the CAPTCHA")
+        assert lifecycle.resume(s, withdrawn)
+        assert not lifecycle.pause(s, withdrawn, "w1")  # the boundary finds nothing to do
+        assert lifecycle.pause(s, canceled, "w1") and lifecycle.pause(s, lost, "w1")
+        assert lifecycle.request_cancel(s, canceled) == RunStatus.running  # flagged for its runner
+        assert lifecycle.finish(s, canceled, RunStatus.canceled)
+        assert lifecycle.finish(s, withdrawn, RunStatus.completed)
+        s.execute(update(Run).where(Run.id == lost).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        assert lifecycle.expire_lost_runs(s, timedelta(minutes=2)) == [lost]
+        assert _status(s, canceled) == "canceled" and _status(s, lost) == "failed"
+        with pytest.raises(InvalidTransition):
+            lifecycle.request_pause(s, canceled, "key_1", None)

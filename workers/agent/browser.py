@@ -35,6 +35,8 @@ from app.artifacts.names import safe_filename
 from app.platform.settings import Settings
 from app.platform.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
 from workers.agent.contract import BrowserOptions
+from workers.agent.recording import WebmRecorder
+from workers.agent.screencast import Screencast
 from workers.chromium_args import launch_args
 
 log = logging.getLogger(__name__)
@@ -135,13 +137,15 @@ class BrowserPool:
                             workdir: Path) -> BrowserRun:
         policy = parse_policy(self._settings.url_policy)
         context = await browser.new_context(
-            **context_options(self._settings, policy, options, workdir / "video"),
+            **context_options(self._settings, policy, options, None),  # recorded by start_screencast
             user_agent=options.user_agent,
             extra_http_headers=options.extra_http_headers,
             storage_state=options.storage_state,  # type: ignore[arg-type]
         )
         run = BrowserRun(run_id, browser, context, workdir, self._settings)
         run.configure_downloads(options)
+        run.start_screencast(options.viewport_width, options.viewport_height,
+                             run.workdir / "recording.webm" if self._settings.record_video else None)
         try:
             await prepare_context(context, self._settings, policy, run.log_console)
             await context.new_page()  # tracked through the context's "page" event
@@ -165,15 +169,16 @@ class BrowserPool:
 
 
 def context_options(settings: Settings, policy: UrlPolicy, options: BrowserOptions,
-                    video_dir: Path) -> dict[str, Any]:
+                    video_dir: Path | None) -> dict[str, Any]:
     """What every context we create shares, a run's or a browser session's (keyword arguments of
-    new_context and launch_persistent_context)."""
+    new_context and launch_persistent_context). With `video_dir` (a browser session's tabs), Playwright's
+    recorder records each tab; a run records through its screencast instead (start_screencast)."""
     return {
         "viewport": {"width": options.viewport_width, "height": options.viewport_height},
         "proxy": options.proxy, "locale": options.locale, "timezone_id": options.timezone_id,
         "accept_downloads": True,
         # default size (fits 800x800): cheap to encode; each recording is an ffmpeg of ~55 MiB PSS
-        "record_video_dir": video_dir if settings.record_video else None,
+        "record_video_dir": video_dir if settings.record_video and video_dir is not None else None,
         "service_workers": "block" if policy.restricts else "allow",  # their requests bypass routes
     }
 
@@ -243,7 +248,9 @@ class BrowserRun:
         self._console: list[str] = []
         self._downloads: list[asyncio.Task[Path | None]] = []
         self._download_started = asyncio.Event()
-        self._first_page: Page | None = None
+        self.screencast: Screencast | None = None  # the active tab's frames: recording and live view
+        self._recorder: WebmRecorder | None = None
+        self._following: asyncio.Future[None] | None = None
         self._closed = False
         self._keep_context = keep_context
         self._browser = browser
@@ -265,7 +272,23 @@ class BrowserRun:
         if not 0 <= index < len(self.pages):
             raise IndexError(f"there is no tab {index}; open tabs are 0..{len(self.pages) - 1}")
         self._active = index
+        self._follow_active()
         return self.pages[index]
+
+    def start_screencast(self, width: int, height: int, recording: Path | None) -> None:
+        """Screencast the tab the agent works in from now on (the live view), recording it to a WebM
+        at `recording` when given (RunMedia.recording)."""
+        self.screencast = Screencast(self.context, width, height)
+        if recording is not None:
+            self._recorder = WebmRecorder(recording, width, height)
+            self.screencast.add_sink(self._recorder.add)
+        self._follow_active()
+
+    def _follow_active(self) -> None:
+        """Point the screencast at the active tab (a new tab, switch_tab, a closed tab), without waiting."""
+        if self.screencast is None or self._closed or not self.pages:
+            return
+        self._following = asyncio.ensure_future(self.screencast.follow(self.active_page))
 
     def configure_downloads(self, options: BrowserOptions) -> None:
         self.download_timeout_s = options.download_timeout_s
@@ -291,10 +314,9 @@ class BrowserRun:
                                   + (" (download_timeout)." if self.download_timeout_s else ".")) from None
 
     def _track_page(self, page: Page) -> None:
-        if self._first_page is None:
-            self._first_page = page
         self.pages.append(page)
         self._active = len(self.pages) - 1
+        self._follow_active()
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
         page.on("crash", self._on_crash)
@@ -308,6 +330,7 @@ class BrowserRun:
         self.pages.remove(page)
         if self._active >= index:
             self._active = max(0, self._active - 1)
+        self._follow_active()
 
     def _on_page_error(self, error: Exception) -> None:
         self.log_console("pageerror", str(error))
@@ -368,19 +391,17 @@ class BrowserRun:
                 task.cancel()
             downloads = [path for task in done if not task.cancelled() and task.exception() is None
                          and (path := task.result()) is not None]
+        if self.screencast is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.screencast.stop(), CLOSE_TIMEOUT_S)
         if self._keep_context:
             self._release_pages()
             return RunMedia(None, sorted(downloads), "\n".join(self._console))
-        video = self._first_page.video if self._first_page is not None else None
         try:
             await asyncio.wait_for(self.context.close(), CLOSE_TIMEOUT_S)
         except Exception as exc:  # a dead browser cannot close its context; nothing is left to release
             log.warning("closing the context of run %s failed: %s", self.run_id, exc)
-        recording: Path | None = None
-        if video is not None:
-            with contextlib.suppress(Exception):
-                path = Path(await video.path())
-                recording = path if path.is_file() and path.stat().st_size > 0 else None
+        recording = await self._recorder.close() if self._recorder is not None else None
         return RunMedia(recording, sorted(downloads), "\n".join(self._console))
 
 

@@ -100,6 +100,20 @@ class RunStore(Protocol):
         ...
 
 
+class Steering(Protocol):
+    """Whether a person has the browser: asked at every step boundary, so no action starts while
+    someone holds control."""
+
+    async def wait_if_paused(self) -> str | None:
+        """None at once when nobody asked for control; else waits until control is given back and
+        returns why the run paused (a person took control, or ask_human's reason)."""
+        ...
+
+    async def ask_human(self, reason: str) -> None:
+        """Pause at the next step boundary until a person has done what `reason` says."""
+        ...
+
+
 @dataclass(frozen=True)
 class ToolCall:
     """One tool call from the planner, already parsed: name is a registered tool's name."""

@@ -13,14 +13,23 @@ from dataclasses import asdict
 from typing import Any
 
 from workers.agent.browser import BrowserRun
-from workers.agent.contract import PlannerError, RunOutcome, RunStore, StepUsage, TaskSpec, ToolCall
-from workers.agent.page_state import capture, take_screenshot
+from workers.agent.contract import (
+    PlannerError,
+    RunOutcome,
+    RunStore,
+    Steering,
+    StepUsage,
+    TaskSpec,
+    ToolCall,
+)
+from workers.agent.page_state import capture, step_screenshot, take_screenshot
 from workers.agent.planner import Planner, PlannerDecision
 from workers.agent.repetition import RepetitionGuard
 from workers.agent.tools import ToolContext, apply, get_tool
 
 
-async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore) -> RunOutcome:
+async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore,
+                steering: Steering | None = None) -> RunOutcome:
     """Open task.url, then step until the model completes or terminates, or a bound is hit.
 
     Safe to cancel at any await (the caller enforces the deadline and cancel requests that way):
@@ -41,10 +50,18 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
     for index in range(task.max_steps):
         if run.crashed:
             return _crashed(run, index, history)
+        if steering is not None and (why := await steering.wait_if_paused()) is not None:
+            await _save_action_screenshot(run, store, acted_step)  # the page as the agent left it
+            acted_step = None
+            repetition = RepetitionGuard(task.max_repeated_actions)  # what a person did is no loop
+            history.append(f"paused ({why}) -> a person had control of the browser and may have changed "
+                           f"the page; they left it on {run.active_page.url}. Look at the page afresh.")
+            if run.crashed:
+                return _crashed(run, index, history)
         started = time.monotonic()
         # Always taken: screenshot_llm shows the page the decision was made on, vision model or not. A
         # text-only model decides while it is being taken; nothing acts on the page before it is done.
-        shot = asyncio.ensure_future(take_screenshot(run.active_page))
+        shot = asyncio.ensure_future(step_screenshot(run))
         try:
             state = await capture(run, screenshot=False)
             if planner.vision:
@@ -72,7 +89,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         problem = decision.feedback
         outcome: RunOutcome | None = None
         acted: list[tuple[ToolCall, str]] = []  # the calls applied to the page, with their outcomes
-        context = ToolContext(run, store, state.labels, task)
+        context = ToolContext(run, store, state.labels, task, steering)
         for number, call in enumerate(decision.calls):
             tool = get_tool(call.name)
             finishes = tool is not None and tool.finishes

@@ -180,7 +180,21 @@ async def scrolling(page: Page, candidates: dict[int, tuple[float, float, float,
                      [line for line, scrolls_alone in zip(candidates, scrolls, strict=True) if scrolls_alone])
 
 
+SCREENCAST_CATCH_UP_S = 0.035
 _CDP_SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
+
+
+async def step_screenshot(run: BrowserRun) -> bytes | None:
+    """The step's screenshot: the screencast's newest frame of the active tab (Chromium already encoded it
+    for the recording and the live view), else a fresh one. A frame painted just before the step began
+    reaches the screencast within a frame or two, hence the short wait (the snapshot is taken meanwhile)."""
+    screencast = run.screencast
+    if screencast is not None and screencast.page is run.active_page:
+        await asyncio.sleep(SCREENCAST_CATCH_UP_S)
+        frame = screencast.latest
+        if frame is not None and screencast.page is run.active_page:
+            return frame.jpeg
+    return await take_screenshot(run.active_page)
 
 
 async def take_screenshot(page: Page) -> bytes | None:

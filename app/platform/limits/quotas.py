@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.db.engine import session_scope
 from app.db.models import Organization, Run
 from app.platform.settings import Settings
-from app.runs.lifecycle import RunStatus
+from app.runs.lifecycle import HELD, RunStatus
 
 QUEUED_RETRY_AFTER_SECONDS = 10
 ORG_SLOT_POLL_SECONDS = 1.0
@@ -53,7 +53,7 @@ def _claim_if_room(settings: Settings, run_id: str, claim: Callable[[], T]) -> t
             return True, claim()  # nothing to hold back: the claim says what became of the run
         s.execute(select(Organization.id).where(Organization.id == run.organization_id).with_for_update())
         running = s.scalar(select(func.count()).select_from(Run).where(
-            Run.organization_id == run.organization_id, Run.status == RunStatus.running.value)) or 0
+            Run.organization_id == run.organization_id, Run.status.in_([s.value for s in HELD]))) or 0
         if running >= (settings.org_max_running_runs or 0):
             return False, None
         return True, claim()

@@ -4,7 +4,7 @@ a new tool is a `@tool` function in one of them (or in a new family module liste
 
 # isort: off
 # Registration order is the order of the tool list the model sees: keep these in this order.
-from workers.agent.tools import elements, files, gestures, navigation, verification, finish
+from workers.agent.tools import elements, files, gestures, navigation, verification, human, finish
 # isort: on
 from workers.agent.tools.execute import apply
 from workers.agent.tools.registry import (
@@ -21,7 +21,7 @@ from workers.agent.tools.registry import (
     validate,
 )
 
-FAMILIES = (elements, files, gestures, navigation, verification, finish)
+FAMILIES = (elements, files, gestures, navigation, verification, human, finish)
 
 __all__ = ["FAMILIES", "ActionError", "Done", "Tool", "ToolArgs", "ToolArgsError", "ToolContext", "apply",
            "get_tool", "tool", "tool_names", "tool_schemas", "validate"]

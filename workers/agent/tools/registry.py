@@ -24,7 +24,7 @@ from typing import Annotated, Any, Generic, TypeVar, get_type_hints
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
 from workers.agent.browser import BrowserRun
-from workers.agent.contract import RunOutcome, RunStore, TaskSpec
+from workers.agent.contract import RunOutcome, RunStore, Steering, TaskSpec
 from workers.agent.page_state import parse_ref
 
 
@@ -44,12 +44,14 @@ class ToolArgsError(ValueError):
 @dataclass(frozen=True)
 class ToolContext:
     """What a handler works with: the run's browser, its store, the labels of the snapshot the call was
-    planned on (ref -> "button 'Save'"), and the task (complete checks output against its schema)."""
+    planned on (ref -> "button 'Save'"), the task (complete checks output against its schema), and who
+    may take the browser over (ask_human)."""
 
     browser: BrowserRun
     store: RunStore
     labels: Mapping[str, str] = field(default_factory=dict)
     task: TaskSpec | None = None
+    steering: Steering | None = None
 
     def label(self, ref: str) -> str:
         return self.labels.get(ref, ref)

@@ -1,0 +1,86 @@
+"""The CDP screencast and the recording made from it: frames on change, acked so they keep coming,
+following the tab it is pointed at, and a VP8 WebM that lasts the whole time and can be seeked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from tests.sites.server import SiteServer
+from workers.agent.browser import BrowserPool
+from workers.agent.contract import BrowserOptions
+from workers.agent.recording import WebmRecorder
+from workers.agent.screencast import Frame, Screencast
+
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
+
+WIDTH, HEIGHT = 1280, 720
+
+
+async def _next_frame(frames: asyncio.Queue[Frame]) -> Frame:
+    return await asyncio.wait_for(frames.get(), 10)
+
+
+def _ffprobe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                          "stream=codec_name,width,height:format=format_name,duration", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+async def test_frames_follow_the_tab_and_the_recording_covers_the_whole_run(
+        pool: BrowserPool, sites: SiteServer, tmp_path: Path) -> None:
+    run = await pool.open_run("tsk_screencast", BrowserOptions(), tmp_path)
+    screencast = Screencast(run.context, WIDTH, HEIGHT)
+    recorder = WebmRecorder(tmp_path / "recording.webm", WIDTH, HEIGHT)
+    frames: asyncio.Queue[Frame] = asyncio.Queue()
+    screencast.add_sink(recorder.add)
+    screencast.add_sink(frames.put_nowait)
+    try:
+        await run.active_page.goto(sites.url("/guestbook.html"))
+        await screencast.follow(run.active_page)
+        first = await _next_frame(frames)
+        assert first.jpeg[:2] == b"\xff\xd8" and (first.width, first.height) == (WIDTH, HEIGHT)
+        for text in ("Ada", "Ada Lovelace", "Ada Lovelace, Countess"):  # every frame acked: more come
+            await run.active_page.get_by_role("textbox", name="Name").fill(text)
+            await _next_frame(frames)
+        other = await run.context.new_page()
+        await other.goto(sites.url("/tab-target.html"))
+        await screencast.follow(other)
+        while not frames.empty():
+            frames.get_nowait()
+        await other.evaluate("document.body.style.background = 'rgb(200, 30, 30)'")
+        assert screencast.page is other
+        await _next_frame(frames)
+        await other.close()
+        await screencast.follow(run.active_page)
+        assert screencast.page is run.active_page
+        await asyncio.sleep(1.5)  # an idle page: no frames, yet the video lasts
+        assert screencast.latest is not None
+    finally:
+        await screencast.stop()
+        path = await recorder.close()
+        await run.close()
+    assert path is not None
+    probe = _ffprobe(path)
+    stream, container = probe["streams"][0], probe["format"]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("vp8", WIDTH, HEIGHT)
+    assert "webm" in container["format_name"]
+    assert float(container["duration"]) >= 1.5
+    with av.open(str(path)) as video:  # seeking to the middle lands on a picture
+        stream_ = video.streams.video[0]
+        video.seek(int(float(container["duration"]) / 2 * 1000), stream=stream_)
+        assert next(video.decode(stream_)).width == WIDTH
+
+
+async def test_a_recorder_that_never_got_a_frame_makes_no_file(tmp_path: Path) -> None:
+    recorder = WebmRecorder(tmp_path / "empty.webm", WIDTH, HEIGHT)
+    assert await recorder.close() is None
+    assert not (tmp_path / "empty.webm").exists()
