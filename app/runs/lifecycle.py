@@ -1,7 +1,8 @@
 """THE run state machine. Nothing else writes a run's status.
 
 Every transition is a compare-and-set UPDATE (`WHERE status IN (...)`), so a terminal status never
-changes again and two workers never both claim one run.
+changes again and two workers never both claim one run. A final status and the run's webhook delivery
+(app/webhooks/outbox.py) are written in one transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Run, utcnow
+from app.webhooks import outbox
 
 
 class RunStatus(StrEnum):
@@ -71,7 +73,10 @@ def _transition(session: Session, run_id: str, target: RunStatus,
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed and target in FINAL:
+        outbox.add(session, run_id)  # the webhook is owed in the same transaction as the final status
+    return changed
 
 
 def claim(session: Session, run_id: str, worker_id: str) -> bool:
