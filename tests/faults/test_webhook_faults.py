@@ -227,13 +227,13 @@ def test_a_celery_worker_killed_holding_ten_runs_leaves_no_webhook_undelivered(
 ) -> None:
     with webhook_receiver() as receiver, throwaway_postgres() as pg_url, private_redis() as redis_url, \
             running_stack(tmp_path, llm_base_url=fake_llm.base_url, database_url=pg_url, redis_url=redis_url,
-                          extra_env=KILL_ENV) as stack:
+                          extra_env={**KILL_ENV, "WAYFARER_MAX_CONCURRENT_RUNS": "10"}) as stack:
         stack.start_worker("worker", concurrency=10)
         held = []
         for n in range(10):
-            fake_llm.script(f"{token}-c{n}", stall_script())
+            fake_llm.script(f"{token}-c{n}", stall_script(300))
             held.append(stack.create_run(prompt=f"Wait ({token}-c{n})", url=sites.url(FORM_PATH),
-                                         webhook_url=receiver.url)["run_id"])
+                                         webhook_url=receiver.url, max_steps=300)["run_id"])
         _wait_running(stack, held, timeout=180)
         stack.kill("worker")  # SIGKILL to the worker's process group, its Chromium included
         assert receiver.received == []
