@@ -47,3 +47,5 @@ BROWSER_PROFILE = "bp"
 CREDENTIAL = "cred"
 FILE = "file"
 RUN_EVENT = "rev"
+WORKFLOW = "w"  # one version of a workflow
+WORKFLOW_PERMANENT = "wpid"  # every version of it
