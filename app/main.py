@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.accounts.service import seed_api_key
 from app.api import (
@@ -23,6 +24,7 @@ from app.api import (
     legacy,
     live,
     metrics,
+    not_provided,
     run_control,
     runs,
     system,
@@ -166,5 +168,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(SignInRequired, web_render.sign_in_redirect)
     app.add_exception_handler(FormRefused, web_render.form_refused_page)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
+    app.add_exception_handler(StarletteHTTPException, not_provided.explain_not_found)
     app.add_exception_handler(Exception, _unhandled)
     return app
