@@ -290,3 +290,15 @@ class Workflow(Timestamped, Base):
         UniqueConstraint("workflow_permanent_id", "version", name="uq_workflows_permanent_id_version"),
         Index("ix_workflows_org_permanent_id", "organization_id", "workflow_permanent_id"),
     )
+
+
+class Folder(Timestamped, Base):
+    """A folder (`fld_`) grouping an organization's workflows: each workflow version's `folder_id` names it.
+    Deleting one marks it `deleted_at` and takes its workflows out of it (or deletes them)."""
+
+    __tablename__ = "folders"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
