@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -156,10 +168,31 @@ class Artifact(Timestamped, Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # an upload's retention_days
 
 
+class WebhookDelivery(Timestamped, Base):
+    """The outbox (app/webhooks/outbox.py): one row per run that ended with a webhook_url, written in
+    the transaction that ended it; deliverers in any process claim it (a lease), send, and retry from
+    here. Its id is the delivery id every attempt carries (`x-wayfarer-delivery-id`)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # the deliverer sending it now
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)  # then another may take it
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
 class WebhookAttempt(Timestamped, Base):
     __tablename__ = "webhook_attempts"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(64))  # the header the receiver got
     attempt: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int | None] = mapped_column(Integer)
@@ -237,6 +270,29 @@ class BrowserSession(Timestamped, Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Workflow(Timestamped, Base):
+    """One version of a workflow ("agent"): `id` is the version (`w_`), `workflow_permanent_id` (`wpid_`)
+    names all versions of it. An update adds a row with the next version; runs keep the version they
+    started with. `definition` is the author's WorkflowCreateYAMLRequest, validated, defaults filled.
+    Deleting a workflow marks every version `deleted_at`."""
+
+    __tablename__ = "workflows"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow_permanent_id: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32))
+    folder_id: Mapped[str | None] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("workflow_permanent_id", "version", name="uq_workflows_permanent_id_version"),
+        Index("ix_workflows_org_permanent_id", "organization_id", "workflow_permanent_id"),
+    )
 
 
 class Script(Timestamped, Base):

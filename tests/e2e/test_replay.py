@@ -18,6 +18,7 @@ from skyvern import Skyvern
 from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
 from tests.sites.server import SiteServer
+from tests.support.spec import assert_matches_spec
 from tests.support.stack import Stack
 
 SCHEMA = {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}
@@ -50,7 +51,9 @@ def test_record_replay_heal_and_the_scripts_api(embedded: Stack, fake_llm: FakeL
         assert second.script_run.script_id == recorded.script_id
         assert second.script_run.script_revision_id == recorded.script_revision_id
         with embedded.client() as client:
-            raw = client.get(f"/v1/runs/{second.run_id}").json()["script_run"]
+            shown = client.get(f"/v1/runs/{second.run_id}").json()
+            assert_matches_spec("TaskRunResponse", shown)
+            raw = shown["script_run"]
             timeline = client.get(f"/v1/runs/{second.run_id}/timeline").json()
         assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
         assert raw["tokens_saved_estimate"] > 0
@@ -79,7 +82,11 @@ def test_record_replay_heal_and_the_scripts_api(embedded: Stack, fake_llm: FakeL
     script_id = asyncio.run(scenario())
     with embedded.client() as client:
         detail = client.get(f"/v1/scripts/{script_id}").json()
-        assert [v["version"] for v in detail["versions"]] == [1, 2, 3]
+        assert_matches_spec("Script", detail)
+        assert_matches_spec("Script", client.get("/v1/scripts").json())
+        assert_matches_spec("CreateScriptResponse", client.post(f"/v1/scripts/{script_id}/deploy", json={
+            "files": [{"path": "README.md", "content": "An order, v4.", "encoding": "utf-8"}]}).json())
+        assert [v["version"] for v in detail["versions"]] == [1, 2, 3]  # as read before the deploy above
         assert {f["path"] for f in detail["files"]} == {"README.md", "main.py", "script.json"}
         download = client.get(f"/v1/scripts/{detail['script_id']}/download", params={"version": 1})
         assert download.status_code == 200 and download.headers["content-type"].startswith("text/x-python")
