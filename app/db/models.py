@@ -91,6 +91,7 @@ class Run(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
 
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # control (app/runs/control.py): a pause asked for takes effect at the agent's next step boundary
@@ -132,6 +133,7 @@ class Step(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     llm_ms: Mapped[int] = mapped_column(Integer, default=0)
     harness_ms: Mapped[int] = mapped_column(Integer, default=0)
 
