@@ -91,6 +91,7 @@ class Run(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     # run_with "code" (app/scripts): the script it replayed or recorded and what happened (ScriptRunResponse)
     script_run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
@@ -134,6 +135,7 @@ class Step(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     llm_ms: Mapped[int] = mapped_column(Integer, default=0)
     harness_ms: Mapped[int] = mapped_column(Integer, default=0)
 
