@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
@@ -22,11 +22,20 @@ def check(cron_expression: str, timezone: str) -> None:
     """ScheduleInvalid naming cron_expression or timezone."""
     expression = cron_expression.strip()
     fields = expression.split()
-    if not (len(fields) == 5 or expression.lower() in MACROS) or not croniter.is_valid(expression):
+    if len(fields) != 5 and expression.lower() not in MACROS:
         raise ScheduleInvalid(
-            f"cron_expression: {cron_expression!r} is not a cron expression of 5 fields (minute hour "
+            f"cron_expression: {cron_expression!r} has {len(fields)} fields: give 5 fields (minute hour "
             f"day-of-month month day-of-week, e.g. '0 9 * * 1-5') or one of {', '.join(MACROS)}")
+    if not croniter.is_valid(expression):
+        raise ScheduleInvalid(
+            f"cron_expression: {cron_expression!r} is not valid: each field is *, a value, a range, a list "
+            "or a step within minute 0-59, hour 0-23, day-of-month 1-31, month 1-12, day-of-week 0-7")
     zone(timezone)
+    try:
+        next_slots(expression, timezone, datetime.now(UTC).replace(tzinfo=None), 1)
+    except CroniterBadDateError:
+        raise ScheduleInvalid(f"cron_expression: {cron_expression!r} never comes "
+                              "(e.g. February 30th)") from None
 
 
 def zone(timezone: str) -> ZoneInfo:

@@ -96,7 +96,8 @@ def test_the_older_workflows_paths_answer_too(api: Api) -> None:
 
 @pytest.mark.parametrize(("body", "status", "expected"), [
     ({"cron_expression": "every day"}, 400, ["cron_expression", "'every day'", "5 fields"]),
-    ({"cron_expression": "61 * * * *"}, 400, ["cron_expression", "'61 * * * *'"]),
+    ({"cron_expression": "61 * * * *"}, 400, ["cron_expression", "'61 * * * *' is not valid", "minute 0-59"]),
+    ({"cron_expression": "0 0 30 2 *"}, 400, ["cron_expression", "never comes"]),
     ({"cron_expression": "0 0 * * * *"}, 400, ["cron_expression", "5 fields"]),
     ({"timezone": "Mars/Olympus"}, 400, ["timezone", "'Mars/Olympus'", "IANA"]),
     ({"parameters": {}}, 400, ["parameters", "'start_url' is required"]),
