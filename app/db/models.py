@@ -297,6 +297,18 @@ class Workflow(Timestamped, Base):
     )
 
 
+class Folder(Timestamped, Base):
+    """A folder (`fld_`) grouping an organization's workflows: each workflow version's `folder_id` names it.
+    Deleting one marks it `deleted_at` and takes its workflows out of it (or deletes them)."""
+
+    __tablename__ = "folders"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class Script(Timestamped, Base):
     """A recorded script (`s_`, app/scripts): the runs with the same `cache_key` replay its newest
     revision. Deleting it (soft) clears the cache key: the next run records afresh."""
