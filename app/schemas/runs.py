@@ -76,8 +76,11 @@ class TaskRunRequest(BaseModel):
     include_action_history_in_verification: bool | None = None
     max_screenshot_scrolls: int | None = None
     browser_address: CdpAddressField = None
-    run_with: str | None = None
+    run_with: Literal["agent", "code"] | None = None
     file_ids: list[str] | None = Field(default=None, max_length=50)
+    # Extensions on tasks (Skyvern has them on workflows): see docs/replay.md
+    ai_fallback: bool | None = None
+    cache_key: str | None = Field(default=None, min_length=1, max_length=500)
 
     @field_validator("data_extraction_schema")
     @classmethod
@@ -130,6 +133,13 @@ class TaskRunResponse(BaseModel):
     errors: list[dict[str, Any]] | None = None
     step_count: int | None = None
     run_request: dict[str, Any] | None = None
+    # Extensions (docs/planner.md "What a run reports"): what the planner said it did (complete's
+    # summary, terminate's reason) and what the run's LLM calls cost.
+    summary: str | None = None
+    llm_call_count: int = 0
+    input_token_count: int = 0
+    output_token_count: int = 0
+    total_cost: float | None = None  # estimated from WAYFARER_LLM_PRICES; None: the model has no price
 
 
 class TaskRunListItem(BaseModel):
