@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.accounts.service import seed_api_key
 from app.api import (
@@ -23,9 +24,12 @@ from app.api import (
     legacy,
     live,
     metrics,
+    not_provided,
     run_control,
     runs,
+    scripts,
     system,
+    workflows,
 )
 from app.artifacts.store import S3Store, make_store
 from app.artifacts.uploads import UnknownFile
@@ -45,7 +49,8 @@ from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, Unk
 from app.runs import lifecycle
 from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
-from app.runs.service import RunRejected, UnknownRun, schedule_webhook
+from app.runs.service import RunRejected, UnknownRun
+from app.scripts.service import ScriptRejected, UnknownScript
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
 from app.web import render as web_render
@@ -53,6 +58,8 @@ from app.web import router as web_router
 from app.web import static_files
 from app.web.auth import FormRefused, SignInRequired
 from app.webhooks.delivery import ReplayRefused
+from app.workflows.definitions import UnknownWorkflow, WorkflowVersionConflict
+from app.workflows.validation import WorkflowInvalid
 
 log = logging.getLogger("wayfarer.api")
 
@@ -65,7 +72,6 @@ def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
                            .order_by(Run.created_at)).all()
     for run_id in lost:
         log.warning("run %s ended failed: its worker was lost", run_id)
-        schedule_webhook(dispatcher, settings, run_id)
     for run_id in queued:
         dispatcher.enqueue(run_id)
     if queued:
@@ -130,10 +136,11 @@ async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
 # Every domain error and its HTTP status, once; the error's message is the response's detail.
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     UnknownRun: 404, UnknownBrowserSession: 404, UnknownProfile: 404, UnknownCredential: 404,
-    UnknownFile: 404,
+    UnknownFile: 404, UnknownWorkflow: 404, UnknownScript: 404,
     RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
-    CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400,
-    SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409,
+    CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400, WorkflowInvalid: 400,
+    ScriptRejected: 400,
+    SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409, WorkflowVersionConflict: 409,
     QueueUnavailable: 503,
 }
 
@@ -151,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions):
+                   browser_profiles, browser_sessions, workflows, scripts):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)
@@ -164,5 +171,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(SignInRequired, web_render.sign_in_redirect)
     app.add_exception_handler(FormRefused, web_render.form_refused_page)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
+    app.add_exception_handler(StarletteHTTPException, not_provided.explain_not_found)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -79,6 +91,8 @@ class Run(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    # run_with "code" (app/scripts): the script it replayed or recorded and what happened (ScriptRunResponse)
+    script_run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # control (app/runs/control.py): a pause asked for takes effect at the agent's next step boundary
@@ -135,6 +149,7 @@ class Action(Timestamped, Base):
     reasoning: Mapped[str | None] = mapped_column(Text)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     outcome: Mapped[str] = mapped_column(Text)
+    replay: Mapped[str | None] = mapped_column(String(16))  # "replayed" from a script, or "healed"
 
 
 class Artifact(Timestamped, Base):
@@ -153,10 +168,31 @@ class Artifact(Timestamped, Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # an upload's retention_days
 
 
+class WebhookDelivery(Timestamped, Base):
+    """The outbox (app/webhooks/outbox.py): one row per run that ended with a webhook_url, written in
+    the transaction that ended it; deliverers in any process claim it (a lease), send, and retry from
+    here. Its id is the delivery id every attempt carries (`x-wayfarer-delivery-id`)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # the deliverer sending it now
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)  # then another may take it
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
 class WebhookAttempt(Timestamped, Base):
     __tablename__ = "webhook_attempts"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(64))  # the header the receiver got
     attempt: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int | None] = mapped_column(Integer)
@@ -234,3 +270,62 @@ class BrowserSession(Timestamped, Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Workflow(Timestamped, Base):
+    """One version of a workflow ("agent"): `id` is the version (`w_`), `workflow_permanent_id` (`wpid_`)
+    names all versions of it. An update adds a row with the next version; runs keep the version they
+    started with. `definition` is the author's WorkflowCreateYAMLRequest, validated, defaults filled.
+    Deleting a workflow marks every version `deleted_at`."""
+
+    __tablename__ = "workflows"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow_permanent_id: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32))
+    folder_id: Mapped[str | None] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("workflow_permanent_id", "version", name="uq_workflows_permanent_id_version"),
+        Index("ix_workflows_org_permanent_id", "organization_id", "workflow_permanent_id"),
+    )
+
+
+class Script(Timestamped, Base):
+    """A recorded script (`s_`, app/scripts): the runs with the same `cache_key` replay its newest
+    revision. Deleting it (soft) clears the cache key: the next run records afresh."""
+
+    __tablename__ = "scripts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    cache_key: Mapped[str] = mapped_column(String(500))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_scripts_org_cache_key", "organization_id", "cache_key"),)
+
+
+class ScriptRevision(Timestamped, Base):
+    """One version of a script (`sr_`): recorded by a run, rewritten by a healed run, or deployed."""
+
+    __tablename__ = "script_revisions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    script_id: Mapped[str] = mapped_column(ForeignKey("scripts.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(64))  # the run that recorded it; None when deployed
+
+
+class ScriptFile(Timestamped, Base):
+    """A file of a revision: `script.json` (what replay reads) and `main.py` (the standalone export)."""
+
+    __tablename__ = "script_files"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision_id: Mapped[str] = mapped_column(ForeignKey("script_revisions.id"), index=True)
+    path: Mapped[str] = mapped_column(String(500))
+    content: Mapped[str] = mapped_column(Text)
+    mime_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 hex

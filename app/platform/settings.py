@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = 4
     default_max_steps: int = 25
     max_repeated_actions: int = Field(default=3, ge=0)  # a stuck planner is told, then ended; 0: off
+    default_run_with: Literal["agent", "code"] = "agent"  # a run's run_with when it gives none (app/scripts)
     run_deadline_seconds: int = 1800
     step_settle_timeout_ms: int = 3000
     action_timeout_ms: int = 5000
@@ -81,6 +82,7 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
     allow_local_files: bool = False  # upload_file may take a path on the worker's own disk
+    allow_code_blocks: bool = False  # workflow `code` blocks (arbitrary Python) are refused unless true
     url_policy: str = "open"  # addresses runs may reach: open, public-only, allow:/deny:<CIDR>
     proxy_locations: dict[str, ProxyEntry] = {}  # proxy_location -> the proxy browsers use (app.proxies)
     org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429

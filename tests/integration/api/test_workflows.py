@@ -1,0 +1,185 @@
+"""Workflow definitions through the API (SQLite and PostgreSQL) and through the official SDK's client:
+create from JSON, YAML and a bare body, versions, list and search, delete, and 400s naming block and field."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import yaml
+from skyvern.client import Skyvern
+
+from tests.integration.api.conftest import Api
+from tests.support.spec import assert_matches_spec
+
+
+def definition(title: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": title,
+        "description": "log in, list invoices, download each",
+        "webhook_callback_url": "https://hooks.example/wf",
+        "workflow_definition": {
+            "parameters": [
+                {"parameter_type": "workflow", "key": "start_url", "workflow_parameter_type": "string"},
+                {"parameter_type": "workflow", "key": "months", "workflow_parameter_type": "json",
+                 "default_value": ["jan", "feb"]},
+            ],
+            "blocks": [
+                {"block_type": "goto_url", "label": "open", "url": "{{ start_url }}"},
+                {"block_type": "extraction", "label": "invoices", "data_extraction_goal": "List the invoices",
+                 "data_schema": {"type": "array", "items": {"type": "object"}}},
+                {"block_type": "for_loop", "label": "each_invoice",
+                 "loop_over_parameter_key": "invoices_output",
+                 "loop_blocks": [
+                     {"block_type": "file_download", "label": "download",
+                      "navigation_goal": "Download invoice {{ current_value.number }} ({{ current_index }})"},
+                 ]},
+                {"block_type": "text_prompt", "label": "summary",
+                 "prompt": "Summarise {{ invoices_output }} for {{ months }}"},
+            ],
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+def blocks_with(*blocks: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"json_definition": {"title": "bad", "workflow_definition": {
+        "parameters": parameters or [{"key": "name", "workflow_parameter_type": "string"}],
+        "blocks": list(blocks)}}}
+
+
+def create(api: Api, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.client.post("/v1/agents", json=body, headers=api.headers())
+    assert response.status_code == 200, response.text
+    workflow: dict[str, Any] = response.json()
+    assert_matches_spec("Workflow", workflow)
+    return workflow
+
+
+def test_create_from_json_yaml_and_bare_body_then_read(api: Api) -> None:
+    from_json = create(api, {"json_definition": definition("from json")})
+    assert from_json["workflow_permanent_id"].startswith("wpid_")
+    assert from_json["agent_id"] == from_json["workflow_permanent_id"]
+    assert from_json["workflow_id"].startswith("w_") and from_json["version"] == 1
+    blocks = from_json["workflow_definition"]["blocks"]
+    assert [b["label"] for b in blocks] == ["open", "invoices", "each_invoice", "summary"]
+    assert blocks[2]["loop_blocks"][0]["output_parameter"]["key"] == "download_output"
+    assert from_json["webhook_callback_url"] == "https://hooks.example/wf"
+
+    from_yaml = create(api, {"yaml_definition": yaml.safe_dump(definition("from yaml"))})
+    assert from_yaml["title"] == "from yaml"
+    def shape(workflow: dict[str, Any]) -> list[Any]:
+        return [{k: v for k, v in b.items() if k != "output_parameter" and k != "loop_blocks"}
+                for b in workflow["workflow_definition"]["blocks"]]
+    assert shape(from_yaml) == shape(from_json)
+
+    bare = create(api, definition("bare body"))
+    got = api.client.get(f"/v1/workflows/{bare['workflow_permanent_id']}", headers=api.headers())
+    assert got.status_code == 200 and got.json()["title"] == "bare body"
+
+
+def test_update_adds_a_version_and_old_versions_stay_readable(api: Api) -> None:
+    first = create(api, {"json_definition": definition("versioned")})
+    wpid = first["workflow_permanent_id"]
+    response = api.client.post(f"/v1/agents/{wpid}", headers=api.headers(),
+                               json={"json_definition": definition("versioned v2")})
+    assert response.status_code == 200, response.text
+    second = response.json()
+    assert second["version"] == 2 and second["workflow_permanent_id"] == wpid
+    assert second["workflow_id"] != first["workflow_id"]
+
+    current = api.client.get(f"/v1/agents/{wpid}", headers=api.headers()).json()
+    assert current["title"] == "versioned v2"
+    old = api.client.get(f"/v1/agents/{wpid}", params={"version": 1}, headers=api.headers()).json()
+    assert old["title"] == "versioned" and old["workflow_id"] == first["workflow_id"]
+    versions = api.client.get(f"/v1/agents/{wpid}/versions", headers=api.headers()).json()
+    assert_matches_spec("Workflow", versions)
+    assert [v["version"] for v in versions] == [1, 2]
+
+
+def test_list_pages_searches_and_hides_deleted(api: Api) -> None:
+    marker = uuid.uuid4().hex[:8]
+    made = [create(api, {"json_definition": definition(f"Invoices {marker} {n}")}) for n in range(3)]
+    listed = api.client.get("/v1/agents", params={"search_key": marker.upper(), "page_size": 2},
+                            headers=api.headers()).json()
+    assert_matches_spec("Workflow", listed)
+    assert [w["title"] for w in listed] == [f"Invoices {marker} 2", f"Invoices {marker} 1"]
+    page2 = api.client.get("/v1/agents", params={"search_key": marker, "page_size": 2, "page": 2},
+                           headers=api.headers()).json()
+    assert [w["title"] for w in page2] == [f"Invoices {marker} 0"]
+
+    wpid = made[0]["workflow_permanent_id"]
+    deleted = api.client.post(f"/v1/agents/{wpid}/delete", headers=api.headers())
+    assert deleted.status_code == 200
+    assert api.client.get(f"/v1/agents/{wpid}", headers=api.headers()).status_code == 404
+    after = api.client.get("/v1/agents", params={"search_key": marker}, headers=api.headers()).json()
+    assert wpid not in [w["workflow_permanent_id"] for w in after]
+
+
+def test_another_organization_cannot_see_a_workflow(api: Api) -> None:
+    wpid = create(api, {"json_definition": definition("private")})["workflow_permanent_id"]
+    other = api.new_key(f"other-{uuid.uuid4().hex[:6]}")
+    assert api.client.get(f"/v1/agents/{wpid}", headers=api.headers(other)).status_code == 404
+    assert api.client.post(f"/v1/agents/{wpid}/delete", headers=api.headers(other)).status_code == 404
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (blocks_with({"block_type": "teleport", "label": "beam"}),
+     ["'beam'", "'teleport' is not supported", "goto_url", "for_loop"]),
+    (blocks_with({"block_type": "navigation", "label": "go"}), ["'go'", "navigation_goal", "required"]),
+    (blocks_with({"block_type": "goto_url", "label": "open", "url": "{{ site }}"}),
+     ["'open'", "url", "{{ site }}", "parameters: name"]),
+    (blocks_with({"block_type": "text_prompt", "label": "early", "prompt": "{{ late_output }}"},
+                 {"block_type": "text_prompt", "label": "late", "prompt": "hi"}),
+     ["'early'", "prompt", "late_output", "'late'", "does not run before"]),
+    (blocks_with({"block_type": "for_loop", "label": "each", "loop_over_parameter_key": "name",
+                  "loop_blocks": [{"block_type": "wait", "label": "pause"}]}),
+     ["'each'", "loop_over_parameter_key", "string parameter, not a list"]),
+    (blocks_with({"block_type": "goto_url", "label": "open", "url": "https://a.example"},
+                 {"block_type": "for_loop", "label": "each", "loop_over_parameter_key": "open_output",
+                  "loop_blocks": [{"block_type": "wait", "label": "pause"}]}),
+     ["'each'", "goto_url block, which is not a list"]),
+    (blocks_with({"block_type": "goto_url", "label": "open", "url": "{{ current_value }}"}),
+     ["'open'", "only defined inside a for_loop"]),
+    (blocks_with({"label": "untyped"}), ["'untyped'", "block_type is required", "text_prompt"]),
+    (blocks_with({"block_type": "wait", "label": "twice"}, {"block_type": "wait", "label": "twice"}),
+     ["'twice'", "label", "unique"]),
+    (blocks_with({"block_type": "code", "label": "py", "code": "print(1)"}),
+     ["'py'", "WAYFARER_ALLOW_CODE_BLOCKS"]),
+    (blocks_with({"block_type": "goto_url", "label": "open", "url": "{{ name"}),
+     ["'open'", "url", "template"]),
+    (blocks_with({"block_type": "wait", "label": "w"},
+                 parameters=[{"key": "x", "parameter_type": "aws_secret"}]),
+     ["parameters[0]", "'aws_secret' is not supported", "workflow, output, credential"]),
+    ({"yaml_definition": "title: [unclosed"}, ["yaml_definition", "YAML"]),
+    ({"json_definition": {"title": "t", "persist_browser_session": True,
+                          "workflow_definition": {"parameters": [], "blocks": [
+                              {"block_type": "wait", "label": "w"}]}}},
+     ["persist_browser_session", "browser_session_id"]),
+])
+def test_invalid_definitions_are_400s_naming_block_and_field(api: Api, body: dict[str, Any],
+                                                             expected: list[str]) -> None:
+    response = api.client.post("/v1/agents", json=body, headers=api.headers())
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    for part in expected:
+        assert part in detail, detail
+
+
+def test_the_official_sdk_client_drives_definitions(api: Api) -> None:
+    client = Skyvern(base_url=str(api.client.base_url), api_key=api.api_key, httpx_client=api.client)
+    created = client.create_workflow(yaml_definition=yaml.safe_dump(definition("sdk yaml")))
+    assert created.workflow_permanent_id.startswith("wpid_")
+    assert created.workflow_definition.blocks[2].block_type == "for_loop"
+    from_json = client.create_workflow(json_definition=definition("sdk json"))  # type: ignore[arg-type]
+    updated = client.update_workflow(from_json.workflow_permanent_id,
+                                     yaml_definition=yaml.safe_dump(definition("sdk json v2")))
+    assert updated.version == 2
+    assert [w.version for w in client.get_workflow_versions(from_json.workflow_permanent_id)] == [1, 2]
+    assert client.get_workflow(from_json.workflow_permanent_id, version=1).title == "sdk json"
+    listed = client.get_workflows(search_key="sdk json", page_size=10)
+    assert [w.title for w in listed] == ["sdk json v2"]
+    client.delete_workflow(created.workflow_permanent_id)
+    assert created.workflow_permanent_id not in [w.workflow_permanent_id for w in client.get_workflows()]
