@@ -34,8 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iterat
 
 def _attempts(stack: Stack, run_id: str) -> list[dict[str, Any]]:
     with stack.client() as client:
-        return [item["webhook_attempt"] for item in client.get(f"/v1/runs/{run_id}/timeline").json()
-                if item["type"] == "webhook_attempt"]
+        return list(client.get(f"/v1/runs/{run_id}/webhook_attempts").json())
 
 
 def _wait_attempts(stack: Stack, run_id: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
