@@ -48,7 +48,7 @@ from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, Unk
 from app.runs import lifecycle
 from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
-from app.runs.service import RunRejected, UnknownRun, schedule_webhook
+from app.runs.service import RunRejected, UnknownRun
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
 from app.web import render as web_render
@@ -70,7 +70,6 @@ def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
                            .order_by(Run.created_at)).all()
     for run_id in lost:
         log.warning("run %s ended failed: its worker was lost", run_id)
-        schedule_webhook(dispatcher, settings, run_id)
     for run_id in queued:
         dispatcher.enqueue(run_id)
     if queued:

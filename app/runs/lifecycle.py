@@ -2,7 +2,8 @@
 
 Every transition is a compare-and-set UPDATE (`WHERE status IN (...)`), so a terminal status never
 changes again and two workers never both claim one run. A cancel accepted while the run was held
-(`cancel_requested`) wins over the run's own ending: the same UPDATE writes `canceled` instead.
+(`cancel_requested`) wins over the run's own ending: the same UPDATE writes `canceled` instead. A final
+status and the run's webhook delivery (app/webhooks/outbox.py) are written in one transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Run, utcnow
+from app.webhooks import outbox
 
 
 class RunStatus(StrEnum):
@@ -90,7 +92,10 @@ def _transition(session: Session, run_id: str, target: RunStatus,
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed and target in FINAL:
+        outbox.add(session, run_id)  # the webhook is owed in the same transaction as the final status
+    return changed
 
 
 def claim(session: Session, run_id: str, worker_id: str) -> bool:

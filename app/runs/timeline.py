@@ -120,6 +120,7 @@ def webhook_attempts(session: Session, run_id: str) -> list[WebhookAttemptRespon
     """GET /v1/runs/{id}/webhook_attempts: every delivery attempt of the run's webhook, oldest first."""
     rows = session.scalars(select(WebhookAttempt).where(WebhookAttempt.run_id == run_id)
                            .order_by(WebhookAttempt.created_at, WebhookAttempt.attempt)).all()
-    return [WebhookAttemptResponse(webhook_attempt_id=row.id, attempt=row.attempt, url=row.url,
+    return [WebhookAttemptResponse(webhook_attempt_id=row.id, delivery_id=row.delivery_id,
+                                   attempt=row.attempt, url=row.url,
                                    status_code=row.status_code, latency_ms=row.latency_ms, error=row.error,
                                    replay=row.replay, created_at=row.created_at) for row in rows]

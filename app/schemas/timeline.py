@@ -94,6 +94,7 @@ class WebhookAttemptResponse(BaseModel):
     """One delivery attempt of the run's webhook (an extension): status_code None when no answer came."""
 
     webhook_attempt_id: str
+    delivery_id: str | None = None  # the same on every attempt of one delivery (the receiver's header)
     attempt: int
     url: str
     status_code: int | None = None
