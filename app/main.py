@@ -27,6 +27,7 @@ from app.api import (
     not_provided,
     run_control,
     runs,
+    scripts,
     system,
     workflows,
 )
@@ -49,6 +50,7 @@ from app.runs import lifecycle
 from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
 from app.runs.service import RunRejected, UnknownRun
+from app.scripts.service import ScriptRejected, UnknownScript
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
 from app.web import render as web_render
@@ -134,9 +136,10 @@ async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
 # Every domain error and its HTTP status, once; the error's message is the response's detail.
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     UnknownRun: 404, UnknownBrowserSession: 404, UnknownProfile: 404, UnknownCredential: 404,
-    UnknownFile: 404, UnknownWorkflow: 404,
+    UnknownFile: 404, UnknownWorkflow: 404, UnknownScript: 404,
     RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
     CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400, WorkflowInvalid: 400,
+    ScriptRejected: 400,
     SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409, WorkflowVersionConflict: 409,
     QueueUnavailable: 503,
 }
@@ -155,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions, workflows):
+                   browser_profiles, browser_sessions, workflows, scripts):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

@@ -36,11 +36,11 @@ from app.runs.lifecycle import HELD, Lease, RunStatus
 from app.sessions import lifecycle as session_lifecycle
 from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
-from workers.agent.loop import drive
 from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
+from workers.scripted import drive_run
 from workers.sessions import HeldSession
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,8 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         live = LivePublisher(ctx.live, f"run:{run_id}", browser, lambda: steering.paused, steering.touch)
         live.start()
         try:
-            outcome = await _supervise(ctx, run_id, drive(task, browser, planner, store, steering), store,
-                                       steering)
+            work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
+            outcome = await _supervise(ctx, run_id, work, store, steering)
         finally:
             await live.stop()
         handing_back = outcome is HAND_BACK

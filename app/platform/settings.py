@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = 4
     default_max_steps: int = 25
     max_repeated_actions: int = Field(default=3, ge=0)  # a stuck planner is told, then ended; 0: off
+    default_run_with: Literal["agent", "code"] = "agent"  # a run's run_with when it gives none (app/scripts)
     run_deadline_seconds: int = 1800
     step_settle_timeout_ms: int = 3000
     action_timeout_ms: int = 5000

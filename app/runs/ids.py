@@ -49,3 +49,6 @@ FILE = "file"
 RUN_EVENT = "rev"
 WORKFLOW = "w"  # one version of a workflow
 WORKFLOW_PERMANENT = "wpid"  # every version of it
+SCRIPT = "s"
+SCRIPT_REVISION = "sr"
+SCRIPT_FILE = "sf"

@@ -2,8 +2,9 @@
 
 A task run is one `block` entry (block_type task; login and download_files runs: login, file_download)
 holding the run's status, url, goal, output, failure reason, duration and every action. Its children,
-oldest first, are one `thought` per step (the model's reasoning, tokens, model) and one `metadata`
-thought per hand-over recorded in run_events (control taken or given back, a wait for a person).
+oldest first, are one `thought` per step (the model's reasoning, tokens, model; `output.replay` for a
+step replayed or healed from a script) and one `metadata` thought per hand-over recorded in run_events
+(control taken or given back, a wait for a person).
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def _action(run: Run, action: Action, step_order: int, workflow_run_id: str | No
 def _step_thought(run: Run, step: Step, actions: Sequence[Action], block_id: str,
                   workflow_run_id: str | None, llm_model: str) -> WorkflowRunTimeline:
     reasoning = [action.reasoning for action in actions if action.reasoning]
+    marks = {action.replay for action in actions if action.replay}  # run_with "code": from the script
+    replay = "healed" if "healed" in marks else "replayed" if marks else None
+    if replay == "replayed" and not step.llm_calls:
+        reasoning.insert(0, "Replayed from the run's script, with no LLM call.")
     thought = Thought(
         thought_id=step.id, task_id=run.id, organization_id=run.organization_id,
         workflow_run_id=workflow_run_id, workflow_run_block_id=block_id, thought_type="plan",
@@ -97,6 +102,7 @@ def _step_thought(run: Run, step: Step, actions: Sequence[Action], block_id: str
         observation=f"Step {step.index + 1} on {step.url}" if step.url else None,
         answer="\n".join(f"{action.action_type} -> {action.outcome}" for action in actions) or None,
         input_token_count=step.prompt_tokens, output_token_count=step.completion_tokens,
+        output={"replay": replay} if replay else None,
         last_llm_model=llm_model if step.llm_calls else None, created_at=step.created_at,
         modified_at=step.modified_at)
     return WorkflowRunTimeline(type="thought", thought=thought, created_at=step.created_at,

@@ -104,6 +104,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         browser_session_id=run.browser_session_id,
         browser_profile_id=run.browser_profile_id,
         max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),
+        script_run=run.script_run,
         errors=list(run.errors or []),
         step_count=run.step_count,
         run_request=run.run_request,
@@ -121,7 +122,13 @@ def workflow_run_response(session: Session, run: Run, links: ArtifactLinks,
 def list_item(run: Run) -> TaskRunListItem:
     return TaskRunListItem(task_run_id=run.id, run_id=run.id, task_run_type=run.run_type, status=run.status,
                            title=run.title, started_at=run.started_at, finished_at=run.finished_at,
-                           created_at=run.created_at)
+                           created_at=run.created_at, script_run=replayed(run))
+
+
+def replayed(run: Run) -> bool:
+    """Whether the run replayed a script (TaskRunListItem.script_run)."""
+    script_run = run.script_run or {}
+    return bool(script_run.get("steps_replayed") or script_run.get("steps_healed"))
 
 
 def artifact_response(artifact: Artifact, links: ArtifactLinks) -> ArtifactResponse:

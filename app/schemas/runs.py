@@ -76,8 +76,11 @@ class TaskRunRequest(BaseModel):
     include_action_history_in_verification: bool | None = None
     max_screenshot_scrolls: int | None = None
     browser_address: CdpAddressField = None
-    run_with: str | None = None
+    run_with: Literal["agent", "code"] | None = None
     file_ids: list[str] | None = Field(default=None, max_length=50)
+    # Extensions on tasks (Skyvern has them on workflows): see docs/replay.md
+    ai_fallback: bool | None = None
+    cache_key: str | None = Field(default=None, min_length=1, max_length=500)
 
     @field_validator("data_extraction_schema")
     @classmethod
