@@ -108,6 +108,11 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         errors=list(run.errors or []),
         step_count=run.step_count,
         run_request=run.run_request,
+        summary=run.summary,
+        llm_call_count=run.llm_calls,
+        input_token_count=run.prompt_tokens,
+        output_token_count=run.completion_tokens,
+        total_cost=run.llm_cost,
     )
 
 

@@ -133,6 +133,13 @@ class TaskRunResponse(BaseModel):
     errors: list[dict[str, Any]] | None = None
     step_count: int | None = None
     run_request: dict[str, Any] | None = None
+    # Extensions (docs/planner.md "What a run reports"): what the planner said it did (complete's
+    # summary, terminate's reason) and what the run's LLM calls cost.
+    summary: str | None = None
+    llm_call_count: int = 0
+    input_token_count: int = 0
+    output_token_count: int = 0
+    total_cost: float | None = None  # estimated from WAYFARER_LLM_PRICES; None: the model has no price
 
 
 class TaskRunListItem(BaseModel):
