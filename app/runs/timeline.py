@@ -102,6 +102,7 @@ def _step_thought(run: Run, step: Step, actions: Sequence[Action], block_id: str
         observation=f"Step {step.index + 1} on {step.url}" if step.url else None,
         answer="\n".join(f"{action.action_type} -> {action.outcome}" for action in actions) or None,
         input_token_count=step.prompt_tokens, output_token_count=step.completion_tokens,
+        thought_cost=step.llm_cost,
         output={"replay": replay} if replay else None,
         last_llm_model=llm_model if step.llm_calls else None, created_at=step.created_at,
         modified_at=step.modified_at)

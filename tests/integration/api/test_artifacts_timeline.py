@@ -64,8 +64,8 @@ def _record_run(api: Api, run_id: str) -> str:
     with session_scope(api.settings.database_url) as s:
         for index, (began, ended) in enumerate(((at[1], at[3]), (at[6], at[8]))):
             s.add(Step(id=steps[index], run_id=run_id, index=index, url=f"http://127.0.0.1:9/{index}",
-                       prompt_tokens=900, completion_tokens=40, llm_calls=1, created_at=began,
-                       modified_at=ended))
+                       prompt_tokens=900, completion_tokens=40, llm_calls=1, llm_cost=0.0027,
+                       created_at=began, modified_at=ended))
         s.flush()
         for step_id, index, kind, arguments, when in (
                 (steps[0], 0, "click", {"ref": "e1"}, at[2]),
@@ -109,8 +109,8 @@ def test_timeline_is_skyverns_block_with_step_thoughts_and_hand_overs(api: Api) 
         ("plan", True), ("metadata", False), ("metadata", False), ("plan", False)]
     plan = thoughts[0]
     assert plan is not None and plan.thought == "why click\nwhy input_text"
-    assert (plan.input_token_count, plan.output_token_count, plan.last_llm_model) == (
-        900, 40, api.settings.llm_model)
+    assert (plan.input_token_count, plan.output_token_count, plan.thought_cost, plan.last_llm_model) == (
+        900, 40, 0.0027, api.settings.llm_model)
     taken = thoughts[1]
     assert taken is not None and taken.thought == "A person took control of the browser: checking"
     assert taken.output == {"event": "control_taken", "key_id": "key_1", "detail": "checking"}
