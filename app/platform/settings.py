@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     record_video: bool = True  # a recording artifact per run; off saves an ffmpeg (~55 MiB) per run
     max_concurrent_runs: int = 4
     default_max_steps: int = 25
+    max_prompt_chars: int = Field(default=50_000, ge=1)  # a longer prompt or goal is refused (422)
     max_repeated_actions: int = Field(default=3, ge=0)  # a stuck planner is told, then ended; 0: off
     default_run_with: Literal["agent", "code"] = "agent"  # a run's run_with when it gives none (app/scripts)
     run_deadline_seconds: int = 1800
@@ -111,6 +112,7 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "0.0.0.0"  # scraped from other hosts
     session_cdp_host: str = "127.0.0.1"  # where a worker exposes its browser sessions' DevTools to the API
     artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
+    run_retention_days: float = 0  # delete runs (with all they hold) ended longer ago; 0: keep forever
 
     @field_validator("chromium_args", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import shutil
 import subprocess
 import sys
@@ -103,5 +104,21 @@ def test_record_replay_heal_and_the_scripts_api(embedded: Stack, fake_llm: FakeL
         submitted = sites.wait_for_submission(before + 1)[-1]
         assert submitted == {"name": "Grace", "size": "Large", "insured": "yes"}
 
-        assert client.delete(f"/v1/scripts/{detail['script_id']}").status_code == 204
-        assert client.get(f"/v1/scripts/{detail['script_id']}").status_code == 404
+        edited = json.loads(next(f["content"] for f in detail["files"] if f["path"] == "script.json"))
+        edited["steps"][0]["args"]["text"], edited["output"]["greeting"] = "Lin", "Thanks, Lin!"
+        refused = client.post(f"/v1/scripts/{script_id}/deploy", json={"files": [
+            {"path": "script.json", "content": "{\"steps\": []}", "encoding": "utf-8"}]})
+        assert refused.status_code == 400 and "script.json" in refused.json()["detail"]
+        assert client.post(f"/v1/scripts/{script_id}/deploy", json={"files": [
+            {"path": "script.json", "content": json.dumps(edited), "encoding": "utf-8"}]}).status_code == 200
+
+    calls = len(fake_llm.requests_for(token))
+    fresh = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)  # its pool is per event loop
+    edited_run = asyncio.run(fresh.run_task(
+        prompt=f"Order a large insured parcel for Ada ({token})", url=sites.url("/replay-order-moved.html"),
+        data_extraction_schema=SCHEMA, wait_for_completion=True, timeout=120, request_options=code))
+    assert edited_run.status == "completed" and edited_run.output == {"greeting": "Thanks, Lin!"}
+    assert sites.submissions[-1]["name"] == "Lin" and len(fake_llm.requests_for(token)) == calls
+    with embedded.client() as client:
+        assert client.delete(f"/v1/scripts/{script_id}").status_code == 204
+        assert client.get(f"/v1/scripts/{script_id}").status_code == 404
