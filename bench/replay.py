@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -28,10 +29,11 @@ if __package__ in (None, ""):  # run as `python bench/replay.py`: make the repo 
 from app.scripts.document import ScriptDoc
 from bench.common import Spread, machine, print_table, verdict
 from bench.step_overhead import TASKS as STEP_TASKS
+from tests.e2e.test_actions_full_stack import SCENARIOS
 from tests.fakes.fake_llm import FakeLLM, start_fake_llm
 from tests.integration.agent.memory_store import MemoryStore
 from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
-from tests.sites.server import serve_sites
+from tests.sites.server import SiteServer, serve_sites
 from tests.support.browser import browser_settings
 from workers.agent.browser import BrowserPool
 from workers.agent.contract import BrowserOptions, RunOutcome, StepUsage, TaskSpec
@@ -40,7 +42,18 @@ from workers.agent.planner import Planner
 from workers.agent.replay.play import replay
 from workers.agent.replay.record import Recorder
 
-TASKS: dict[str, tuple[str, list[Any]]] = {**STEP_TASKS, "parcel order": (ORDER, ORDER_SCRIPT)}
+TASKS: dict[str, tuple[str, list[Any]]] = {
+    **STEP_TASKS, "parcel order": (ORDER, ORDER_SCRIPT),
+    # every action kind of the full-stack tests: selects, radios, dates, overlays, shadow DOM, a new tab,
+    # hover menus, keys, far below the fold, late content, navigation; iframes (same and cross origin)
+    **{name.replace("_", " "): (scenario.path, [*scenario.steps, [
+        {"name": "complete", "args": {"output": {"seen": scenario.seen}, "summary": "done"}}]])
+       for name, scenario in SCENARIOS.items()},
+    "iframes": ("/frames.html?other={other}/frame-inner.html?who=cross", [
+        [{"name": "click", "args": {"ref": {"role": "button", "name": "Press same"}}}],
+        [{"name": "click", "args": {"ref": {"role": "button", "name": "Press cross"}}}],
+        [{"name": "complete", "args": {"output": {"seen": "cross pressed"}, "summary": "done"}}]]),
+}
 CONFIRM = [{"name": "click", "args": {"ref": {"role": "button", "name": "Confirm"}}}]
 PERTURBED = {  # page -> the heal answers the model gives (one per changed step)
     "/replay-order-renamed.html": [],  # reworded button, banner, classes: found by its id, no call
@@ -59,14 +72,20 @@ class Figure:
     status: str
 
 
-def delayed(steps: list[Any], delay: float) -> list[Any]:
+def delayed(steps: list[Any], delay: float, sites: SiteServer) -> list[Any]:
+    """The steps with the sites' address filled in, each answered after `delay` seconds."""
+    steps = json.loads(json.dumps(steps).replace("{site}", sites.url("")))
     return [{"delay": delay, "then": step} for step in steps] if delay else steps
 
 
-async def first_run(pool: BrowserPool, settings: Any, fake: FakeLLM, url: str, script: list[Any],
-                    workdir: Path, delay: float) -> tuple[Figure, ScriptDoc, str]:
+def task_url(sites: SiteServer, path: str) -> str:
+    return sites.url(path.replace("{other}", sites.other_origin_url("").rstrip("/")))
+
+
+async def first_run(pool: BrowserPool, settings: Any, fake: FakeLLM, sites: SiteServer, url: str,
+                    script: list[Any], workdir: Path, delay: float) -> tuple[Figure, ScriptDoc, str]:
     token = f"bench-{uuid.uuid4().hex[:10]}"
-    fake.script(token, delayed(script, delay))
+    fake.script(token, delayed(script, delay, sites))
     task = TaskSpec(f"tsk_{token}", f"Do the task ({token}).", url, 12)
     browser = await pool.open_run(task.run_id, BrowserOptions(), workdir / token)
     recorder, store = Recorder(browser, url), UsageStore()
@@ -130,15 +149,15 @@ async def measure(repeats: int, delay: float, data_dir: Path) -> list[Figure]:
         try:
             for _ in range(repeats):
                 for name, (path, script) in TASKS.items():
-                    first, recorded, token = await first_run(pool, settings, fake, sites.url(path), script,
+                    url = task_url(sites, path)
+                    first, recorded, token = await first_run(pool, settings, fake, sites, url, script,
                                                              data_dir, delay)
-                    again, _ = await replay_run(pool, settings, sites.url(path), recorded, token, data_dir,
-                                                "replay")
+                    again, _ = await replay_run(pool, settings, url, recorded, token, data_dir, "replay")
                     figures += [replace(first, task=name), replace(again, task=name)]
                     if path != ORDER:
                         continue
                     for page, heals in PERTURBED.items():
-                        fake.script(token, delayed(heals, delay))
+                        fake.script(token, delayed(heals, delay, sites))
                         healed, rewritten = await replay_run(pool, settings, sites.url(page), recorded, token,
                                                              data_dir, f"heal {page}")
                         after, _ = await replay_run(pool, settings, sites.url(page), rewritten, token,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.artifacts.store import ArtifactStore
@@ -124,17 +124,19 @@ class DbRunStore:
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
         record_step(usage.prompt_tokens, usage.completion_tokens, usage.llm_calls, usage.llm_ms, harness_ms)
         self.tokens_used += usage.prompt_tokens + usage.completion_tokens
+        cost = self._settings.llm_cost(usage.prompt_tokens, usage.completion_tokens)
+        run_cost = {} if cost is None else {"llm_cost": func.coalesce(Run.llm_cost, 0.0) + cost}
         self.llm_calls += usage.llm_calls
 
         def write(s: Session) -> None:
             s.execute(update(Step).where(Step.id == step_id).values(
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                llm_calls=usage.llm_calls, llm_ms=usage.llm_ms, harness_ms=harness_ms,
+                llm_calls=usage.llm_calls, llm_cost=cost, llm_ms=usage.llm_ms, harness_ms=harness_ms,
                 modified_at=utcnow()))
             s.execute(update(Run).where(Run.id == self._run.run_id).values(
                 prompt_tokens=Run.prompt_tokens + usage.prompt_tokens,
                 completion_tokens=Run.completion_tokens + usage.completion_tokens,
-                llm_calls=Run.llm_calls + usage.llm_calls))
+                llm_calls=Run.llm_calls + usage.llm_calls, **run_cost))
 
         self._writes.submit(write)
 

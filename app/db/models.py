@@ -91,6 +91,7 @@ class Run(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     # run_with "code" (app/scripts): the script it replayed or recorded and what happened (ScriptRunResponse)
     script_run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
@@ -134,6 +135,7 @@ class Step(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     llm_ms: Mapped[int] = mapped_column(Integer, default=0)
     harness_ms: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -293,6 +295,18 @@ class Workflow(Timestamped, Base):
         UniqueConstraint("workflow_permanent_id", "version", name="uq_workflows_permanent_id_version"),
         Index("ix_workflows_org_permanent_id", "organization_id", "workflow_permanent_id"),
     )
+
+
+class Folder(Timestamped, Base):
+    """A folder (`fld_`) grouping an organization's workflows: each workflow version's `folder_id` names it.
+    Deleting one marks it `deleted_at` and takes its workflows out of it (or deletes them)."""
+
+    __tablename__ = "folders"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Script(Timestamped, Base):

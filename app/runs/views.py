@@ -1,4 +1,5 @@
-"""What clients see of a run, built from its rows: TaskRunResponse, list items, artifacts, timeline.
+"""What clients see of a run, built from its rows: TaskRunResponse, list items, artifacts (the timeline:
+timeline.py).
 
 GET /v1/runs/{id} and the webhook payload share `task_run_response`, so both show the same run.
 Every URL in them is fetchable without an API key: a presigned S3 URL or our own signed link.
@@ -7,14 +8,13 @@ Every URL in them is fetchable without an API key: a presigned S3 URL or our own
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.artifacts.links import ArtifactLinks
 from app.db.engine import read_session_scope
-from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
+from app.db.models import Artifact, Run
 from app.platform.settings import Settings
 from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.schemas.runs import (
@@ -22,7 +22,6 @@ from app.schemas.runs import (
     FileInfo,
     TaskRunListItem,
     TaskRunResponse,
-    TimelineItem,
     WorkflowRunResponse,
 )
 
@@ -109,6 +108,11 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         errors=list(run.errors or []),
         step_count=run.step_count,
         run_request=run.run_request,
+        summary=run.summary,
+        llm_call_count=run.llm_calls,
+        input_token_count=run.prompt_tokens,
+        output_token_count=run.completion_tokens,
+        total_cost=run.llm_cost,
     )
 
 
@@ -140,33 +144,3 @@ def artifact_response(artifact: Artifact, links: ArtifactLinks) -> ArtifactRespo
         task_id=artifact.run_id, step_id=artifact.step_id, run_id=artifact.run_id,
         signed_url=links.url(artifact),
     )
-
-
-def timeline(session: Session, run_id: str) -> list[TimelineItem]:
-    """Steps (their actions as children) and webhook attempts, oldest first."""
-    steps = session.scalars(select(Step).where(Step.run_id == run_id)).all()
-    actions = session.scalars(select(Action).where(Action.run_id == run_id)
-                              .order_by(Action.created_at, Action.index)).all()
-    attempts = session.scalars(select(WebhookAttempt).where(WebhookAttempt.run_id == run_id)).all()
-    by_step: dict[str, list[TimelineItem]] = {}
-    for action in actions:
-        by_step.setdefault(action.step_id, []).append(TimelineItem(
-            type="action", created_at=action.created_at, modified_at=action.modified_at,
-            action=_fields(action, "id", "step_id", "index", "action_type", "arguments", "reasoning",
-                           "succeeded", "outcome", "replay")))
-    items = [TimelineItem(type="step", created_at=step.created_at, modified_at=step.modified_at,
-                          children=by_step.get(step.id, []),
-                          step=_fields(step, "id", "index", "url", "prompt_tokens", "completion_tokens",
-                                       "llm_calls", "llm_ms", "harness_ms"))
-             for step in steps]
-    items += [TimelineItem(type="webhook_attempt", created_at=a.created_at, modified_at=a.modified_at,
-                           webhook_attempt=_fields(a, "id", "attempt", "url", "status_code", "latency_ms",
-                                                   "error", "replay"))
-              for a in attempts]
-    return sorted(items, key=lambda item: item.created_at)
-
-
-def _fields(row: Any, *names: str) -> dict[str, Any]:
-    data = {name: getattr(row, name) for name in names}
-    data[f"{type(row).__tablename__.rstrip('s')}_id"] = data.pop("id")
-    return data
