@@ -58,7 +58,8 @@ def test_record_replay_heal_and_the_scripts_api(embedded: Stack, fake_llm: FakeL
             timeline = client.get(f"/v1/runs/{second.run_id}/timeline").json()
         assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
         assert raw["tokens_saved_estimate"] > 0
-        marks = {child["action"]["replay"] for item in timeline for child in item["children"]}
+        marks = {child["thought"]["output"]["replay"] for entry in timeline for child in entry["children"]
+                 if child["thought"]["thought_type"] == "plan"}
         assert marks == {"replayed"}
 
         fake_llm.script(token, CONFIRM)  # the button moved and was renamed: one call heals it
