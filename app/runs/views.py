@@ -29,10 +29,10 @@ SCREENSHOT_COUNT = 3
 _FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")
 
 
-def run_page_url(settings: Settings, run_id: str) -> str:
+def run_page_url(settings: Settings, run_id: str, public_base: str) -> str:
     """The run's page in the viewer (Skyvern's `app_url`): under WAYFARER_APP_URL when set, else under
-    the public base URL, where this server serves it."""
-    return f"{(settings.app_url or settings.public_base_url).rstrip('/')}/runs/{run_id}"
+    the public base URL (app/platform/public_url.py), where this server serves it."""
+    return f"{(settings.app_url or public_base).rstrip('/')}/runs/{run_id}"
 
 
 def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = None) -> Sequence[Artifact]:
@@ -100,7 +100,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         queued_at=run.queued_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        app_url=run_page_url(settings, run.id),
+        app_url=run_page_url(settings, run.id, links.base_url),
         browser_session_id=run.browser_session_id,
         browser_profile_id=run.browser_profile_id,
         max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),
