@@ -51,7 +51,7 @@ from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, Unk
 from app.runs import lifecycle
 from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
-from app.runs.service import RunRejected, UnknownRun
+from app.runs.service import RunRejected, TextTooLong, UnknownRun
 from app.scripts.service import ScriptRejected, UnknownScript
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
@@ -151,6 +151,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400, WorkflowInvalid: 400,
     ScriptRejected: 400,
     SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409, WorkflowVersionConflict: 409,
+    TextTooLong: 422,
     QueueUnavailable: 503,
 }
 

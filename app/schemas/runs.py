@@ -8,7 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from app.schemas.extraction import check_extraction_schema
 
@@ -52,7 +61,35 @@ HttpUrlField = Annotated[str | None, AfterValidator(normalize_http_url)]
 CdpAddressField = Annotated[str | None, AfterValidator(check_cdp_address)]
 
 
-class TaskRunRequest(BaseModel):
+class KeepsUrlAsSent(BaseModel):
+    """A request whose `url` may come without a scheme: it keeps the url as sent, so the run can say
+    that https:// was assumed (Skyvern's behaviour) when it fails."""
+
+    _url_as_sent: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_url_as_sent(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(data)
+        raw = data.get("url") if isinstance(data, dict) else None
+        if isinstance(raw, str) and "://" not in raw:
+            model._url_as_sent = raw.strip()
+        return model
+
+    @property
+    def url_as_sent(self) -> str | None:
+        """The url as the client wrote it (without a scheme); None when it was not rewritten."""
+        return self._url_as_sent
+
+    def assumed_scheme_note(self) -> str | None:
+        url = getattr(self, "url", None)
+        if self._url_as_sent is None or not url:
+            return None
+        return (f"The url {self._url_as_sent!r} has no scheme, so {url} was used (https:// is assumed, as "
+                "Skyvern does); if the site serves plain HTTP, send the url with http://.")
+
+
+class TaskRunRequest(KeepsUrlAsSent):
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(min_length=1)
@@ -181,21 +218,6 @@ class ArtifactResponse(BaseModel):
     archived: bool = False
 
 
-class TimelineItem(BaseModel):
-    """One WorkflowRunTimeline entry: `type` is `step`, `action` or `webhook_attempt` here; the
-    SDK's `block`/`thought` stay null and the entry's own data sits under a key named like its type."""
-
-    type: str
-    block: dict[str, Any] | None = None
-    thought: dict[str, Any] | None = None
-    children: list[TimelineItem] = []
-    created_at: datetime
-    modified_at: datetime
-    step: dict[str, Any] | None = None
-    action: dict[str, Any] | None = None
-    webhook_attempt: dict[str, Any] | None = None
-
-
 class RunWebhookReplayResponse(BaseModel):
     run_id: str
     run_type: str
@@ -221,7 +243,7 @@ class WorkflowRunResponse(TaskRunResponse):
     attempts: list[dict[str, Any]] = []
 
 
-class OneOffRunFields(BaseModel):
+class OneOffRunFields(KeepsUrlAsSent):
     """The browser, webhook and 2FA fields Skyvern's login and download_files requests share."""
 
     model_config = ConfigDict(extra="ignore")
@@ -241,7 +263,8 @@ class OneOffRunFields(BaseModel):
 
     def task_request(self, prompt: str, title: str, **overrides: Any) -> TaskRunRequest:
         """The task run this shortcut request stands for."""
-        fields = {"url": self.url, "webhook_url": self.webhook_url, "proxy_location": self.proxy_location,
+        fields = {"url": self.url_as_sent or self.url, "webhook_url": self.webhook_url,
+                  "proxy_location": self.proxy_location,
                   "totp_identifier": self.totp_identifier, "totp_url": self.totp_url,
                   "browser_session_id": self.browser_session_id,
                   "browser_profile_id": self.browser_profile_id,
