@@ -26,6 +26,7 @@ from app.api import (
     run_control,
     runs,
     system,
+    workflow_runs,
     workflows,
 )
 from app.artifacts.store import S3Store, make_store
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions, workflows):
+                   browser_profiles, browser_sessions, workflow_runs, workflows):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

@@ -48,3 +48,4 @@ FILE = "file"
 RUN_EVENT = "rev"
 WORKFLOW = "w"  # one version of a workflow
 WORKFLOW_PERMANENT = "wpid"  # every version of it
+WORKFLOW_RUN_BLOCK = "wrb"

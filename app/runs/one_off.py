@@ -1,5 +1,5 @@
 """The one-off workflows: login (with a vault credential) and download_files. Each is a task run
-reported as a workflow run (`wr_` id, run_type workflow_run; `service.OneOffWorkflow`)."""
+reported as a workflow run (`wr_` id, run_type workflow_run; `service.WorkflowSource`)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def start_login(session: Session, settings: Settings, dispatcher: Dispatcher, or
     task = request.task_request(
         goal, f"Login with {credential.name}",
         totp_identifier=request.totp_identifier or credential.public.get("totp_identifier"))
-    workflow = service.OneOffWorkflow(LOGIN_WORKFLOW, {
+    workflow = service.WorkflowSource(LOGIN_WORKFLOW, {
         "credential_type": request.credential_type, "credential_id": credential.id,
         "user_prompt": request.prompt})
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow)
@@ -62,7 +62,7 @@ def start_download_files(session: Session, settings: Settings, dispatcher: Dispa
         raise RunRejected("url is required: the page to start downloading from.")
     task = request.task_request(DOWNLOAD_GOAL.format(goal=request.navigation_goal), "Download files",
                                 max_steps=request.max_steps_per_run)
-    workflow = service.OneOffWorkflow(DOWNLOAD_FILES_WORKFLOW, {
+    workflow = service.WorkflowSource(DOWNLOAD_FILES_WORKFLOW, {
         "navigation_goal": request.navigation_goal, "download_suffix": request.download_suffix,
         "download_timeout": request.download_timeout})
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow)
