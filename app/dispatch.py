@@ -7,7 +7,8 @@ from typing import Protocol
 from kombu.exceptions import OperationalError
 
 from app.platform.settings import Settings
-from workers.celery_app import DELIVER_WEBHOOK, EXECUTE_RUN, OPEN_SESSION, make_celery
+from app.webhooks.deliverer import Deliverer
+from workers.celery_app import EXECUTE_RUN, OPEN_SESSION, make_celery
 
 
 class DispatchUnavailable(Exception):
@@ -24,9 +25,6 @@ class Dispatcher(Protocol):
         ...
     def open_session(self, session_id: str) -> None:
         """Have a worker open the browser session's browser (it then holds the session)."""
-        ...
-    def enqueue_webhook(self, run_id: str) -> None:
-        """Deliver the run's final webhook in the background (with retries)."""
         ...
     def close(self) -> None: ...
 
@@ -51,9 +49,6 @@ class CeleryDispatcher:
         except (OperationalError, OSError) as exc:
             raise DispatchUnavailable(f"The run queue is unavailable: {exc}") from exc
 
-    def enqueue_webhook(self, run_id: str) -> None:
-        self._celery.send_task(DELIVER_WEBHOOK, args=[run_id])
-
     def close(self) -> None:
         self._celery.close()
 
@@ -65,7 +60,8 @@ class InProcessDispatcher:
         from workers.host import RunHost  # lazily: only the embedded API process hosts runs
         from workers.sweeper import start_sweeper
 
-        self._host = RunHost(settings)
+        self._deliverer = Deliverer(settings).start()
+        self._host = RunHost(settings, on_final=lambda _run_id: self._deliverer.wake())
         self._stop_sweeper = start_sweeper(settings, self.enqueue, self.open_session)
 
     def enqueue(self, run_id: str, queue: str | None = None) -> None:
@@ -74,12 +70,10 @@ class InProcessDispatcher:
     def open_session(self, session_id: str) -> None:
         self._host.open_session(session_id)
 
-    def enqueue_webhook(self, run_id: str) -> None:
-        self._host.deliver_webhook(run_id)
-
     def close(self) -> None:
         self._stop_sweeper.set()
         self._host.stop()
+        self._deliverer.stop()
 
 
 def make_dispatcher(settings: Settings) -> Dispatcher:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.accounts.service import seed_api_key
 from app.api import (
@@ -23,6 +24,7 @@ from app.api import (
     legacy,
     live,
     metrics,
+    not_provided,
     run_control,
     runs,
     system,
@@ -47,7 +49,7 @@ from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, Unk
 from app.runs import lifecycle
 from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
-from app.runs.service import RunRejected, UnknownRun, schedule_webhook
+from app.runs.service import RunRejected, UnknownRun
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
 from app.web import render as web_render
@@ -69,7 +71,6 @@ def _recover_runs(settings: Settings, dispatcher: Dispatcher) -> None:
                            .order_by(Run.created_at)).all()
     for run_id in lost:
         log.warning("run %s ended failed: its worker was lost", run_id)
-        schedule_webhook(dispatcher, settings, run_id)
     for run_id in queued:
         dispatcher.enqueue(run_id)
     if queued:
@@ -168,5 +169,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(SignInRequired, web_render.sign_in_redirect)
     app.add_exception_handler(FormRefused, web_render.form_refused_page)
     app.add_middleware(RequestBodyLimit, max_bytes=app.state.settings.max_request_bytes)
+    app.add_exception_handler(StarletteHTTPException, not_provided.explain_not_found)
     app.add_exception_handler(Exception, _unhandled)
     return app

@@ -7,13 +7,11 @@ from celery import Celery
 from app.platform.settings import Settings
 
 RUNS_QUEUE = "wayfarer.runs"
-WEBHOOKS_QUEUE = "wayfarer.webhooks"
 WORKER_QUEUE_PREFIX = "wayfarer.worker."
 
 # The task names, sent by app.dispatch and the sweeper, registered by workers.tasks.
 EXECUTE_RUN = "wayfarer.execute_run"
 OPEN_SESSION = "wayfarer.open_session"
-DELIVER_WEBHOOK = "wayfarer.deliver_webhook"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,8 +24,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         # longer than the longest run, or Redis re-delivers a message that is still being worked on
         broker_transport_options={"visibility_timeout": settings.run_deadline_seconds + 600},
-        task_routes={EXECUTE_RUN: {"queue": RUNS_QUEUE}, OPEN_SESSION: {"queue": RUNS_QUEUE},
-                     DELIVER_WEBHOOK: {"queue": WEBHOOKS_QUEUE}},
+        task_routes={EXECUTE_RUN: {"queue": RUNS_QUEUE}, OPEN_SESSION: {"queue": RUNS_QUEUE}},
         worker_hijack_root_logger=False,
     )
     return app

@@ -20,7 +20,6 @@ from app.db.engine import session_scope
 from app.db.models import Run
 from app.live.bus import make_live_bus
 from app.platform.settings import Settings
-from app.webhooks import delivery as webhooks
 from workers.agent.browser import BrowserPool
 from workers.runner import WorkerContext, execute_run, leave_queued
 from workers.sessions import SessionHost
@@ -31,13 +30,14 @@ HAND_BACK_TIMEOUT_SECONDS = 30.0  # for stopped runs to store what they recorded
 
 
 class RunHost:
-    def __init__(self, settings: Settings, on_final: Callable[[str], None] | None = None,
+    def __init__(self, settings: Settings, on_final: Callable[[str], None],
                  requeue: Callable[[str], None] | None = None, worker_queue: str | None = None,
                  forward: Callable[[str, str], None] | None = None) -> None:
-        """worker_queue: this worker's own Celery queue (runs for the sessions it holds go there);
+        """on_final(run_id): a run ended here (its webhook is in the outbox: wake the deliverer);
+        worker_queue: this worker's own Celery queue (runs for the sessions it holds go there);
         forward(run_id, queue) sends a run to the worker holding its session."""
         self._settings = settings
-        self._on_final = on_final or self.deliver_webhook
+        self._on_final = on_final
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="wayfarer-runs", daemon=True)
         self._thread.start()
@@ -107,10 +107,6 @@ class RunHost:
                     return await execute_run(self._ctx, run_id, held)
                 finally:
                     await held.release_run()
-
-    def deliver_webhook(self, run_id: str) -> None:
-        threading.Thread(target=webhooks.deliver, args=(self._settings, run_id),
-                         name=f"webhook-{run_id}", daemon=True).start()
 
     def stop(self, grace_seconds: float | None = None) -> None:
         """Start no more runs; let the runs in flight go on for up to grace_seconds (default

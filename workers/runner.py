@@ -62,7 +62,7 @@ class WorkerContext:
     pool: BrowserPool
     artifacts: ArtifactStore
     worker_id: str
-    on_final: Callable[[str], None]  # schedules the run's webhook once this worker has ended the run
+    on_final: Callable[[str], None]  # this worker ended the run (its webhook is owed: wake the deliverer)
     # set when this process shuts down: the runs it still holds are stopped and handed back
     hand_back: threading.Event = field(default_factory=threading.Event)
     requeue: Callable[[str], None] = leave_queued  # sends a run this worker gave back to the queue again

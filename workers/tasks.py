@@ -1,5 +1,5 @@
-"""The Celery tasks (execute a run, open a browser session, deliver a webhook; each idempotent) and the
-worker entry point."""
+"""The Celery tasks (execute a run, open a browser session; each idempotent) and the worker entry point
+(with its sweeper and webhook deliverer threads)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,11 @@ from celery.signals import worker_shutting_down
 from kombu.exceptions import OperationalError
 
 from app.platform.settings import Settings
-from app.webhooks import delivery as webhooks
+from app.webhooks.deliverer import Deliverer
 from workers.celery_app import (
-    DELIVER_WEBHOOK,
     EXECUTE_RUN,
     OPEN_SESSION,
     RUNS_QUEUE,
-    WEBHOOKS_QUEUE,
     WORKER_QUEUE_PREFIX,
     make_celery,
 )
@@ -31,8 +29,10 @@ from workers.sweeper import start_sweeper
 log = logging.getLogger(__name__)
 
 
-def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = None) -> None:
-    """worker_queue: this worker's own queue, where runs for the browser sessions it holds are sent."""
+def register_tasks(app: Celery, settings: Settings, deliverer: Deliverer,
+                   worker_queue: str | None = None) -> None:
+    """deliverer: this worker's webhook deliverer, woken when a run ends here; worker_queue: this
+    worker's own queue, where runs for the browser sessions it holds are sent."""
     host: RunHost | None = None
     lock = threading.Lock()
 
@@ -40,10 +40,10 @@ def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = N
         nonlocal host
         with lock:
             if host is None:
-                host = RunHost(settings, on_final=lambda run_id: app.send_task(
-                    DELIVER_WEBHOOK, args=[run_id]), requeue=requeue, worker_queue=worker_queue,
-                    forward=lambda run_id, queue: app.send_task(EXECUTE_RUN, args=[run_id],
-                                                                queue=queue))
+                host = RunHost(settings, on_final=lambda _run_id: deliverer.wake(), requeue=requeue,
+                               worker_queue=worker_queue,
+                               forward=lambda run_id, queue: app.send_task(EXECUTE_RUN, args=[run_id],
+                                                                           queue=queue))
             return host
 
     def requeue(run_id: str) -> None:
@@ -70,22 +70,18 @@ def register_tasks(app: Celery, settings: Settings, worker_queue: str | None = N
     def open_session(session_id: str) -> None:
         get_host().open_session(session_id).result()  # then held on the host's loop until it ends
 
-    @app.task(name=DELIVER_WEBHOOK)
-    def deliver_webhook(run_id: str) -> None:
-        webhooks.deliver(settings, run_id)
-
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     """Run a Celery worker (threads pool: runs share this process's browser) until it is stopped."""
     app = make_celery(settings)
     own_queue = f"{WORKER_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"  # runs for the sessions this worker holds
-    register_tasks(app, settings, own_queue)
+    register_tasks(app, settings, Deliverer(settings).start(), own_queue)
     start_sweeper(settings, lambda run_id: app.send_task(EXECUTE_RUN, args=[run_id]),
                   lambda session_id: app.send_task(OPEN_SESSION, args=[session_id]))
     app.worker_main([
         "worker", "--pool", "threads",
         "--concurrency", str(concurrency or settings.max_concurrent_runs),
-        "--queues", f"{RUNS_QUEUE},{WEBHOOKS_QUEUE},{own_queue}",
+        "--queues", f"{RUNS_QUEUE},{own_queue}",
         "--hostname", f"wayfarer-{os.getpid()}@{socket.gethostname()}",
         "--loglevel", settings.log_level,
         "--without-gossip", "--without-mingle",

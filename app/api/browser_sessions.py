@@ -82,7 +82,7 @@ def extend_browser_session(browser_session_id: str, request: ExtendBrowserSessio
 def close_browser_session(browser_session_id: str, session: SessionDep, settings: SettingsDep,
                           caller: CallerDep, dispatcher: DispatcherDep) -> CloseBrowserSessionResponse:
     row = service.session_or_404(session, caller.organization_id, browser_session_id)
-    service.close_session(session, settings, dispatcher, row)
+    service.close_session(session, row)
     return CloseBrowserSessionResponse()
 
 

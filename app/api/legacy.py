@@ -45,4 +45,4 @@ def get_tasks(
 
 @router.post("/api/v1/tasks/{task_id}/cancel")
 def cancel_task(task_id: str, settings: SettingsDep, caller: CallerDep, dispatcher: DispatcherDep) -> None:
-    service.cancel_run(settings, dispatcher, caller.organization_id, task_id, TASK)
+    service.cancel_run(settings, caller.organization_id, task_id, TASK)

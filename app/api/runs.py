@@ -69,13 +69,13 @@ def list_runs(
 @router.post("/v1/runs/cancel", response_model=BulkCancelRunsResponse)
 def bulk_cancel_runs(request: BulkCancelRunsRequest, settings: SettingsDep, caller: CallerDep,
                      dispatcher: DispatcherDep) -> BulkCancelRunsResponse:
-    cancelled, failed = service.cancel_runs(settings, dispatcher, caller.organization_id, request.run_ids)
+    cancelled, failed = service.cancel_runs(settings, caller.organization_id, request.run_ids)
     return BulkCancelRunsResponse(cancelled=cancelled, failed=list(failed))
 
 
 @router.post("/v1/runs/{run_id}/cancel")
 def cancel_run(run_id: str, settings: SettingsDep, caller: CallerDep, dispatcher: DispatcherDep) -> None:
-    service.cancel_run(settings, dispatcher, caller.organization_id, run_id)
+    service.cancel_run(settings, caller.organization_id, run_id)
 
 
 @router.get("/v1/runs/{run_id}/artifacts", response_model=list[ArtifactResponse])

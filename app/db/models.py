@@ -169,10 +169,31 @@ class Artifact(Timestamped, Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # an upload's retention_days
 
 
+class WebhookDelivery(Timestamped, Base):
+    """The outbox (app/webhooks/outbox.py): one row per run that ended with a webhook_url, written in
+    the transaction that ended it; deliverers in any process claim it (a lease), send, and retry from
+    here. Its id is the delivery id every attempt carries (`x-wayfarer-delivery-id`)."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claim_token: Mapped[str | None] = mapped_column(String(64))  # the deliverer sending it now
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)  # then another may take it
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
 class WebhookAttempt(Timestamped, Base):
     __tablename__ = "webhook_attempts"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(64))  # the header the receiver got
     attempt: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int | None] = mapped_column(Integer)

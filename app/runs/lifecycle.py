@@ -1,7 +1,9 @@
 """THE run state machine. Nothing else writes a run's status.
 
 Every transition is a compare-and-set UPDATE (`WHERE status IN (...)`), so a terminal status never
-changes again and two workers never both claim one run.
+changes again and two workers never both claim one run. A cancel accepted while the run was held
+(`cancel_requested`) wins over the run's own ending: the same UPDATE writes `canceled` instead. A final
+status and the run's webhook delivery (app/webhooks/outbox.py) are written in one transaction.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Run, WorkflowRunBlock, utcnow
+from app.webhooks import outbox
 
 
 class RunStatus(StrEnum):
@@ -47,6 +50,18 @@ _ALLOWED_FROM: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
+# final statuses a run reaches by itself; a cancel accepted before they are written turns them into canceled
+_CANCEL_WINS_OVER = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.terminated,
+                               RunStatus.timed_out})
+
+
+def _canceled_instead_reason(target: RunStatus, reason: str | None) -> str:
+    """The failure_reason of a run whose cancel came before its own ending `target`."""
+    ended = f"{target.value}: {reason}" if reason else target.value
+    return (f"The run was canceled at the user's request; it was ending {ended} at the same moment, "
+            "and kept what it had recorded.")
+
+
 class InvalidTransition(Exception):
     def __init__(self, run_id: str, current: str, target: str) -> None:
         super().__init__(f"Invalid run status transition from {current} to {target} for run {run_id}.")
@@ -65,13 +80,22 @@ def _transition(session: Session, run_id: str, target: RunStatus,
         values.update(started_at=now, heartbeat_at=now)
     elif target in FINAL:
         values["finished_at"] = now
+    if target in _CANCEL_WINS_OVER:  # one compare-and-set: the flag is read by the UPDATE that ends the run
+        cancel_first = Run.cancel_requested.is_(True)
+        values["status"] = case((cancel_first, RunStatus.canceled.value), else_=target.value)
+        values["failure_reason"] = case(
+            (cancel_first, _canceled_instead_reason(target, fields.get("failure_reason"))),
+            else_=fields.get("failure_reason"))
     result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status.in_([s.value for s in sources or _ALLOWED_FROM[target]]), *where)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed and target in FINAL:
+        outbox.add(session, run_id)  # the webhook is owed in the same transaction as the final status
+    return changed
 
 
 def claim(session: Session, run_id: str, worker_id: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -206,11 +205,10 @@ def _require_run_exists(settings: Settings, organization_id: str, run_id: str, n
         require_run(s, organization_id, run_id, noun)
 
 
-def cancel_run(settings: Settings, dispatcher: Dispatcher, organization_id: str, run_id: str,
-               noun: str = "Run") -> None:
+def cancel_run(settings: Settings, organization_id: str, run_id: str, noun: str = "Run") -> None:
     """Cancel one run (see cancel_runs); UnknownRun, or RunRejected when it has already ended."""
     _require_run_exists(settings, organization_id, run_id, noun)
-    _, failed = cancel_runs(settings, dispatcher, organization_id, [run_id])
+    _, failed = cancel_runs(settings, organization_id, [run_id])
     if failed:
         raise RunRejected(failed[run_id])
 
@@ -222,24 +220,13 @@ def replay_webhook(settings: Settings, organization_id: str, run_id: str, webhoo
     return webhooks.replay(settings, run_id, webhook_url, signing_key)
 
 
-def schedule_webhook(dispatcher: Dispatcher, settings: Settings, run_id: str) -> None:
-    """Deliver the webhook of a run the API itself ended, in the background."""
-    try:
-        dispatcher.enqueue_webhook(run_id)
-    except Exception:
-        log.warning("could not queue the webhook of run %s; delivering it from this process", run_id)
-        threading.Thread(target=webhooks.deliver, args=(settings, run_id), name=f"webhook-{run_id}",
-                         daemon=True).start()
-
-
-def cancel_runs(settings: Settings, dispatcher: Dispatcher, organization_id: str,
+def cancel_runs(settings: Settings, organization_id: str,
                 run_ids: Iterable[str]) -> tuple[list[str], dict[str, str]]:
     """Cancel each run; returns (canceled ids, {failed id: reason}). Running runs are flagged, given
     up to CANCEL_WAIT_SECONDS to be ended by their runner, then ended here."""
     cancelled: list[str] = []
     failed: dict[str, str] = {}
     flagged: list[str] = []
-    ended_here: list[str] = []
     with session_scope(settings.database_url) as s:
         for run_id in dict.fromkeys(run_ids):
             if find_run(s, organization_id, run_id) is None:
@@ -252,10 +239,9 @@ def cancel_runs(settings: Settings, dispatcher: Dispatcher, organization_id: str
                                   "only created, queued or running runs can be canceled.")
                 continue
             cancelled.append(run_id)
-            (ended_here if outcome == RunStatus.canceled else flagged).append(run_id)
-    ended_here += _await_or_force(settings, flagged)
-    for run_id in ended_here:
-        schedule_webhook(dispatcher, settings, run_id)
+            if outcome != RunStatus.canceled:
+                flagged.append(run_id)
+    _await_or_force(settings, flagged)
     return cancelled, failed
 
 

@@ -15,7 +15,6 @@ from app.platform.settings import Settings
 from app.profiles.service import UnknownProfile, find_profile
 from app.runs import ids
 from app.runs.lifecycle import RunStatus
-from app.runs.service import schedule_webhook
 from app.schemas.browser_sessions import (
     DEFAULT_TIMEOUT_MINUTES,
     MAX_TIMEOUT_MINUTES,
@@ -116,17 +115,14 @@ def update_session(session: Session, row: BrowserSession, generate_browser_profi
     session.commit()
 
 
-def close_session(session: Session, settings: Settings, dispatcher: Dispatcher, row: BrowserSession) -> None:
+def close_session(session: Session, row: BrowserSession) -> None:
     """End the session (completed); its holder releases the browser within a second. Its unfinished
     runs are canceled: the user ended the browser they were running in."""
     if not lifecycle.end(session, row.id, SessionStatus.completed):
         return  # already ended: closing again changes nothing
-    canceled = lifecycle.end_session_runs(
-        session, row.id, RunStatus.canceled,
-        f"The browser session {row.id} was closed before this run finished.")
+    lifecycle.end_session_runs(session, row.id, RunStatus.canceled,
+                               f"The browser session {row.id} was closed before this run finished.")
     session.commit()
-    for run_id in canceled:
-        schedule_webhook(dispatcher, settings, run_id)
 
 
 def browser_address(settings: Settings, session_id: str) -> str:

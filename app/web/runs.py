@@ -63,7 +63,7 @@ def _back_to_run(run_id: str, notice: str) -> Response:
 def cancel_run(run_id: str, viewer: FormViewerDep, settings: SettingsDep,
                dispatcher: DispatcherDep) -> Response:
     try:
-        service.cancel_run(settings, dispatcher, viewer.organization_id, run_id)
+        service.cancel_run(settings, viewer.organization_id, run_id)
     except service.UnknownRun as exc:
         raise _no_such_run(run_id) from exc
     except service.RunRejected:

@@ -22,6 +22,10 @@ class Receiver:
     url: str
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answered in turn; 200 once exhausted
+    answering: threading.Event = field(default_factory=threading.Event)  # cleared: requests wait
+
+    def __post_init__(self) -> None:
+        self.answering.set()
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -39,6 +43,7 @@ def webhook_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
                                               body))
+            receiver.answering.wait(timeout=120)
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
             self.send_header("Content-Length", "0")

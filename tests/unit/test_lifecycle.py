@@ -158,3 +158,34 @@ def test_a_pause_not_reached_yet_can_be_withdrawn_and_a_paused_run_can_still_end
         assert _status(s, canceled) == "canceled" and _status(s, lost) == "failed"
         with pytest.raises(InvalidTransition):
             lifecycle.request_pause(s, canceled, "key_1", None)
+
+
+@pytest.mark.parametrize("ending", [RunStatus.completed, RunStatus.failed, RunStatus.terminated,
+                                    RunStatus.timed_out])
+def test_a_cancel_accepted_first_wins_over_the_runs_own_ending(db: str, ending: RunStatus) -> None:
+    run_id, untouched = _new_run(db), _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, run_id, "w1")
+        lifecycle.claim(s, untouched, "w1")
+        assert lifecycle.request_cancel(s, run_id) == RunStatus.running  # the client is told "canceled"
+        assert lifecycle.finish(s, run_id, ending, failure_reason=None if ending == "completed" else "why",
+                                output={"kept": True})
+        assert lifecycle.finish(s, untouched, ending, failure_reason="why")
+        run = s.get(Run, run_id)
+        assert run is not None
+        s.refresh(run)
+        assert (run.status, run.output) == ("canceled", {"kept": True})
+        assert run.failure_reason is not None and run.failure_reason.startswith(
+            f"The run was canceled at the user's request; it was ending {ending.value}")
+        assert _status(s, untouched) == ending.value
+        assert not lifecycle.finish(s, run_id, RunStatus.completed)  # final: never changes again
+
+
+def test_a_lost_worker_does_not_turn_an_accepted_cancel_into_a_failure(db: str) -> None:
+    run_id = _new_run(db)
+    with session_scope(db) as s:
+        lifecycle.claim(s, run_id, "w1")
+        lifecycle.request_cancel(s, run_id)
+        s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
+        assert lifecycle.expire_lost_runs(s, timedelta(seconds=60)) == [run_id]
+        assert _status(s, run_id) == "canceled"

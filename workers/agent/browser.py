@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -36,7 +37,7 @@ from app.platform.settings import Settings
 from app.platform.url_policy import UrlDenied, UrlPolicy, check_navigation, parse_policy
 from workers.agent.contract import BrowserOptions
 from workers.agent.recording import WebmRecorder
-from workers.agent.screencast import Screencast
+from workers.agent.screencast import JPEG_QUALITY, Frame, Screencast
 from workers.chromium_args import launch_args
 
 log = logging.getLogger(__name__)
@@ -391,6 +392,8 @@ class BrowserRun:
                 task.cancel()
             downloads = [path for task in done if not task.cancelled() and task.exception() is None
                          and (path := task.result()) is not None]
+        if self._recorder is not None and not self._recorder.started and not self.crashed:
+            await self._record_still(self._recorder)
         if self.screencast is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.screencast.stop(), CLOSE_TIMEOUT_S)
@@ -403,6 +406,18 @@ class BrowserRun:
             log.warning("closing the context of run %s failed: %s", self.run_id, exc)
         recording = await self._recorder.close() if self._recorder is not None else None
         return RunMedia(recording, sorted(downloads), "\n".join(self._console))
+
+    async def _record_still(self, recorder: WebmRecorder) -> None:
+        """A run that ended before the screencast's first frame came (short runs on a loaded machine)
+        still gets a recording: the page as it is at the end."""
+        try:
+            page = self.active_page
+            jpeg = await page.screenshot(type="jpeg", quality=JPEG_QUALITY, timeout=CLOSE_TIMEOUT_S * 1000)
+        except Exception as exc:  # the page is gone: no recording, as with no frame at all
+            log.debug("no still for the recording of run %s: %s", self.run_id, exc)
+            return
+        viewport = page.viewport_size or {"width": 0, "height": 0}
+        recorder.add(Frame(jpeg, time.monotonic(), viewport["width"], viewport["height"]))
 
 
 class DownloadTooSlow(Exception):

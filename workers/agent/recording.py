@@ -48,6 +48,11 @@ class WebmRecorder:
         self._ended = False  # the encoder thread took close()'s end time
         self.error: str | None = None
 
+    @property
+    def started(self) -> bool:
+        """Whether a frame has come."""
+        return self._started_at is not None
+
     def add(self, frame: Frame) -> None:
         if self._closed:
             return
