@@ -10,21 +10,10 @@ from app.db.models import Run
 from app.dispatch import Dispatcher
 from app.platform.settings import Settings
 from app.runs import service
-from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, LOGIN_WORKFLOW
+from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, DOWNLOAD_GOAL, LOGIN_GOAL, LOGIN_WORKFLOW
 from app.runs.service import RunRejected
 from app.schemas.credentials import LoginRequest
 from app.schemas.files import DownloadFilesRequest
-
-LOGIN_GOAL = (
-    "Log in to this website with the stored credential. Type {username} into the username (or e-mail) "
-    "field and {password} into the password field exactly as written here: they are placeholders the "
-    "browser fills with the real values when typing. Then submit the form. If the site asks for a "
-    "one-time, 2FA or verification code, use the verification_code tool on the code field and submit "
-    "it. Call complete as soon as the page shows that you are logged in; terminate if the site rejects "
-    "the credential."
-)
-DOWNLOAD_GOAL = ("{goal}\nThis task succeeds only once a file has been downloaded: use the download_file "
-                 "tool on the link or button that downloads it, then call complete.")
 
 
 def start_login(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,

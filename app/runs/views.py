@@ -25,6 +25,7 @@ from app.schemas.runs import (
     TimelineItem,
     WorkflowRunResponse,
 )
+from app.workflows.timeline import workflow_timeline
 
 SCREENSHOT_COUNT = 3
 _FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")
@@ -136,7 +137,11 @@ def artifact_response(artifact: Artifact, links: ArtifactLinks) -> ArtifactRespo
 
 
 def timeline(session: Session, run_id: str) -> list[TimelineItem]:
-    """Steps (their actions as children) and webhook attempts, oldest first."""
+    """Steps (their actions as children) and webhook attempts, oldest first; a stored workflow's run: its
+    blocks (app/workflows/timeline.py)."""
+    blocks = workflow_timeline(session, run_id)
+    if blocks is not None:
+        return blocks
     steps = session.scalars(select(Step).where(Step.run_id == run_id)).all()
     actions = session.scalars(select(Action).where(Action.run_id == run_id)
                               .order_by(Action.created_at, Action.index)).all()

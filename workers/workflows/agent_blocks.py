@@ -10,7 +10,7 @@ from typing import Any
 
 from app.credentials.vault import CredentialValues, find_credential, placeholder, reveal_credential
 from app.db.engine import session_scope
-from app.runs.one_off import DOWNLOAD_GOAL, LOGIN_GOAL
+from app.runs.kinds import DOWNLOAD_GOAL, LOGIN_GOAL
 from app.schemas.workflows import (
     ActionBlockYAML,
     AgentBlockYAML,

