@@ -21,12 +21,14 @@ from app.api import (
     browser_sessions,
     credentials,
     files,
+    folders,
     legacy,
     live,
     metrics,
     not_provided,
     run_control,
     runs,
+    scripts,
     system,
     workflow_runs,
     workflows,
@@ -49,7 +51,8 @@ from app.profiles.service import ProfileNameTaken, ProfileSourceUnavailable, Unk
 from app.runs import lifecycle
 from app.runs.control import ControlRefused
 from app.runs.lifecycle import RunStatus
-from app.runs.service import RunRejected, UnknownRun
+from app.runs.service import RunRejected, TextTooLong, UnknownRun
+from app.scripts.service import ScriptRejected, UnknownScript
 from app.sessions.lifecycle import UnknownBrowserSession
 from app.sessions.service import SessionEnded, SessionRejected
 from app.web import render as web_render
@@ -58,6 +61,7 @@ from app.web import static_files
 from app.web.auth import FormRefused, SignInRequired
 from app.webhooks.delivery import ReplayRefused
 from app.workflows.definitions import UnknownWorkflow, WorkflowVersionConflict
+from app.workflows.folders import UnknownFolder
 from app.workflows.validation import WorkflowInvalid
 
 log = logging.getLogger("wayfarer.api")
@@ -135,10 +139,12 @@ async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
 # Every domain error and its HTTP status, once; the error's message is the response's detail.
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     UnknownRun: 404, UnknownBrowserSession: 404, UnknownProfile: 404, UnknownCredential: 404,
-    UnknownFile: 404, UnknownWorkflow: 404,
+    UnknownFile: 404, UnknownWorkflow: 404, UnknownScript: 404, UnknownFolder: 404,
     RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
     CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400, WorkflowInvalid: 400,
+    ScriptRejected: 400,
     SessionEnded: 409, ProfileNameTaken: 409, ControlRefused: 409, WorkflowVersionConflict: 409,
+    TextTooLong: 422,
     QueueUnavailable: 503,
 }
 
@@ -156,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions, workflow_runs, workflows):
+                   browser_profiles, browser_sessions, folders, workflow_runs, workflows, scripts):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.artifacts.store import ArtifactStore
@@ -25,7 +25,7 @@ from app.platform.security import decrypt, sign_hex
 from app.platform.settings import Settings
 from app.platform.url_policy import UrlDenied, fetch, parse_policy
 from app.runs import ids
-from workers.agent.contract import StepUsage
+from workers.agent.contract import ReplayMark, StepUsage
 from workers.write_behind import WriteBehind
 
 
@@ -51,6 +51,7 @@ class DbRunStore:
         self.last_outcome: str | None = None  # the last action's history line, for failure reasons
         self.steps_started = 0
         self.tokens_used = 0  # LLM tokens of the run so far (WAYFARER_RUN_MAX_TOKENS)
+        self.llm_calls = 0  # LLM calls of the run so far (a replay's script_run reports them)
         self._writes = WriteBehind(settings.database_url)
         self._credential: CredentialValues | None = None
         self._block_id: str | None = None  # the workflow block the agent is running, if any
@@ -117,7 +118,8 @@ class DbRunStore:
         return artifact_id
 
     async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
-                            reasoning: str | None, succeeded: bool, outcome: str) -> None:
+                            reasoning: str | None, succeeded: bool, outcome: str,
+                            replay: ReplayMark | None = None) -> None:
         if self._credential is not None:
             arguments = json.loads(self._redact(json.dumps(arguments)))
             reasoning = self._redact(reasoning) if reasoning else reasoning
@@ -125,22 +127,25 @@ class DbRunStore:
         self.last_outcome = outcome
         action = Action(id=ids.new_id(ids.ACTION), run_id=self._run.run_id, step_id=step_id, index=index,
                         action_type=action_type, arguments=arguments, reasoning=reasoning,
-                        succeeded=succeeded, outcome=outcome)
+                        succeeded=succeeded, outcome=outcome, replay=replay)
         self._writes.submit(lambda s: s.add(action))
 
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
         record_step(usage.prompt_tokens, usage.completion_tokens, usage.llm_calls, usage.llm_ms, harness_ms)
         self.tokens_used += usage.prompt_tokens + usage.completion_tokens
+        cost = self._settings.llm_cost(usage.prompt_tokens, usage.completion_tokens)
+        run_cost = {} if cost is None else {"llm_cost": func.coalesce(Run.llm_cost, 0.0) + cost}
+        self.llm_calls += usage.llm_calls
 
         def write(s: Session) -> None:
             s.execute(update(Step).where(Step.id == step_id).values(
                 prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                llm_calls=usage.llm_calls, llm_ms=usage.llm_ms, harness_ms=harness_ms,
+                llm_calls=usage.llm_calls, llm_cost=cost, llm_ms=usage.llm_ms, harness_ms=harness_ms,
                 modified_at=utcnow()))
             s.execute(update(Run).where(Run.id == self._run.run_id).values(
                 prompt_tokens=Run.prompt_tokens + usage.prompt_tokens,
                 completion_tokens=Run.completion_tokens + usage.completion_tokens,
-                llm_calls=Run.llm_calls + usage.llm_calls))
+                llm_calls=Run.llm_calls + usage.llm_calls, **run_cost))
 
         self._writes.submit(write)
 

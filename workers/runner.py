@@ -33,14 +33,15 @@ from app.profiles.service import keep_run_state, load_storage_state
 from app.runs import lifecycle
 from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import HELD, Lease, RunStatus
+from app.runs.warnings import with_warnings
 from app.sessions import lifecycle as session_lifecycle
 from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
-from workers.agent.loop import drive
 from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
+from workers.scripted import drive_run
 from workers.sessions import HeldSession
 from workers.workflows.context import WorkflowContext
 from workers.workflows.engine import load_run_workflow, run_workflow
@@ -199,7 +200,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
         else:
             assert planner is not None
-            work = drive(task, browser, planner, store, steering)
+            work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
         try:
             outcome = await _supervise(ctx, run_id, work, store, steering)
         finally:
@@ -335,7 +336,8 @@ def _finalize(ctx: WorkerContext, run_id: str, outcome: RunOutcome) -> bool:
     with session_scope(ctx.settings.database_url) as s:
         run = s.get(Run, run_id)
         errors = list(run.errors or []) + outcome.errors if run else outcome.errors
-        ended = lifecycle.finish(s, run_id, RunStatus(outcome.status), failure_reason=outcome.failure_reason,
+        ended = lifecycle.finish(s, run_id, RunStatus(outcome.status),
+                                 failure_reason=with_warnings(outcome.failure_reason, errors),
                                  output=outcome.output, summary=outcome.summary, errors=errors)
         if not ended:
             log.info("run %s was already final when its runner finished", run_id)

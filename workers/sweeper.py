@@ -1,6 +1,6 @@
 """Nothing stays stuck: end runs and browser sessions whose worker died, re-dispatch runs and session
-openings whose queue message was lost; and, hourly, delete expired artifacts and uploads
-(app.artifacts.retention)."""
+openings whose queue message was lost; and, hourly, delete expired runs (app.runs.retention),
+artifacts and uploads (app.artifacts.retention)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.db.models import BrowserSession, Run, utcnow
 from app.platform.settings import Settings
 from app.runs import lifecycle
 from app.runs.lifecycle import RunStatus
+from app.runs.retention import delete_expired_runs
 from app.sessions import lifecycle as session_lifecycle
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,10 @@ def start_sweeper(settings: Settings, enqueue: Callable[[str], None],
             if time.monotonic() >= retention_due:
                 retention_due = time.monotonic() + RETENTION_INTERVAL_SECONDS
                 try:
+                    delete_expired_runs(settings, store)
                     delete_expired_artifacts(settings, store)
                 except Exception:
-                    log.exception("artifact retention failed; will retry")
+                    log.exception("retention failed; will retry")
 
     threading.Thread(target=loop, name="wayfarer-sweeper", daemon=True).start()
     return stop

@@ -22,7 +22,9 @@ def create_task(
     x_max_steps_override: Annotated[int | None, Header(ge=1, le=1000)] = None,
 ) -> CreateTaskResponse:
     task = legacy.task_run_request(request, x_max_steps_override)
-    run = service.create_task_run(session, settings, dispatcher, caller.organization_id, task, caller.api_key)
+    run = service.create_task_run(session, settings, dispatcher, caller.organization_id, task, caller.api_key,
+                                  texts={"navigation_goal": request.navigation_goal,
+                                         "data_extraction_goal": request.data_extraction_goal})
     return CreateTaskResponse(task_id=run.id)
 
 

@@ -29,9 +29,10 @@ class ArtifactLinks:
         return f"{base}/v1/artifacts/{artifact.id}/content?expires={expires}&signature={signature}"
 
     def uri(self, artifact: Artifact) -> str:
-        """Where the bytes live (Skyvern's `uri`): a file:// path or an s3:// object."""
+        """Where the bytes live (Skyvern's `uri`), relative to the store: `s3://bucket/key`, or for the
+        local store `local://key` (never the server's own file paths)."""
         if isinstance(self._store, LocalStore):
-            return (self._store.root / artifact.storage_key).as_uri()
+            return f"local://{artifact.storage_key}"
         return f"s3://{self._settings.s3_bucket}/{artifact.storage_key}"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 
 from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
@@ -30,12 +30,18 @@ def delete_expired_artifacts(settings: Settings, store: ArtifactStore) -> int:
     cutoff = now - timedelta(days=settings.artifact_retention_days)
     if settings.artifact_retention_days > 0:
         expired = or_(expired, Artifact.created_at < cutoff)
+    return delete_artifacts(settings, store, expired)
+
+
+def delete_artifacts(settings: Settings, store: ArtifactStore, which: ColumnElement[bool]) -> int:
+    """Delete the artifacts `which` selects, bytes then rows; returns how many were deleted (those the
+    store failed to delete stay, for the next pass)."""
     deleted = 0
     failed: set[str] = set()
     while True:
         with session_scope(settings.database_url) as s:
             batch = s.execute(select(Artifact.id, Artifact.storage_key)
-                              .where(expired, Artifact.id.not_in(failed))
+                              .where(which, Artifact.id.not_in(failed))
                               .order_by(Artifact.created_at).limit(BATCH)).all()
         if not batch:
             break

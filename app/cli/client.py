@@ -121,11 +121,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(run: dict[str, Any]) -> int:
+    """The output on stdout; on stderr the run's totals as the last line (after the reason it failed)."""
     print(json.dumps(run.get("output"), indent=2))
     if run["status"] != "completed":
         reason = run.get("failure_reason") or "no reason given"
-        return fail(f"run {run['run_id']} ended {run['status']}: {reason}")
-    return 0
+        code = fail(f"run {run['run_id']} ended {run['status']}: {reason}")
+    else:
+        code = 0
+    note(f"run {run['run_id']} {run['status']} · {_totals(run)}")
+    return code
+
+
+def _totals(run: dict[str, Any]) -> str:
+    """Steps, LLM calls, tokens and the estimated cost (when the model has a price)."""
+    steps = run.get("step_count") or 0
+    calls = run.get("llm_call_count") or 0
+    line = (f"{steps} step{'' if steps == 1 else 's'} · {calls} LLM call{'' if calls == 1 else 's'} · "
+            f"{run.get('input_token_count') or 0:,} prompt + {run.get('output_token_count') or 0:,} "
+            "completion tokens")
+    cost = run.get("total_cost")
+    return line + (f" · ${cost:.4f}" if cost is not None else " · cost unknown (no price for the model)")
 
 
 def _interrupted(api: _Api, run_id: str, poll_interval: float) -> int:
@@ -223,7 +238,8 @@ def _show_run(run: dict[str, Any], as_json: bool) -> None:
     fields = [("run", run["run_id"]), ("status", run["status"]), ("created", _when(run.get("created_at"))),
               ("finished", _when(run.get("finished_at"))), ("steps", run.get("step_count")),
               ("url", request.get("url")), ("prompt", _shorten(request.get("prompt") or "")),
-              ("failure", run.get("failure_reason")), ("recording", run.get("recording_url")),
+              ("failure", run.get("failure_reason")), ("summary", run.get("summary")),
+              ("totals", _totals(run)), ("recording", run.get("recording_url")),
               ("app", run.get("app_url"))]
     for name, value in fields:
         if value not in (None, ""):

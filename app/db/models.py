@@ -94,6 +94,9 @@ class Run(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
+    # run_with "code" (app/scripts): the script it replayed or recorded and what happened (ScriptRunResponse)
+    script_run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # control (app/runs/control.py): a pause asked for takes effect at the agent's next step boundary
@@ -135,6 +138,7 @@ class Step(Timestamped, Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     llm_ms: Mapped[int] = mapped_column(Integer, default=0)
     harness_ms: Mapped[int] = mapped_column(Integer, default=0)
     workflow_run_block_id: Mapped[str | None] = mapped_column(String(64))  # the block a workflow step is in
@@ -151,6 +155,7 @@ class Action(Timestamped, Base):
     reasoning: Mapped[str | None] = mapped_column(Text)
     succeeded: Mapped[bool] = mapped_column(Boolean)
     outcome: Mapped[str] = mapped_column(Text)
+    replay: Mapped[str | None] = mapped_column(String(16))  # "replayed" from a script, or "healed"
 
 
 class Artifact(Timestamped, Base):
@@ -315,3 +320,51 @@ class WorkflowRunBlock(Timestamped, Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Folder(Timestamped, Base):
+    """A folder (`fld_`) grouping an organization's workflows: each workflow version's `folder_id` names it.
+    Deleting one marks it `deleted_at` and takes its workflows out of it (or deletes them)."""
+
+    __tablename__ = "folders"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Script(Timestamped, Base):
+    """A recorded script (`s_`, app/scripts): the runs with the same `cache_key` replay its newest
+    revision. Deleting it (soft) clears the cache key: the next run records afresh."""
+
+    __tablename__ = "scripts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    cache_key: Mapped[str] = mapped_column(String(500))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_scripts_org_cache_key", "organization_id", "cache_key"),)
+
+
+class ScriptRevision(Timestamped, Base):
+    """One version of a script (`sr_`): recorded by a run, rewritten by a healed run, or deployed."""
+
+    __tablename__ = "script_revisions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    script_id: Mapped[str] = mapped_column(ForeignKey("scripts.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(64))  # the run that recorded it; None when deployed
+
+
+class ScriptFile(Timestamped, Base):
+    """A file of a revision: `script.json` (what replay reads) and `main.py` (the standalone export)."""
+
+    __tablename__ = "script_files"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision_id: Mapped[str] = mapped_column(ForeignKey("script_revisions.id"), index=True)
+    path: Mapped[str] = mapped_column(String(500))
+    content: Mapped[str] = mapped_column(Text)
+    mime_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 hex

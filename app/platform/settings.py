@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -18,6 +18,16 @@ from app.platform.proxies import ProxyEntry, check_locations
 from app.platform.url_policy import parse_policy
 
 _JSON_LIST = 'a JSON list of strings, e.g. ["--lang=de-DE"]'
+
+
+class ModelPrice(BaseModel):
+    """One model's price in WAYFARER_LLM_PRICES: US dollars per million tokens."""
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1_000_000
 
 
 class Settings(BaseSettings):
@@ -54,6 +64,12 @@ class Settings(BaseSettings):
     llm_vision: bool = False
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 3
+    llm_prices: dict[str, ModelPrice] = {}  # model -> price; runs and steps report an estimated cost
+
+    def llm_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What WAYFARER_LLM_MODEL costs for these tokens; None when it has no price."""
+        price = self.llm_prices.get(self.llm_model)
+        return price.cost(prompt_tokens, completion_tokens) if price else None
 
     chromium_path: str | None = None  # default: chromium found on PATH
     chromium_args: Annotated[list[str], NoDecode] = []
@@ -61,7 +77,9 @@ class Settings(BaseSettings):
     record_video: bool = True  # a recording artifact per run; off saves an ffmpeg (~55 MiB) per run
     max_concurrent_runs: int = 4
     default_max_steps: int = 25
+    max_prompt_chars: int = Field(default=50_000, ge=1)  # a longer prompt or goal is refused (422)
     max_repeated_actions: int = Field(default=3, ge=0)  # a stuck planner is told, then ended; 0: off
+    default_run_with: Literal["agent", "code"] = "agent"  # a run's run_with when it gives none (app/scripts)
     run_deadline_seconds: int = 1800
     step_settle_timeout_ms: int = 3000
     action_timeout_ms: int = 5000
@@ -100,6 +118,7 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "0.0.0.0"  # scraped from other hosts
     session_cdp_host: str = "127.0.0.1"  # where a worker exposes its browser sessions' DevTools to the API
     artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
+    run_retention_days: float = 0  # delete runs (with all they hold) ended longer ago; 0: keep forever
 
     @field_validator("chromium_args", mode="before")
     @classmethod

@@ -50,3 +50,7 @@ RUN_EVENT = "rev"
 WORKFLOW = "w"  # one version of a workflow
 WORKFLOW_PERMANENT = "wpid"  # every version of it
 WORKFLOW_RUN_BLOCK = "wrb"
+FOLDER = "fld"
+SCRIPT = "s"
+SCRIPT_REVISION = "sr"
+SCRIPT_FILE = "sf"

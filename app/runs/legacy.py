@@ -24,7 +24,7 @@ def task_run_request(request: TaskRequest, max_steps: int | None) -> TaskRunRequ
     if prompt is None:
         raise RunRejected("navigation_goal or data_extraction_goal is required.")
     return TaskRunRequest(
-        prompt=prompt, url=request.url, engine="skyvern-1.0", title=request.title,
+        prompt=prompt, url=request.url_as_sent or request.url, engine="skyvern-1.0", title=request.title,
         webhook_url=request.webhook_callback_url, totp_url=request.totp_verification_url,
         totp_identifier=request.totp_identifier, proxy_location=request.proxy_location,
         data_extraction_schema=request.extracted_information_schema,

@@ -41,7 +41,8 @@ def start_login(session: Session, settings: Settings, dispatcher: Dispatcher, or
     workflow = service.WorkflowSource(LOGIN_WORKFLOW, {
         "credential_type": request.credential_type, "credential_id": credential.id,
         "user_prompt": request.prompt})
-    return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow)
+    return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow,
+                                   texts={"prompt": request.prompt})
 
 
 def start_download_files(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
@@ -54,4 +55,5 @@ def start_download_files(session: Session, settings: Settings, dispatcher: Dispa
     workflow = service.WorkflowSource(DOWNLOAD_FILES_WORKFLOW, {
         "navigation_goal": request.navigation_goal, "download_suffix": request.download_suffix,
         "download_timeout": request.download_timeout})
-    return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow)
+    return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow,
+                                   texts={"navigation_goal": request.navigation_goal})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from app.profiles.service import find_profile
 from app.runs import ids, lifecycle
 from app.runs.kinds import RUN_TYPES, WORKFLOW_RUN_TYPE
 from app.runs.lifecycle import FINAL, RunStatus
+from app.runs.warnings import creation_warnings
 from app.schemas.credentials import normalize_totp_identifier
 from app.schemas.runs import TaskRunRequest
 from app.sessions.lifecycle import ACTIVE as ACTIVE_SESSION
@@ -48,6 +49,24 @@ class RunRejected(Exception):
     def __init__(self, message: str, status_code: int = 400) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class TextTooLong(ValueError):
+    """A prompt or goal longer than WAYFARER_MAX_PROMPT_CHARS (HTTP 422, naming the field): it would be
+    sent to the model on every step and returned on every poll of the run."""
+
+    def __init__(self, field: str, length: int, limit: int) -> None:
+        super().__init__(f"{field} is {length:,} characters long; this server accepts at most {limit:,} "
+                         "(WAYFARER_MAX_PROMPT_CHARS).")
+        self.field = field
+
+
+def check_text_sizes(settings: Settings, fields: Mapping[str, str | None]) -> None:
+    """TextTooLong for the first of `fields` (name -> what the client sent) over the limit."""
+    limit = settings.max_prompt_chars
+    for name, text in fields.items():
+        if text is not None and len(text) > limit:
+            raise TextTooLong(name, len(text), limit)
 
 
 class UnknownRun(LookupError):
@@ -136,9 +155,12 @@ def _check_sources(session: Session, organization_id: str, request: TaskRunReque
 
 
 def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
-                    request: TaskRunRequest, api_key: str, workflow: WorkflowSource | None = None) -> Run:
+                    request: TaskRunRequest, api_key: str, workflow: WorkflowSource | None = None,
+                    texts: Mapping[str, str | None] | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
-    nothing here raises except QueueUnavailable, which deletes the run again."""
+    nothing here raises except QueueUnavailable, which deletes the run again. `texts`: the prompt-like
+    fields as the client sent them, by name, whose size is capped (default: the request's prompt)."""
+    check_text_sizes(settings, {"prompt": request.prompt} if texts is None else texts)
     check_org_can_queue(session, settings, organization_id)
     engine = request.engine or DEFAULT_ENGINE
     if engine in FOREIGN_ENGINES:
@@ -168,7 +190,8 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         browser_session_id=request.browser_session_id, browser_profile_id=request.browser_profile_id,
         cdp_connect_headers_encrypted=encrypt(settings.resolved_secret_key(), json.dumps(cdp_headers))
         if cdp_headers else None,
-        errors=[], step_count=0, created_at=now, modified_at=now, queued_at=now,
+        errors=creation_warnings(request.assumed_scheme_note()), step_count=0, created_at=now,
+        modified_at=now, queued_at=now,
         workflow_id=workflow.version_id if workflow else None,
         workflow_permanent_id=workflow.workflow_id if workflow and workflow.version_id else None,
     )

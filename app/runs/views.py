@@ -106,9 +106,15 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         browser_session_id=run.browser_session_id,
         browser_profile_id=run.browser_profile_id,
         max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),
+        script_run=run.script_run,
         errors=list(run.errors or []),
         step_count=run.step_count,
         run_request=run.run_request,
+        summary=run.summary,
+        llm_call_count=run.llm_calls,
+        input_token_count=run.prompt_tokens,
+        output_token_count=run.completion_tokens,
+        total_cost=run.llm_cost,
     )
 
 
@@ -123,7 +129,13 @@ def workflow_run_response(session: Session, run: Run, links: ArtifactLinks,
 def list_item(run: Run) -> TaskRunListItem:
     return TaskRunListItem(task_run_id=run.id, run_id=run.id, task_run_type=run.run_type, status=run.status,
                            title=run.title, started_at=run.started_at, finished_at=run.finished_at,
-                           created_at=run.created_at)
+                           created_at=run.created_at, script_run=replayed(run))
+
+
+def replayed(run: Run) -> bool:
+    """Whether the run replayed a script (TaskRunListItem.script_run)."""
+    script_run = run.script_run or {}
+    return bool(script_run.get("steps_replayed") or script_run.get("steps_healed"))
 
 
 def artifact_response(artifact: Artifact, links: ArtifactLinks) -> ArtifactResponse:
@@ -151,7 +163,7 @@ def timeline(session: Session, run_id: str) -> list[TimelineItem]:
         by_step.setdefault(action.step_id, []).append(TimelineItem(
             type="action", created_at=action.created_at, modified_at=action.modified_at,
             action=_fields(action, "id", "step_id", "index", "action_type", "arguments", "reasoning",
-                           "succeeded", "outcome")))
+                           "succeeded", "outcome", "replay")))
     items = [TimelineItem(type="step", created_at=step.created_at, modified_at=step.modified_at,
                           children=by_step.get(step.id, []),
                           step=_fields(step, "id", "index", "url", "prompt_tokens", "completion_tokens",

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.schemas.runs import HttpUrlField, normalize_http_url
+from app.schemas.runs import HttpUrlField, KeepsUrlAsSent, normalize_http_url
 
 
-class TaskRequest(BaseModel):
+class TaskRequest(KeepsUrlAsSent):
     model_config = ConfigDict(extra="ignore")
 
     url: Annotated[str, AfterValidator(normalize_http_url)]

@@ -8,7 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from app.schemas.extraction import check_extraction_schema
 
@@ -52,7 +61,35 @@ HttpUrlField = Annotated[str | None, AfterValidator(normalize_http_url)]
 CdpAddressField = Annotated[str | None, AfterValidator(check_cdp_address)]
 
 
-class TaskRunRequest(BaseModel):
+class KeepsUrlAsSent(BaseModel):
+    """A request whose `url` may come without a scheme: it keeps the url as sent, so the run can say
+    that https:// was assumed (Skyvern's behaviour) when it fails."""
+
+    _url_as_sent: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_url_as_sent(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(data)
+        raw = data.get("url") if isinstance(data, dict) else None
+        if isinstance(raw, str) and "://" not in raw:
+            model._url_as_sent = raw.strip()
+        return model
+
+    @property
+    def url_as_sent(self) -> str | None:
+        """The url as the client wrote it (without a scheme); None when it was not rewritten."""
+        return self._url_as_sent
+
+    def assumed_scheme_note(self) -> str | None:
+        url = getattr(self, "url", None)
+        if self._url_as_sent is None or not url:
+            return None
+        return (f"The url {self._url_as_sent!r} has no scheme, so {url} was used (https:// is assumed, as "
+                "Skyvern does); if the site serves plain HTTP, send the url with http://.")
+
+
+class TaskRunRequest(KeepsUrlAsSent):
     model_config = ConfigDict(extra="ignore")
 
     prompt: str = Field(min_length=1)
@@ -76,8 +113,11 @@ class TaskRunRequest(BaseModel):
     include_action_history_in_verification: bool | None = None
     max_screenshot_scrolls: int | None = None
     browser_address: CdpAddressField = None
-    run_with: str | None = None
+    run_with: Literal["agent", "code"] | None = None
     file_ids: list[str] | None = Field(default=None, max_length=50)
+    # Extensions on tasks (Skyvern has them on workflows): see docs/replay.md
+    ai_fallback: bool | None = None
+    cache_key: str | None = Field(default=None, min_length=1, max_length=500)
 
     @field_validator("data_extraction_schema")
     @classmethod
@@ -130,6 +170,13 @@ class TaskRunResponse(BaseModel):
     errors: list[dict[str, Any]] | None = None
     step_count: int | None = None
     run_request: dict[str, Any] | None = None
+    # Extensions (docs/planner.md "What a run reports"): what the planner said it did (complete's
+    # summary, terminate's reason) and what the run's LLM calls cost.
+    summary: str | None = None
+    llm_call_count: int = 0
+    input_token_count: int = 0
+    output_token_count: int = 0
+    total_cost: float | None = None  # estimated from WAYFARER_LLM_PRICES; None: the model has no price
 
 
 class TaskRunListItem(BaseModel):
@@ -211,7 +258,7 @@ class WorkflowRunResponse(TaskRunResponse):
     attempts: list[dict[str, Any]] = []
 
 
-class OneOffRunFields(BaseModel):
+class OneOffRunFields(KeepsUrlAsSent):
     """The browser, webhook and 2FA fields Skyvern's login and download_files requests share."""
 
     model_config = ConfigDict(extra="ignore")
@@ -231,7 +278,8 @@ class OneOffRunFields(BaseModel):
 
     def task_request(self, prompt: str, title: str, **overrides: Any) -> TaskRunRequest:
         """The task run this shortcut request stands for."""
-        fields = {"url": self.url, "webhook_url": self.webhook_url, "proxy_location": self.proxy_location,
+        fields = {"url": self.url_as_sent or self.url, "webhook_url": self.webhook_url,
+                  "proxy_location": self.proxy_location,
                   "totp_identifier": self.totp_identifier, "totp_url": self.totp_url,
                   "browser_session_id": self.browser_session_id,
                   "browser_profile_id": self.browser_profile_id,

@@ -97,6 +97,8 @@ def create_task(request: Request, viewer: FormViewerDep, session: SessionDep, se
                                       viewer.api_key)
     except service.RunRejected as exc:
         return _form_page(request, viewer, session, form, error=str(exc), status_code=exc.status_code)
+    except service.TextTooLong as exc:
+        return _form_page(request, viewer, session, form, error=str(exc), status_code=422)
     except UnknownBrowserSession as exc:
         return _form_page(request, viewer, session, form, error=str(exc), status_code=404)
     except OrgLimitReached as exc:

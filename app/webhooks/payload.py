@@ -9,6 +9,7 @@ from typing import Any
 from app.artifacts.links import ArtifactLinks
 from app.db.models import Run
 from app.platform.settings import Settings
+from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.runs.views import run_artifacts, run_page_url, task_run_response
 
 
@@ -17,7 +18,9 @@ def _compact(data: dict[str, Any]) -> bytes:
 
 
 def build_payload(settings: Settings, run: Run, session: Any, links: ArtifactLinks) -> bytes:
-    """get_run's fields (without run_request) merged with Skyvern's legacy task fields."""
+    """get_run's fields (without run_request; with the extensions: summary, token counts, total_cost)
+    merged with the fields Skyvern documents for webhooks and its legacy task fields: task_id, prompt,
+    url, organization_id, workflow_run_id, proxy_location, webhook_callback_url, ..."""
     artifacts = run_artifacts(session, run.id)
     response = task_run_response(session, run, links, settings, artifacts).model_dump(
         mode="json", exclude={"run_request"})
@@ -34,11 +37,14 @@ def build_payload(settings: Settings, run: Run, session: Any, links: ArtifactLin
         "failure_category": None,
         "webhook_failure_reason": run.webhook_failure_reason,
         "max_steps_per_run": run.max_steps,
-        "workflow_run_id": None,
+        "workflow_run_id": run.id if run.run_type == WORKFLOW_RUN_TYPE else None,
         "title": run.title,
         "url": run.url,
+        "prompt": run.prompt,
         "navigation_goal": run.prompt,
         "organization_id": run.organization_id,
+        "proxy_location": (run.run_request or {}).get("proxy_location"),
+        "webhook_callback_url": run.webhook_url,
     }
     return _compact({**legacy, **response})
 

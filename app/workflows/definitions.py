@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -104,10 +104,14 @@ def _columns(request: WorkflowCreateYAMLRequest) -> dict[str, Any]:
             "definition": request.model_dump(mode="json", exclude={"folder_id"})}
 
 
-def _latest_versions(organization_id: str) -> Any:
-    return (select(WorkflowRow.workflow_permanent_id, func.max(WorkflowRow.version).label("version"))
-            .where(WorkflowRow.organization_id == organization_id, WorkflowRow.deleted_at.is_(None))
-            .group_by(WorkflowRow.workflow_permanent_id).subquery())
+def current_versions(organization_id: str) -> Select[WorkflowRow]:
+    """The current version of each of the organization's workflows that is not deleted."""
+    latest = (select(WorkflowRow.workflow_permanent_id, func.max(WorkflowRow.version).label("version"))
+              .where(WorkflowRow.organization_id == organization_id, WorkflowRow.deleted_at.is_(None))
+              .group_by(WorkflowRow.workflow_permanent_id).subquery())
+    return select(WorkflowRow).join(latest, and_(
+        WorkflowRow.workflow_permanent_id == latest.c.workflow_permanent_id,
+        WorkflowRow.version == latest.c.version)).where(WorkflowRow.organization_id == organization_id)
 
 
 def require_workflow(session: Session, organization_id: str, workflow_permanent_id: str,
@@ -126,12 +130,9 @@ def require_workflow(session: Session, organization_id: str, workflow_permanent_
 
 def list_workflows(session: Session, organization_id: str, workflow_filter: WorkflowFilter, offset: int,
                    limit: int) -> Sequence[WorkflowRow]:
-    latest = _latest_versions(organization_id)
-    query = select(WorkflowRow).join(latest, and_(
-        WorkflowRow.workflow_permanent_id == latest.c.workflow_permanent_id,
-        WorkflowRow.version == latest.c.version)).where(WorkflowRow.organization_id == organization_id)
+    query = current_versions(organization_id)
     if workflow_filter.search:
-        query = query.where(WorkflowRow.title.ilike(f"%{_escape_like(workflow_filter.search)}%", escape="\\"))
+        query = query.where(WorkflowRow.title.ilike(f"%{escape_like(workflow_filter.search)}%", escape="\\"))
     if workflow_filter.statuses:
         query = query.where(WorkflowRow.status.in_(workflow_filter.statuses))
     if workflow_filter.folder_id is not None:
@@ -143,7 +144,7 @@ def list_workflows(session: Session, organization_id: str, workflow_filter: Work
     return rows[offset:offset + limit]
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -205,8 +206,9 @@ def _parameter_out(parameter: dict[str, Any], index: int, row: WorkflowRow,
 def _block_out(block: dict[str, Any], row: WorkflowRow, stamps: dict[str, Any]) -> dict[str, Any]:
     output_key = output_names(block["label"])[0]
     # unset fields are left out: some are lists in the response schema that never take null
-    out = {**{key: value for key, value in block.items() if value is not None}, "output_parameter": {"parameter_type": "output", "key": output_key,
-                                         "output_parameter_id": f"op_{row.id}_{block['label']}", **stamps}}
+    out = {key: value for key, value in block.items() if value is not None}
+    out["output_parameter"] = {"parameter_type": "output", "key": output_key,
+                               "output_parameter_id": f"op_{row.id}_{block['label']}", **stamps}
     if "loop_blocks" in block:
         out["loop_blocks"] = [_block_out(child, row, stamps) for child in block["loop_blocks"]]
     if block.get("block_type") == "send_email":  # the spec's SendEmailBlock names where SMTP comes from

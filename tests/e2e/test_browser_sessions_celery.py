@@ -32,7 +32,8 @@ def test_runs_go_to_the_holder_and_die_with_it(celery_stack: Stack, fake_llm: Fa
         later = [celery_stack.create_run(prompt=f"Look ({token}-{index})", browser_session_id=session_id)
                  for index in (1, 2)]
         for run in (early, *later):
-            assert celery_stack.wait_final(run["run_id"])["status"] == "completed"
+            final = celery_stack.wait_final(run["run_id"])
+            assert final["status"] == "completed", final.get("failure_reason")
         holder = _worker_of(database_url, BrowserSession, session_id)
         assert holder is not None
         assert {_worker_of(database_url, Run, run["run_id"]) for run in (early, *later)} == {holder}

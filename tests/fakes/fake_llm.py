@@ -13,7 +13,8 @@ A request is served by the script whose key occurs in its messages (the longest 
   [call, ...]             tool calls; call = {"name", "args"} or {"name", "arguments": "<raw text>"}
                           (raw text for malformed JSON); an args "ref" given as {"role", "name"} is
                           resolved against the `[ref=eN]` lines of the snapshot the request carries
-  {"status": 500}         an HTTP error (with a short retry-after-ms so client retries are quick)
+  {"status": 500}         an HTTP error (with a short retry-after-ms so client retries are quick);
+                          {"status": 500, "raw": "text"} answers that text as the body instead of JSON
   {"delay": 5, "then": step}   answer `then` (default: terminate) after sleeping, to trip client timeouts
   {"content": "text"}     a plain text answer without tool calls
 An args value {"match": "<regex>"} (anywhere in the args) becomes the regex's first group found in the
@@ -41,7 +42,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from tests.sites.refs import ref_for
 
@@ -75,7 +76,7 @@ class FakeLLM:
             steps = self._scripts[max(keys, key=len)]
             return steps.pop(0) if steps else EXHAUSTED
 
-    async def answer(self, body: dict[str, Any], request: Request) -> JSONResponse:
+    async def answer(self, body: dict[str, Any], request: Request) -> Response:
         if body.get("stream"):
             return _error(400, "stream: true is not supported by the fake; send stream: false.")
         if not isinstance(body.get("messages"), list) or not body.get("model"):
@@ -89,8 +90,10 @@ class FakeLLM:
                 await asyncio.sleep(0.05)
             step = step.get("then", EXHAUSTED)
         if isinstance(step, dict) and "status" in step:
-            return _error(int(step["status"]), step.get("message", "scripted failure"),
-                          {"retry-after-ms": str(step.get("retry_after_ms", 20))})
+            retry = {"retry-after-ms": str(step.get("retry_after_ms", 20))}
+            if "raw" in step:
+                return PlainTextResponse(str(step["raw"]), status_code=int(step["status"]), headers=retry)
+            return _error(int(step["status"]), step.get("message", "scripted failure"), retry)
         message: dict[str, Any] = {"role": "assistant", "content": None}
         if isinstance(step, dict) and "content" in step:
             message["content"] = step["content"]
@@ -165,7 +168,7 @@ def create_app(fake: FakeLLM) -> FastAPI:
     app = FastAPI()
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
+    async def chat_completions(request: Request) -> Response:
         try:
             body = await request.json()
         except ValueError:

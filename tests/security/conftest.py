@@ -66,7 +66,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM,
 
             created = call("POST", "/v1/run/tasks", json={
                 "prompt": f"Sign the guest book as Ada ({token})", "url": sites.url(FORM_PATH),
-                "webhook_url": receiver.url})
+                "webhook_url": receiver.url, "run_with": "code"})  # it records a script too
             run = stack.wait_final(created["run_id"])
             assert run["status"] == "completed", run.get("failure_reason")
             hooks = receiver.wait_for(1)
@@ -84,5 +84,6 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM,
         ids = {"run_id": run["run_id"], "task_id": run["run_id"], "artifact_id": artifacts[0]["artifact_id"],
                "credential_id": credential["credential_id"], "file_id": upload["file_id"],
                "profile_id": profile["browser_profile_id"],
-               "browser_session_id": browser_session["browser_session_id"]}
+               "browser_session_id": browser_session["browser_session_id"],
+               "script_id": run["script_run"]["script_id"]}
         yield Tenants(stack, pg_url, tmp / "wayfarer-data", other_key, run, ids, hooks, responses)

@@ -67,6 +67,8 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
         return CREDENTIAL_BODY
     if path.startswith("/v1/browser_profiles"):
         return {"name": "B's profile"}
+    if path.endswith("/deploy"):
+        return {"files": [{"path": "main.py", "content": "cHJpbnQoKQ=="}]}
     if path.endswith("/extend"):
         return {"additional_minutes": 5}
     if path.startswith("/v1/browser_sessions/"):

@@ -28,13 +28,15 @@ pytestmark = pytest.mark.browser
 
 WAYFARER = str(Path(sys.executable).with_name("wayfarer"))
 SCHEMA = {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}
+PRICE = {"prompt": 2.5, "completion": 10.0}  # US dollars per million tokens
 
 
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("cli"), llm_base_url=fake_llm.base_url) as running:
+    with running_stack(tmp_path_factory.mktemp("cli"), llm_base_url=fake_llm.base_url,
+                       extra_env={"WAYFARER_LLM_PRICES": json.dumps({"fake-model": PRICE})}) as running:
         yield running
 
 
@@ -64,7 +66,7 @@ def test_run_wait_shows_progress_and_prints_the_output(stack: Stack, fake_llm: F
     assert json.loads(result.stdout) == GREETING
     progress = result.stderr.splitlines()
     assert progress[0].startswith("run tsk_")
-    assert progress[-1].startswith("completed · step ")
+    assert progress[-2].startswith("completed · step ")
     assert any("· click" in line or "· input_text" in line for line in progress), progress
 
     run_id = progress[0].split()[1]
@@ -72,6 +74,13 @@ def test_run_wait_shows_progress_and_prints_the_output(stack: Stack, fake_llm: F
         run = client.get(f"/v1/runs/{run_id}").json()
     assert run["run_request"]["data_extraction_schema"] == SCHEMA
     assert run["run_request"]["max_steps"] == 5
+    # the last line: what the run cost, as get_run reports it
+    prompt, completion = run["input_token_count"], run["output_token_count"]
+    assert run["llm_call_count"] == 3 and prompt > 0 and completion > 0
+    cost = (prompt * PRICE["prompt"] + completion * PRICE["completion"]) / 1e6
+    assert run["total_cost"] == pytest.approx(cost)
+    assert progress[-1] == (f"run {run_id} completed · 3 steps · 3 LLM calls · {prompt:,} prompt + "
+                            f"{completion:,} completion tokens · ${run['total_cost']:.4f}")
 
 
 def test_run_that_does_not_complete_exits_non_zero(stack: Stack, fake_llm: FakeLLM,
@@ -81,8 +90,9 @@ def test_run_that_does_not_complete_exits_non_zero(stack: Stack, fake_llm: FakeL
     result = wayfarer(stack, "run", f"Sign the guest book ({token})", "--url", sites.url(FORM_PATH), "--wait",
                       "--poll-interval", "0.2")
     assert result.returncode == 1, result.stderr
-    assert "terminated" in result.stderr.splitlines()[-1]
-    assert "the form is closed" in result.stderr
+    ended, totals = result.stderr.splitlines()[-2:]
+    assert "terminated" in ended and "the form is closed" in ended
+    assert " terminated · 1 step · 1 LLM call · " in totals and totals.endswith(tuple("0123456789"))
 
 
 def test_run_without_wait_prints_the_created_run(stack: Stack, sites: SiteServer) -> None:
@@ -127,6 +137,7 @@ def test_runs_list_get_cancel_and_artifacts(stack: Stack, fake_llm: FakeLLM, sit
     shown = wayfarer(stack, "runs", "get", run_id)
     assert shown.returncode == 0, shown.stderr
     assert f"run:       {run_id}" in shown.stdout and "status:    completed" in shown.stdout
+    assert "summary:   Signed." in shown.stdout and "totals:    2 steps · 2 LLM calls · " in shown.stdout
     assert json.dumps(GREETING["greeting"]) in shown.stdout
     assert json.loads(wayfarer(stack, "runs", "get", run_id, "--json").stdout)["output"] == GREETING
 

@@ -6,11 +6,13 @@ of one another's; `workers.runner` wires them to the database, storage and lifec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 OutcomeStatus = Literal["completed", "failed", "terminated", "timed_out", "canceled"]
+ReplayMark = Literal["replayed", "healed"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,10 @@ class RunStore(Protocol):
                                  content_type: str, filename: str | None = None) -> str: ...
 
     async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
-                            reasoning: str | None, succeeded: bool, outcome: str) -> None: ...
+                            reasoning: str | None, succeeded: bool, outcome: str,
+                            replay: ReplayMark | None = None) -> None:
+        """`replay`: how a replay did the action ("replayed" from its script, or "healed" by the model)."""
+        ...
 
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None: ...
 
@@ -131,6 +136,15 @@ class ActionResult:
     page_changed: bool = False  # navigation, new tab, or DOM changed enough that later refs are stale
     ends_run: RunOutcome | None = None  # set by complete and terminate: how the run ends
     problem: str | None = None  # why a call failed, without the call's description (sent back to the model)
+
+
+class ActionRecorder(Protocol):
+    """Watches the calls the step loop applies (the replay package's Recorder writes them down as a
+    script): `before` sees a call and the labels of the snapshot it was planned on, `after` its result."""
+
+    async def before(self, call: ToolCall, labels: Mapping[str, str]) -> None: ...
+
+    def after(self, call: ToolCall, result: ActionResult) -> None: ...
 
 
 class PlannerError(Exception):

@@ -14,6 +14,7 @@ from typing import Any
 
 from workers.agent.browser import BrowserRun
 from workers.agent.contract import (
+    ActionRecorder,
     PlannerError,
     RunOutcome,
     RunStore,
@@ -29,27 +30,22 @@ from workers.agent.tools import ToolContext, apply, get_tool
 
 
 async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunStore,
-                steering: Steering | None = None) -> RunOutcome:
-    """Open task.url, then step until the model completes or terminates, or a bound is hit.
+                steering: Steering | None = None, recorder: ActionRecorder | None = None) -> RunOutcome:
+    """Open task.url, then step until the model completes or terminates, or a bound is hit. A
+    `recorder` sees every call applied (a run recording a script for replay).
 
     Safe to cancel at any await (the caller enforces the deadline and cancel requests that way):
     everything already recorded is complete, nothing is left half-written in this function.
     """
-    if task.url:
-        opened = await apply(ToolContext(run, store, task=task), ToolCall("goto_url", {"url": task.url}))
-        if run.crashed:
-            return _crashed(run, 0, None)
-        if not opened.succeeded:
-            return RunOutcome("failed", failure_reason=(
-                f"The start page {task.url} could not be opened: {_effect(opened.outcome)} "
-                "Check that the URL is right and reachable from the worker."))
+    if (failed := await open_start_page(task, run, store)) is not None:
+        return failed
     history: list[str] = []
     feedback: str | None = None  # what was wrong with the last answer; sent back once
     acted_step: str | None = None  # its screenshot_action is the next capture's screenshot: no 2nd shot
     repetition = RepetitionGuard(task.max_repeated_actions)
     for index in range(task.max_steps):
         if run.crashed:
-            return _crashed(run, index, history)
+            return crashed(run, index, history)
         if steering is not None and (why := await steering.wait_if_paused()) is not None:
             await _save_action_screenshot(run, store, acted_step)  # the page as the agent left it
             acted_step = None
@@ -57,7 +53,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
             history.append(f"paused ({why}) -> a person had control of the browser and may have changed "
                            f"the page; they left it on {run.active_page.url}. Look at the page afresh.")
             if run.crashed:
-                return _crashed(run, index, history)
+                return crashed(run, index, history)
         started = time.monotonic()
         # Always taken: screenshot_llm shows the page the decision was made on, vision model or not. A
         # text-only model decides while it is being taken; nothing acts on the page before it is done.
@@ -79,13 +75,10 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         if isinstance(decision, PlannerError):
             if decision.request is not None:
                 await store.save_artifact(step_id, "llm_request", _json(decision.request), "application/json")
-            await store.finish_step(step_id, StepUsage(), _ms_since(started))
+            await store.finish_step(step_id, StepUsage(), ms_since(started))
             last = _last(history, "; last action: ")
             return RunOutcome("failed", failure_reason=f"{decision} (step {index + 1}{last})")
-        await store.save_artifact(step_id, "llm_request", _json(decision.request), "application/json")
-        await store.save_artifact(step_id, "llm_response", _json({
-            "response": decision.response, "usage": asdict(decision.usage), "rejected": decision.feedback,
-        }), "application/json")
+        await save_decision(store, step_id, decision)
         problem = decision.feedback
         outcome: RunOutcome | None = None
         acted: list[tuple[ToolCall, str]] = []  # the calls applied to the page, with their outcomes
@@ -95,7 +88,11 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
             finishes = tool is not None and tool.finishes
             if run.crashed and not finishes:
                 break
+            if recorder is not None:
+                await recorder.before(call, state.labels)
             result = await apply(context, call)
+            if recorder is not None:
+                recorder.after(call, result)
             await store.record_action(step_id, number, call.name, call.args, call.reasoning,
                                       result.succeeded, result.outcome)
             if finishes:
@@ -107,10 +104,10 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
             history.append(result.outcome)
             if result.page_changed or not result.succeeded or run.crashed:
                 break
-        await store.finish_step(step_id, decision.usage, max(0, _ms_since(started) - decision.usage.llm_ms))
+        await store.finish_step(step_id, decision.usage, max(0, ms_since(started) - decision.usage.llm_ms))
         acted_step = step_id if acted and not run.crashed else None
         if outcome is None and run.crashed:
-            return _crashed(run, index, history)
+            return crashed(run, index, history)
         if outcome is None and acted:
             repetition.observe(state, [call for call, _ in acted],
                                ", then ".join(done.split(" -> ", 1)[0] for _, done in acted))
@@ -127,6 +124,20 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
         f"{_last(history) or 'none'}. Raise max_steps if the task needs more steps."))
 
 
+async def open_start_page(task: TaskSpec, run: BrowserRun, store: RunStore) -> RunOutcome | None:
+    """Open task.url (if any); the run's failed outcome when it could not be opened."""
+    if not task.url:
+        return None
+    opened = await apply(ToolContext(run, store, task=task), ToolCall("goto_url", {"url": task.url}))
+    if run.crashed:
+        return crashed(run, 0, None)
+    if opened.succeeded:
+        return None
+    return RunOutcome("failed", failure_reason=(
+        f"The start page {task.url} could not be opened: {_effect(opened.outcome)} "
+        "Check that the URL is right and reachable from the worker."))
+
+
 def _second_strike(planner: Planner, problem: str, index: int) -> str:
     if problem.startswith(("output", "data_extraction_schema")):
         return (f"The model's complete() output was rejected twice in a row (step {index + 1}): {problem} "
@@ -135,7 +146,15 @@ def _second_strike(planner: Planner, problem: str, index: int) -> str:
             f"{problem} Use a model that supports tool calling, or set WAYFARER_LLM_MODEL to one.")
 
 
-def _crashed(run: BrowserRun, index: int, history: list[str] | None) -> RunOutcome:
+async def save_decision(store: RunStore, step_id: str, decision: PlannerDecision) -> None:
+    """What was sent to the model and what it answered, as the step's llm_request / llm_response."""
+    await store.save_artifact(step_id, "llm_request", _json(decision.request), "application/json")
+    await store.save_artifact(step_id, "llm_response", _json({
+        "response": decision.response, "usage": asdict(decision.usage), "rejected": decision.feedback,
+    }), "application/json")
+
+
+def crashed(run: BrowserRun, index: int, history: list[str] | None) -> RunOutcome:
     return RunOutcome("failed", failure_reason=(
         f"The browser crashed ({run.crash_reason or 'it stopped responding'}) during step {index + 1}"
         f"{_last(history or [], '; last action: ')}. The run can be retried."))
@@ -170,7 +189,7 @@ def _last(history: list[str], prefix: str = "") -> str:
     return f"{prefix}{history[-1]}" if history else ""
 
 
-def _ms_since(started: float) -> int:
+def ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 

@@ -171,7 +171,7 @@ class Planner:
     def _explain(self, exc: openai.APIError) -> str:
         """What went wrong with the endpoint, as a sentence that says what to check."""
         where = f"The LLM endpoint {self.endpoint} (model {self.model!r})"
-        tries = self._settings.llm_max_retries + 1
+        tries = _attempts_made(exc, self._settings.llm_max_retries + 1)
         if isinstance(exc, openai.APITimeoutError):
             seconds = self._settings.llm_timeout_seconds
             return (f"{where} did not answer within {seconds:g} s ({tries} attempt(s)); check the server "
@@ -198,13 +198,33 @@ def _without_code_fence(text: str) -> str:
     return stripped
 
 
+def _attempts_made(exc: openai.APIError, most: int) -> int:
+    """Requests the client made: it numbers its retries in a header of the last request (it retries
+    timeouts, connection errors, 408/409/429 and 5xx; never e.g. a 400)."""
+    try:
+        return int(exc.request.headers.get("x-stainless-retry-count", most - 1)) + 1
+    except (AttributeError, RuntimeError, ValueError):
+        return most
+
+
+ERROR_EXCERPT_CHARS = 300
+
+
 def _api_message(exc: openai.APIStatusError) -> str:
+    """The provider's own words: its error message, else an excerpt of the response body."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:300]
-    return str(exc.message)[:300]
+            return str(inner["message"])[:ERROR_EXCERPT_CHARS]
+    try:
+        text = " ".join(exc.response.text.split())
+    except Exception:  # a streamed body that was not read
+        text = ""
+    if not text:
+        return f"{exc.message} (the response body was empty)"[:ERROR_EXCERPT_CHARS]
+    excerpt = text if len(text) <= ERROR_EXCERPT_CHARS else text[:ERROR_EXCERPT_CHARS - 1] + "…"
+    return f"response body: {excerpt}"
 
 
 # ---- parsing --------------------------------------------------------------------------------------

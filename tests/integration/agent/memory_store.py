@@ -47,9 +47,11 @@ class MemoryStore:
         return await self.save_artifact(step_id, artifact_type, path.read_bytes(), content_type, filename)
 
     async def record_action(self, step_id: str, index: int, action_type: str, arguments: dict[str, Any],
-                            reasoning: str | None, succeeded: bool, outcome: str) -> None:
+                            reasoning: str | None, succeeded: bool, outcome: str,
+                            replay: str | None = None) -> None:
         self.actions.append({"step_id": step_id, "index": index, "action_type": action_type,
-                             "arguments": arguments, "succeeded": succeeded, "outcome": outcome})
+                             "arguments": arguments, "succeeded": succeeded, "outcome": outcome,
+                             "replay": replay})
 
     async def finish_step(self, step_id: str, usage: StepUsage, harness_ms: int) -> None:
         self.finished[step_id] = (usage, harness_ms)

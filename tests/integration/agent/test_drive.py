@@ -129,6 +129,23 @@ async def test_llm_timeout_fails_with_a_clear_reason(agent: Agent) -> None:
         "(2 attempt(s)); check the server or raise WAYFARER_LLM_TIMEOUT_SECONDS. (step 1)")
 
 
+async def test_an_llm_error_says_how_many_requests_were_made_and_what_the_provider_said(agent: Agent) -> None:
+    too_long = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000."
+    settings = agent.settings(llm_max_retries=3)
+    outcome, _, token = await agent.run([{"status": 400, "message": too_long}], settings=settings)
+    assert outcome.failure_reason is not None and len(agent.fake.requests_for(token)) == 1
+    assert outcome.failure_reason.startswith(
+        f"The LLM endpoint {agent.fake.base_url} (model 'fake-model') answered HTTP 400 after 1 attempt(s): "
+        f"{too_long}")  # a 400 is not retried: one request, not four
+    page = "<html><body><h1>502 Bad Gateway</h1>\n  upstream   exploded</body></html>"
+    outcome, _, token = await agent.run([{"status": 500, "raw": page}] * 2,
+                                        settings=agent.settings(llm_max_retries=1))
+    assert len(agent.fake.requests_for(token)) == 2
+    assert outcome.failure_reason is not None and (
+        "answered HTTP 500 after 2 attempt(s): response body: <html><body><h1>502 Bad Gateway</h1> upstream "
+        "exploded</body></html>") in outcome.failure_reason
+
+
 async def test_unreachable_llm_names_the_endpoint(agent: Agent) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

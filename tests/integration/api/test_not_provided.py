@@ -60,7 +60,7 @@ def test_each_spec_operation_answers_for_real_or_explains_it_is_not_provided(api
             assert (response.status_code, response.json()) == (404, explained), where
             assert f"Skyvern's {name} operation" in response.json()["detail"]
     assert "run_task" in provided and "get_run_timeline" in provided
-    assert {"list_tag_keys", "list_custom_llms", "get_folders", "run_sdk_action"} <= set(missing)
+    assert {"list_tag_keys", "list_custom_llms", "get_workflow_tags", "run_sdk_action"} <= set(missing)
 
 
 @pytest.mark.parametrize("path", ["/v1/nothing-here", "/v2/runs"])
@@ -71,7 +71,7 @@ def test_paths_outside_the_spec_keep_the_plain_404(api: Api, path: str) -> None:
 
 def test_the_sdk_reads_the_explanation(api: Api) -> None:
     client = Skyvern(base_url=str(api.client.base_url), api_key=api.api_key, httpx_client=api.client)
-    for call, name in ((client.list_tag_keys, "list_tag_keys"), (client.get_folders, "get_folders"),
+    for call, name in ((client.list_tag_keys, "list_tag_keys"), (client.list_tag_values, "list_tag_values"),
                        (client.list_custom_llms, "list_custom_llms")):
         with pytest.raises(ApiError) as raised:  # these operations declare no 404: the plain ApiError
             call()
@@ -80,6 +80,6 @@ def test_the_sdk_reads_the_explanation(api: Api) -> None:
 
 
 def test_older_sdks_workflow_paths_are_explained_under_their_agents_names(api: Api) -> None:
-    response = api.client.put("/v1/workflows/wpid_1/folder", json={}, headers=api.headers())
+    response = api.client.get("/v1/workflows/wpid_1/tags", headers=api.headers())
     assert response.status_code == 404
-    assert "update_workflow_folder operation" in response.json()["detail"]
+    assert "get_workflow_tags operation" in response.json()["detail"]

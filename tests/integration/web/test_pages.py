@@ -62,3 +62,19 @@ def test_a_run_waiting_for_a_person_is_listed_as_waiting(api: Api) -> None:
     assert run_id in listed.text and "Waiting for a person" in listed.text
     page = api.client.get(f"/runs/{run_id}")
     assert "Waiting for a person" in page.text and "Cancel run" in page.text
+
+
+def test_the_runs_list_and_the_run_page_show_what_a_run_cost_and_its_summary(api: Api) -> None:
+    priced = api.create(prompt="A run with a price")["run_id"]
+    api.set_run(priced, status="completed", prompt_tokens=12000, completion_tokens=300, llm_calls=4,
+                llm_cost=0.00198, summary="Signed the guest book.")
+    unpriced = api.create(prompt="A run without a price")["run_id"]
+    sign_in(api, api.api_key)
+    rows = {row.split("</tr>")[0] for row in api.client.get("/runs").text.split("<tr>")}
+    (priced_row,) = [row for row in rows if priced in row]
+    (unpriced_row,) = [row for row in rows if unpriced in row]
+    assert 'data-label="Cost" class="num">$0.0020<' in priced_row
+    assert 'data-label="Cost" class="num">—<' in unpriced_row
+    page = api.client.get(f"/runs/{priced}").text
+    assert "Signed the guest book." in page and "$0.0020 (estimated from WAYFARER_LLM_PRICES)" in page
+    assert "12,000 prompt + 300 completion in 4 LLM calls" in page

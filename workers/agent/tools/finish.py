@@ -57,4 +57,5 @@ async def terminate(ctx: ToolContext, args: TerminateArgs) -> Done:
     reason = args.reason.strip() or "The model ended the run without giving a reason."
     errors = [{"error_code": args.error_code, "reasoning": reason, "confidence_float": 1.0,
                "error_type": "USER_DEFINED_ERROR"}] if args.error_code else []
-    return Done("terminate", reason, ends_run=RunOutcome("terminated", failure_reason=reason, errors=errors))
+    return Done("terminate", reason, ends_run=RunOutcome("terminated", failure_reason=reason, summary=reason,
+                                                         errors=errors))

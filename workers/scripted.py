@@ -1,0 +1,108 @@
+"""run_with "code" in the worker: record a script on the first run of a cache key, replay it on the next.
+
+`drive_run` is what the runner drives: an ordinary agent run when run_with is "agent"; with "code", the
+organization's script for the run's cache key is replayed (`workers.agent.replay.play`), or, when there
+is none yet, the agent runs with a Recorder and a completed run stores what it did as version 1. A
+replay that needed healing and completed stores the healed script as the next version. Either way the run
+gets its `script_run` (ScriptRunResponse plus Wayfarer's counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from app.db.engine import retry_transient, session_scope
+from app.db.models import Run
+from app.platform.settings import Settings
+from app.scripts import service as scripts
+from app.scripts.document import ScriptDoc
+from app.scripts.keys import cache_key
+from app.scripts.service import StoredScript
+from workers.agent.browser import BrowserRun
+from workers.agent.contract import RunOutcome, Steering, TaskSpec
+from workers.agent.loop import drive
+from workers.agent.planner import Planner
+from workers.agent.replay.play import replay
+from workers.agent.replay.record import Recorder
+from workers.run_store import DbRunStore
+
+
+@dataclass(frozen=True)
+class CodeRun:
+    organization_id: str
+    cache_key: str
+    ai_fallback: bool
+    title: str
+
+
+def code_run(run: Run, settings: Settings) -> CodeRun | None:
+    """How the run uses scripts; None for an agent run."""
+    request: dict[str, Any] = run.run_request or {}
+    if (request.get("run_with") or settings.default_run_with) != "code":
+        return None
+    return CodeRun(run.organization_id, cache_key(request, run.prompt, run.url),
+                   request.get("ai_fallback") is not False, run.title or run.prompt[:80])
+
+
+async def drive_run(settings: Settings, run: Run, task: TaskSpec, browser: BrowserRun, planner: Planner,
+                    store: DbRunStore, steering: Steering | None) -> RunOutcome:
+    code = code_run(run, settings)
+    if code is None:
+        return await drive(task, browser, planner, store, steering)
+    stored = await asyncio.to_thread(_find, settings, code)
+    if stored is None:
+        return await _record(settings, code, task, browser, planner, store, steering)
+    report = await replay(task, browser, stored.document, store, planner if code.ai_fallback else None,
+                          steering)
+    revision_id = stored.revision_id
+    if report.healed and report.outcome.status == "completed":
+        _, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id, report.script,
+                                                 stored.script_id)
+    saved = max(0, stored.document.tokens - report.usage.prompt_tokens - report.usage.completion_tokens)
+    await asyncio.to_thread(_record_script_run, settings, task.run_id, {
+        "script_id": stored.script_id, "script_revision_id": revision_id,
+        "ai_fallback_triggered": report.usage.llm_calls > 0, "steps_replayed": report.replayed,
+        "steps_healed": report.healed, "llm_calls": report.usage.llm_calls,
+        "tokens_saved_estimate": saved if report.outcome.status == "completed" else 0})
+    return report.outcome
+
+
+async def _record(settings: Settings, code: CodeRun, task: TaskSpec, browser: BrowserRun, planner: Planner,
+                  store: DbRunStore, steering: Steering | None) -> RunOutcome:
+    recorder = Recorder(browser, task.url)
+    outcome = await drive(task, browser, planner, store, steering, recorder)
+    script_id: str | None = None
+    revision_id: str | None = None
+    if outcome.status == "completed":
+        recorder.script.llm_calls, recorder.script.tokens = store.llm_calls, store.tokens_used
+        await store.flush()  # the script's run id must name a run whose records are stored
+        script_id, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id, recorder.script,
+                                                         None)
+    await asyncio.to_thread(_record_script_run, settings, task.run_id, {
+        "script_id": script_id, "script_revision_id": revision_id, "ai_fallback_triggered": False,
+        "steps_replayed": 0, "steps_healed": 0, "llm_calls": store.llm_calls, "tokens_saved_estimate": 0})
+    return outcome
+
+
+@retry_transient
+def _find(settings: Settings, code: CodeRun) -> StoredScript | None:
+    with session_scope(settings.database_url) as s:
+        return scripts.find_for_key(s, code.organization_id, code.cache_key)
+
+
+@retry_transient
+def _save(settings: Settings, code: CodeRun, run_id: str, document: ScriptDoc,
+          script_id: str | None) -> tuple[str, str]:
+    """(script id, revision id) of the new revision."""
+    with session_scope(settings.database_url) as s:
+        revision = scripts.save_recording(s, code.organization_id, code.cache_key, run_id, document,
+                                          code.title, script_id)
+        return revision.script_id, revision.id
+
+
+@retry_transient
+def _record_script_run(settings: Settings, run_id: str, script_run: dict[str, Any]) -> None:
+    with session_scope(settings.database_url) as s:
+        scripts.record_script_run(s, run_id, script_run)
