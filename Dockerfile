@@ -2,12 +2,16 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
-# Chromium and ffmpeg come from Debian's packages: the image never downloads a browser build.
+# Chromium comes from Debian's packages: the image never downloads a browser build. No Debian ffmpeg:
+# the imageio-ffmpeg wheel brings the one browser sessions' recorder uses (workers/agent/browser.py).
+# libatomic1: Playwright's bundled node driver links it, and slim bases do not all ship it; the list is
+# explicit rather than relying on what a base image happens to contain.
 # Versions are not pinned: they follow the base image's Debian release and its security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium ffmpeg fonts-liberation \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get install -y --no-install-recommends chromium fonts-liberation libatomic1 \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -18,14 +22,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml alembic.ini ./
-COPY app ./app
-COPY workers ./workers
-COPY migrations ./migrations
-# Editable, so app/db/migrate.py finds alembic.ini and migrations/ beside the package.
-RUN pip install -e . \
+# The dependencies first, in a layer a code change does not invalidate: the package is installed with
+# empty modules, and the code copied over them afterwards. Editable, so the code copied is what runs and
+# app/db/migrate.py finds alembic.ini and migrations/ beside the package.
+RUN mkdir app workers \
+    && touch app/__init__.py workers/__init__.py \
+    && pip install -e . \
     && useradd --create-home --uid 10001 wayfarer \
     && mkdir -p /data \
     && chown wayfarer:wayfarer /data
+COPY app ./app
+COPY workers ./workers
+COPY migrations ./migrations
 
 USER 10001
 EXPOSE 8000

@@ -20,7 +20,9 @@ from app.db.engine import session_scope
 from app.db.models import Run
 from app.live.bus import make_live_bus
 from app.platform.settings import Settings
-from workers.agent.browser import BrowserPool
+from app.runs import lifecycle
+from app.runs.lifecycle import RunStatus
+from workers.agent.browser import BrowserPool, BrowserUnavailable
 from workers.runner import WorkerContext, execute_run, leave_queued
 from workers.sessions import SessionHost
 
@@ -32,12 +34,19 @@ HAND_BACK_TIMEOUT_SECONDS = 30.0  # for stopped runs to store what they recorded
 class RunHost:
     def __init__(self, settings: Settings, on_final: Callable[[str], None],
                  requeue: Callable[[str], None] | None = None, worker_queue: str | None = None,
-                 forward: Callable[[str, str], None] | None = None) -> None:
+                 forward: Callable[[str, str], None] | None = None,
+                 retry_start: Callable[[str, int], None] | None = None,
+                 browser_unavailable: Callable[[BrowserUnavailable], None] | None = None) -> None:
         """on_final(run_id): a run ended here (its webhook is in the outbox: wake the deliverer);
         worker_queue: this worker's own Celery queue (runs for the sessions it holds go there);
-        forward(run_id, queue) sends a run to the worker holding its session."""
+        forward(run_id, queue) sends a run to the worker holding its session; retry_start(run_id,
+        failed_starts) queues a run whose start failed again (default: submitted here again);
+        browser_unavailable is told when this host cannot launch its browser (a worker stops taking runs)."""
         self._settings = settings
         self._on_final = on_final
+        self._retry_start = retry_start or self._resubmit
+        self._browser_unavailable = browser_unavailable  # None (embedded): the next run launches again
+        self._browser_broken = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="wayfarer-runs", daemon=True)
         self._thread.start()
@@ -55,38 +64,89 @@ class RunHost:
         self._sessions = SessionHost(settings, self._pool, self._ctx.artifacts, self._ctx.worker_id,
                                      worker_queue, to_self, self._on_final, self._ctx.live)
 
-    def submit(self, run_id: str) -> concurrent.futures.Future[bool]:
-        """Schedule a run (once, however often it is submitted); returns a future of execute_run."""
+    def submit(self, run_id: str, failed_starts: int = 0) -> concurrent.futures.Future[bool]:
+        """Schedule a run (once, however often it is submitted); returns a future of execute_run.
+        failed_starts: how often starting it failed before (WAYFARER_RUN_START_TRIES)."""
         with self._lock:
             future = self._in_flight.get(run_id)
             if future is None:
-                future = asyncio.run_coroutine_threadsafe(self._run(run_id), self._loop)
+                future = asyncio.run_coroutine_threadsafe(self._run(run_id, failed_starts), self._loop)
                 self._in_flight[run_id] = future
-                future.add_done_callback(lambda _: self._forget(run_id))
+                future.add_done_callback(lambda done: self._forget(run_id, done))
             return future
 
-    def run_blocking(self, run_id: str) -> bool:
-        return self.submit(run_id).result()
+    def run_blocking(self, run_id: str, failed_starts: int = 0) -> bool:
+        return self.submit(run_id, failed_starts).result()
 
     def open_session(self, session_id: str) -> concurrent.futures.Future[bool]:
         """Open and hold a browser session (its browser lives on this host's loop until it ends)."""
         return asyncio.run_coroutine_threadsafe(self._sessions.open(session_id), self._loop)
 
-    def _forget(self, run_id: str) -> None:
+    def _forget(self, run_id: str, future: concurrent.futures.Future[bool] | None = None) -> None:
+        """Forget the run's future (only that one, when given: the run may have been submitted again)."""
         with self._lock:
-            self._in_flight.pop(run_id, None)
+            if future is None or self._in_flight.get(run_id) is future:
+                self._in_flight.pop(run_id, None)
 
-    async def _run(self, run_id: str) -> bool:
+    async def _run(self, run_id: str, failed_starts: int) -> bool:
+        try:
+            return await self._start(run_id, failed_starts)
+        except Exception as exc:  # failed inside Wayfarer before the runner took over: never left queued
+            if isinstance(exc, BrowserUnavailable) and self._browser_unavailable is not None:
+                self._browser_broken.set()  # any run still reaching this worker goes back uncounted
+                self._browser_unavailable(exc)
+            await asyncio.to_thread(self._start_failed, run_id, failed_starts + 1, exc)
+            return False
+
+    def _start_failed(self, run_id: str, failed_starts: int, exc: Exception) -> None:
+        """Back to the queue for another try (another worker, with Celery), or, after
+        WAYFARER_RUN_START_TRIES, failed with the reason."""
+        tries = self._settings.run_start_tries
+        detail = str(exc).strip() or type(exc).__name__
+        with session_scope(self._settings.database_url) as s:
+            if s.scalar(select(Run.status).where(Run.id == run_id)) != RunStatus.queued.value:
+                log.error("run %s: its worker failed after it started: %s", run_id, detail, exc_info=exc)
+                return
+            if failed_starts < tries:
+                ended = False
+            else:
+                ended = lifecycle.fail_unstarted(s, run_id, (
+                    f"The run could not be started ({failed_starts} tries, WAYFARER_RUN_START_TRIES): "
+                    f"{detail}"))
+        if ended:
+            log.error("run %s ended failed: its start failed %d time(s): %s", run_id, failed_starts, detail)
+            self._on_final(run_id)
+        else:
+            log.warning("run %s goes back to the queue: its start failed (try %d of %d): %s", run_id,
+                        failed_starts, tries, detail)
+            self._send_back(run_id, failed_starts)
+
+    def _send_back(self, run_id: str, failed_starts: int) -> None:
+        self._forget(run_id)  # so that the run, sent again, is not taken for a duplicate of this attempt
+        self._retry_start(run_id, failed_starts)
+
+    def _resubmit(self, run_id: str, failed_starts: int) -> None:
+        """Embedded: the one host tries again a second later."""
+        timer = threading.Timer(1.0, lambda: None if self._stopping.is_set()
+                                else self.submit(run_id, failed_starts))
+        timer.daemon = True
+        timer.start()
+
+    async def _start(self, run_id: str, failed_starts: int) -> bool:
         session_id = await asyncio.to_thread(self._session_of, run_id)
         if session_id is not None:
             return await self._run_in_session(run_id, session_id)
         async with self._slots:
-            if self._stopping.is_set():  # shutting down: this run was not started, it goes back
-                self._ctx.requeue(run_id)
+            if self._stopping.is_set() or self._browser_broken.is_set():  # not started here: it goes back
+                self._send_back(run_id, failed_starts)  # as many failed starts as it came with
                 return False
             if self._pool_started is None:
                 self._pool_started = asyncio.ensure_future(self._pool.start())
-            await asyncio.shield(self._pool_started)
+            try:
+                await asyncio.shield(self._pool_started)
+            except BrowserUnavailable:
+                self._pool_started = None  # the next run launches again
+                raise
             return await execute_run(self._ctx, run_id)
 
     def _session_of(self, run_id: str) -> str | None:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import socket
 import threading
 import uuid
@@ -16,6 +18,7 @@ from kombu.exceptions import OperationalError
 
 from app.platform.settings import Settings
 from app.webhooks.deliverer import Deliverer
+from workers.agent.browser import BrowserUnavailable, probe_browser
 from workers.celery_app import (
     EXECUTE_RUN,
     OPEN_SESSION,
@@ -35,6 +38,7 @@ def register_tasks(app: Celery, settings: Settings, deliverer: Deliverer,
     worker's own queue, where runs for the browser sessions it holds are sent."""
     host: RunHost | None = None
     lock = threading.Lock()
+    stopping = threading.Event()
 
     def get_host() -> RunHost:
         nonlocal host
@@ -43,15 +47,24 @@ def register_tasks(app: Celery, settings: Settings, deliverer: Deliverer,
                 host = RunHost(settings, on_final=lambda _run_id: deliverer.wake(), requeue=requeue,
                                worker_queue=worker_queue,
                                forward=lambda run_id, queue: app.send_task(EXECUTE_RUN, args=[run_id],
-                                                                           queue=queue))
+                                                                           queue=queue),
+                               retry_start=requeue, browser_unavailable=stop_taking_runs)
             return host
 
-    def requeue(run_id: str) -> None:
+    def requeue(run_id: str, failed_starts: int = 0) -> None:
         try:
-            app.send_task(EXECUTE_RUN, args=[run_id], retry=False)
+            app.send_task(EXECUTE_RUN, args=[run_id], kwargs={"failed_starts": failed_starts}, retry=False)
         except (OperationalError, OSError) as exc:
             log.warning("run %s is queued again, but its message could not be sent (%s); the sweeper "
                         "dispatches it after WAYFARER_REQUEUE_AFTER_SECONDS", run_id, exc)
+
+    def stop_taking_runs(exc: BrowserUnavailable) -> None:
+        """A worker without a browser takes no runs: a warm shutdown (its run goes back to the queue, a
+        supervisor restarts it, and its start-up check keeps it from consuming until Chromium launches)."""
+        if not stopping.is_set():
+            stopping.set()
+            log.error("this worker stops taking runs: %s", exc)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     @worker_shutting_down.connect(weak=False)
     def hand_back_on_shutdown(**_: Any) -> None:
@@ -63,8 +76,8 @@ def register_tasks(app: Celery, settings: Settings, deliverer: Deliverer,
                 threading.Thread(target=host.stop, name="wayfarer-shutdown").start()
 
     @app.task(name=EXECUTE_RUN)
-    def execute_run(run_id: str) -> None:
-        get_host().run_blocking(run_id)  # the claim (compare-and-set) makes redelivery harmless
+    def execute_run(run_id: str, failed_starts: int = 0) -> None:
+        get_host().run_blocking(run_id, failed_starts)  # the claim (compare-and-set): redelivery is harmless
 
     @app.task(name=OPEN_SESSION)
     def open_session(session_id: str) -> None:
@@ -72,7 +85,9 @@ def register_tasks(app: Celery, settings: Settings, deliverer: Deliverer,
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> None:
-    """Run a Celery worker (threads pool: runs share this process's browser) until it is stopped."""
+    """Run a Celery worker (threads pool: runs share this process's browser) until it is stopped; first
+    launch Chromium once, so a worker that cannot never takes a run (BrowserUnavailable)."""
+    asyncio.run(probe_browser(settings))
     app = make_celery(settings)
     own_queue = f"{WORKER_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"  # runs for the sessions this worker holds
     register_tasks(app, settings, Deliverer(settings).start(), own_queue)

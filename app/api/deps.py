@@ -14,6 +14,7 @@ from app.artifacts.links import ArtifactLinks
 from app.artifacts.store import ArtifactStore
 from app.db.engine import session_scope
 from app.dispatch import Dispatcher
+from app.platform.public_url import public_base_url
 from app.platform.security import normalize_api_key
 from app.platform.settings import Settings
 
@@ -49,8 +50,8 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_links(settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
-    return ArtifactLinks(settings, store)
+async def get_links(request: Request, settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
+    return ArtifactLinks(settings, store, public_base_url(settings, request))
 
 
 LinksDep = Annotated[ArtifactLinks, Depends(get_links)]

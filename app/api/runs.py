@@ -10,13 +10,13 @@ from pydantic import SerializeAsAny
 
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
 from app.runs import queries, service
+from app.runs.timeline import run_timeline, webhook_attempts
 from app.runs.views import (
     artifact_response,
     list_item,
     read_run_response,
     run_artifacts,
     task_run_response,
-    timeline,
 )
 from app.schemas.runs import (
     ArtifactResponse,
@@ -27,8 +27,8 @@ from app.schemas.runs import (
     TaskRunListItem,
     TaskRunRequest,
     TaskRunResponse,
-    TimelineItem,
 )
+from app.schemas.timeline import WebhookAttemptResponse, WorkflowRunTimeline
 
 router = APIRouter(tags=["Runs"])
 
@@ -85,9 +85,18 @@ def get_run_artifacts(run_id: str, session: SessionDep, caller: CallerDep, links
     return [artifact_response(a, links) for a in run_artifacts(session, run.id, artifact_type)]
 
 
-@router.get("/v1/runs/{run_id}/timeline", response_model=list[TimelineItem])
-def get_run_timeline(run_id: str, session: SessionDep, caller: CallerDep) -> list[TimelineItem]:
-    return timeline(session, service.require_run(session, caller.organization_id, run_id).id)
+@router.get("/v1/runs/{run_id}/timeline", response_model=list[WorkflowRunTimeline])
+def get_run_timeline(run_id: str, session: SessionDep, settings: SettingsDep,
+                     caller: CallerDep) -> list[WorkflowRunTimeline]:
+    run = service.require_run(session, caller.organization_id, run_id)
+    return run_timeline(session, run, settings.llm_model)
+
+
+@router.get("/v1/runs/{run_id}/webhook_attempts", response_model=list[WebhookAttemptResponse],
+            summary="Get run webhook attempts (a Wayfarer extension)")
+def get_run_webhook_attempts(run_id: str, session: SessionDep,
+                             caller: CallerDep) -> list[WebhookAttemptResponse]:
+    return webhook_attempts(session, service.require_run(session, caller.organization_id, run_id).id)
 
 
 @router.post("/v1/runs/{run_id}/retry_webhook", response_model=RunWebhookReplayResponse)

@@ -13,11 +13,13 @@ from app.platform.settings import Settings
 
 
 class ArtifactLinks:
-    """Turns artifact rows into URLs any HTTP client can fetch until they expire."""
+    """Turns artifact rows into URLs any HTTP client can fetch until they expire. `base_url` is the public
+    base these links (and the others a response carries) are built on: app/platform/public_url.py."""
 
-    def __init__(self, settings: Settings, store: ArtifactStore) -> None:
+    def __init__(self, settings: Settings, store: ArtifactStore, base_url: str) -> None:
         self._settings = settings
         self._store = store
+        self.base_url = base_url
 
     def url(self, artifact: Artifact) -> str:
         ttl = self._settings.artifact_url_ttl_seconds
@@ -25,8 +27,7 @@ class ArtifactLinks:
         if presigned:
             return presigned
         expires, signature = sign_artifact_link(self._settings.resolved_secret_key(), artifact.id, ttl)
-        base = self._settings.public_base_url.rstrip("/")
-        return f"{base}/v1/artifacts/{artifact.id}/content?expires={expires}&signature={signature}"
+        return f"{self.base_url}/v1/artifacts/{artifact.id}/content?expires={expires}&signature={signature}"
 
     def uri(self, artifact: Artifact) -> str:
         """Where the bytes live (Skyvern's `uri`), relative to the store: `s3://bucket/key`, or for the

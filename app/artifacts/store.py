@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.platform.settings import Settings
 
@@ -60,16 +60,23 @@ class S3Store:
         import boto3
         from botocore.config import Config
 
+        def client(endpoint_url: str | None) -> Any:
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.s3_access_key_id,
+                aws_secret_access_key=settings.s3_secret_access_key,
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                              retries={"max_attempts": 5, "mode": "standard"}),
+            )
+
         self.bucket = settings.s3_bucket
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=settings.s3_secret_access_key,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                          retries={"max_attempts": 5, "mode": "standard"}),
-        )
+        self.client = client(settings.s3_endpoint_url)
+        # A signature covers the host: links for clients are signed for the endpoint they reach (signing
+        # is local, this client never connects).
+        self._link_client = (client(settings.s3_public_endpoint_url) if settings.s3_public_endpoint_url
+                             else self.client)
 
     def check_bucket(self) -> None:
         """Fail start-up with a clear message when the bucket cannot be reached."""
@@ -98,7 +105,7 @@ class S3Store:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def presigned_url(self, key: str, ttl_seconds: int) -> str | None:
-        return str(self.client.generate_presigned_url(
+        return str(self._link_client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds))
 
 

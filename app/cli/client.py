@@ -180,18 +180,18 @@ def _follow(api: _Api, run_id: str, poll_interval: float) -> dict[str, Any]:
 
 
 def _last_action(api: _Api, run_id: str) -> str | None:
-    """The newest action in the run's timeline (steps with their actions as children), as one line."""
+    """The newest action in the run's timeline (the actions of its task block), as one line."""
     try:
         timeline = api.call("GET", f"/v1/runs/{run_id}/timeline")
     except CommandFailed:
         return None
-    actions = [child["action"] for item in timeline if item.get("type") == "step"
-               for child in item.get("children") or [] if child.get("action")]
+    actions = [action for entry in timeline if entry.get("type") == "block"
+               for action in (entry.get("block") or {}).get("actions") or []]
     if not actions:
         return None
     action = actions[-1]
-    note_text = action.get("reasoning") or action.get("outcome") or ""
-    line = f"{action['action_type']}{'' if action.get('succeeded', True) else ' (failed)'}"
+    note_text = action.get("reasoning") or action.get("description") or ""
+    line = f"{action['action_type']}{' (failed)' if action.get('status') == 'failed' else ''}"
     return f"{line}: {_shorten(note_text)}" if note_text else line
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import math
 import os
 import signal
@@ -29,10 +30,13 @@ from app.db.engine import session_scope
 from app.db.migrate import describe, prepare_for_serving, require_current_schema, upgrade
 from app.db.models import Organization
 from app.platform.observability import configure_logging, serve_worker_metrics
+from app.platform.public_url import announce_serve_url, describe_links, require_public_base_url
+from app.platform.readiness import readiness
 from app.platform.secret_key import SecretKeyRefused, check_secret_key, rotate
 from app.platform.settings import Settings, get_settings
 
 MIN_SECRET_KEY_LENGTH = 16
+log = logging.getLogger("wayfarer.cli")
 
 
 def add_commands(commands: Any) -> None:
@@ -47,6 +51,11 @@ def add_commands(commands: Any) -> None:
                                              "WAYFARER_SECRET_KEY)")
     worker.add_argument("--concurrency", type=int, help="parallel runs (unset: WAYFARER_MAX_CONCURRENT_RUNS)")
     worker.set_defaults(handler=_worker)
+
+    health = add_command(commands, "health", "check that the database and the queue answer (and, with "
+                                             "--browser, that Chromium launches); exit 1 naming what fails")
+    health.add_argument("--browser", action="store_true", help="also launch Chromium (a worker's check)")
+    health.set_defaults(handler=_health)
 
     add_command(commands, "migrate", "create or upgrade the database to the newest schema").set_defaults(
         handler=_migrate)
@@ -69,18 +78,22 @@ def add_commands(commands: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    announce_serve_url(args.host, args.port)
     settings = get_settings()
+    require_public_base_url(settings)
     prepare_for_serving(settings.database_url)
     check_secret_key(settings.database_url, settings.resolved_secret_key(), settings.secret_key_source())
     if not settings.api_key:
         _say_how_to_get_a_key(settings.database_url)
     configure_logging(settings)
+    log.info(describe_links(settings))
     # uvicorn stops gracefully on SIGTERM (requests in flight finish, then the lifespan hands back the
     # embedded runs) and then raises the signal again to die of it; ignoring that second one makes a
     # graceful stop exit 0. uvicorn installs its own handlers while it serves.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=settings.log_level.lower(), log_config=None,
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
                 timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds))
     return 0
 
@@ -95,7 +108,7 @@ def _say_how_to_get_a_key(database_url: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.tasks import run_worker
+    from workers.tasks import BrowserUnavailable, run_worker
 
     settings = get_settings()
     if settings.embedded:
@@ -103,12 +116,39 @@ def _worker(args: argparse.Namespace) -> int:
     if not settings.secret_key:
         return fail("a worker needs WAYFARER_SECRET_KEY, set to the API's: it opens the secrets the API "
                     "stored (webhook signing keys, credentials, browser profiles)")
+    require_public_base_url(settings)
     require_current_schema(settings.database_url)
     check_secret_key(settings.database_url, settings.secret_key, settings.secret_key_source())
     configure_logging(settings, sys.stderr)  # the real stream: Celery swaps sys.stderr for a logger
+    log.info(describe_links(settings))
     serve_worker_metrics(settings)
-    run_worker(settings, args.concurrency)
+    try:
+        run_worker(settings, args.concurrency)
+    except BrowserUnavailable as exc:
+        log.error("%s. This worker takes no runs: install Chromium (apt-get install chromium) or fix "
+                  "WAYFARER_CHROMIUM_PATH / WAYFARER_CHROMIUM_ARGS.", exc)
+        return 1
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """The worker container's healthcheck (`--browser`); without it, what GET /readyz checks."""
+    settings = get_settings()
+    problems = [problem for problem in readiness(settings).values() if problem]
+    if args.browser:
+        import asyncio
+
+        from workers.tasks import BrowserUnavailable, probe_browser
+
+        try:
+            asyncio.run(probe_browser(settings))
+        except BrowserUnavailable as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        fail(problem)
+    if not problems:
+        print("ok")
+    return 1 if problems else 0
 
 
 def _migrate(_args: argparse.Namespace) -> int:

@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./wayfarer-data")
     database_url: str = ""  # default: SQLite file in data_dir
     redis_url: str | None = None  # unset: in-process executor (embedded default)
-    public_base_url: str = "http://127.0.0.1:8000"
-    app_url: str | None = None  # base of a run's app_url link; None: public_base_url (this server's viewer)
+    public_base_url: str | None = None  # unset: links on each request's address (app/platform/public_url.py)
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-* headers are trusted (uvicorn's)
+    app_url: str | None = None  # base of a run's app_url; None: the public base URL (this server's viewer)
 
     api_key: str | None = None  # optional key seeded at start-up
     api_key_cache_seconds: float = Field(default=5.0, ge=0)  # a revoked key works this long in a process
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     artifact_store: Literal["local", "s3"] = "local"
     s3_bucket: str = "wayfarer-artifacts"
     s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None  # the endpoint clients reach; only presigned links use it
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
 
     run_lease_seconds: int = 120  # a running run whose heartbeat is older than this is declared lost
     requeue_after_seconds: int = 600  # a run queued longer than this is dispatched again
+    run_start_tries: int = Field(default=3, ge=1)  # starts that fail inside Wayfarer before it ends failed
     sweep_interval_seconds: float = 30.0
     shutdown_grace_seconds: float = 30.0  # on SIGTERM, runs may finish this long before being handed back
     webhook_max_attempts: int = 6

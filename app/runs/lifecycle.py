@@ -112,6 +112,13 @@ def hand_back(session: Session, run_id: str, worker_id: str) -> bool:
                        worker_id=None, heartbeat_at=None, **_NO_PAUSE)
 
 
+def fail_unstarted(session: Session, run_id: str, failure_reason: str) -> bool:
+    """queued -> failed: the run could not be started (WAYFARER_RUN_START_TRIES used up). False when it
+    is no longer queued (a worker claimed it meanwhile, or it ended)."""
+    return _transition(session, run_id, RunStatus.failed, frozenset({RunStatus.queued}),
+                       failure_reason=failure_reason)
+
+
 def finish(session: Session, run_id: str, status: RunStatus, *, failure_reason: str | None = None,
            **fields: Any) -> bool:
     if status not in FINAL:

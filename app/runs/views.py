@@ -1,4 +1,5 @@
-"""What clients see of a run, built from its rows: TaskRunResponse, list items, artifacts, timeline.
+"""What clients see of a run, built from its rows: TaskRunResponse, list items, artifacts (the timeline:
+timeline.py).
 
 GET /v1/runs/{id} and the webhook payload share `task_run_response`, so both show the same run.
 Every URL in them is fetchable without an API key: a presigned S3 URL or our own signed link.
@@ -7,14 +8,13 @@ Every URL in them is fetchable without an API key: a presigned S3 URL or our own
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.artifacts.links import ArtifactLinks
 from app.db.engine import read_session_scope
-from app.db.models import Action, Artifact, Run, Step, WebhookAttempt
+from app.db.models import Artifact, Run
 from app.platform.settings import Settings
 from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.schemas.runs import (
@@ -22,7 +22,6 @@ from app.schemas.runs import (
     FileInfo,
     TaskRunListItem,
     TaskRunResponse,
-    TimelineItem,
     WorkflowRunResponse,
 )
 
@@ -30,10 +29,10 @@ SCREENSHOT_COUNT = 3
 _FALLBACK_SCREENSHOTS = ("screenshot_final", "screenshot_llm")
 
 
-def run_page_url(settings: Settings, run_id: str) -> str:
+def run_page_url(settings: Settings, run_id: str, public_base: str) -> str:
     """The run's page in the viewer (Skyvern's `app_url`): under WAYFARER_APP_URL when set, else under
-    the public base URL, where this server serves it."""
-    return f"{(settings.app_url or settings.public_base_url).rstrip('/')}/runs/{run_id}"
+    the public base URL (app/platform/public_url.py), where this server serves it."""
+    return f"{(settings.app_url or public_base).rstrip('/')}/runs/{run_id}"
 
 
 def run_artifacts(session: Session, run_id: str, types: Sequence[str] | None = None) -> Sequence[Artifact]:
@@ -101,7 +100,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         queued_at=run.queued_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        app_url=run_page_url(settings, run.id),
+        app_url=run_page_url(settings, run.id, links.base_url),
         browser_session_id=run.browser_session_id,
         browser_profile_id=run.browser_profile_id,
         max_screenshot_scrolls=run.run_request.get("max_screenshot_scrolls"),
@@ -145,33 +144,3 @@ def artifact_response(artifact: Artifact, links: ArtifactLinks) -> ArtifactRespo
         task_id=artifact.run_id, step_id=artifact.step_id, run_id=artifact.run_id,
         signed_url=links.url(artifact),
     )
-
-
-def timeline(session: Session, run_id: str) -> list[TimelineItem]:
-    """Steps (their actions as children) and webhook attempts, oldest first."""
-    steps = session.scalars(select(Step).where(Step.run_id == run_id)).all()
-    actions = session.scalars(select(Action).where(Action.run_id == run_id)
-                              .order_by(Action.created_at, Action.index)).all()
-    attempts = session.scalars(select(WebhookAttempt).where(WebhookAttempt.run_id == run_id)).all()
-    by_step: dict[str, list[TimelineItem]] = {}
-    for action in actions:
-        by_step.setdefault(action.step_id, []).append(TimelineItem(
-            type="action", created_at=action.created_at, modified_at=action.modified_at,
-            action=_fields(action, "id", "step_id", "index", "action_type", "arguments", "reasoning",
-                           "succeeded", "outcome", "replay")))
-    items = [TimelineItem(type="step", created_at=step.created_at, modified_at=step.modified_at,
-                          children=by_step.get(step.id, []),
-                          step=_fields(step, "id", "index", "url", "prompt_tokens", "completion_tokens",
-                                       "llm_calls", "llm_ms", "harness_ms"))
-             for step in steps]
-    items += [TimelineItem(type="webhook_attempt", created_at=a.created_at, modified_at=a.modified_at,
-                           webhook_attempt=_fields(a, "id", "attempt", "url", "status_code", "latency_ms",
-                                                   "error", "replay"))
-              for a in attempts]
-    return sorted(items, key=lambda item: item.created_at)
-
-
-def _fields(row: Any, *names: str) -> dict[str, Any]:
-    data = {name: getattr(row, name) for name in names}
-    data[f"{type(row).__tablename__.rstrip('s')}_id"] = data.pop("id")
-    return data

@@ -218,21 +218,6 @@ class ArtifactResponse(BaseModel):
     archived: bool = False
 
 
-class TimelineItem(BaseModel):
-    """One WorkflowRunTimeline entry: `type` is `step`, `action` or `webhook_attempt` here; the
-    SDK's `block`/`thought` stay null and the entry's own data sits under a key named like its type."""
-
-    type: str
-    block: dict[str, Any] | None = None
-    thought: dict[str, Any] | None = None
-    children: list[TimelineItem] = []
-    created_at: datetime
-    modified_at: datetime
-    step: dict[str, Any] | None = None
-    action: dict[str, Any] | None = None
-    webhook_attempt: dict[str, Any] | None = None
-
-
 class RunWebhookReplayResponse(BaseModel):
     run_id: str
     run_type: str

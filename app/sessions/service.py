@@ -125,10 +125,9 @@ def close_session(session: Session, row: BrowserSession) -> None:
     session.commit()
 
 
-def browser_address(settings: Settings, session_id: str) -> str:
+def browser_address(public_base: str, session_id: str) -> str:
     """The WebSocket URL of the API's CDP relay for this session (app/api/browser_sessions.py)."""
-    base = settings.public_base_url.rstrip("/")
-    scheme, rest = base.split("://", 1)
+    scheme, rest = public_base.split("://", 1)
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/v1/browser_sessions/{session_id}/cdp"
 
 
@@ -151,7 +150,7 @@ def session_response(session: Session, row: BrowserSession, links: ArtifactLinks
     return BrowserSessionResponse(
         browser_session_id=row.id, organization_id=row.organization_id, status=row.status,
         runnable_type=row.runnable_type, runnable_id=row.runnable_id, timeout=row.timeout_minutes,
-        browser_address=browser_address(settings, row.id) if row.status in ACTIVE else None,
+        browser_address=browser_address(links.base_url, row.id) if row.status in ACTIVE else None,
         app_url=f"{settings.app_url.rstrip('/')}/browser-session/{row.id}" if settings.app_url else None,
         extensions=options.get("extensions"), browser_type=options.get("browser_type"),
         browser_profile_id=row.browser_profile_id, generate_browser_profile=row.generate_browser_profile,

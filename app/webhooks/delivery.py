@@ -26,6 +26,7 @@ from app.artifacts.store import make_store
 from app.db.engine import session_scope
 from app.db.models import Run, WebhookAttempt
 from app.platform.observability import record_webhook_attempt
+from app.platform.public_url import public_base_url
 from app.platform.security import decrypt, sign_hex
 from app.platform.settings import Settings
 from app.platform.url_policy import UrlDenied, parse_policy, resolve_allowed
@@ -113,7 +114,7 @@ def _attempt_row(run_id: str, attempt: int, url: str, result: AttemptResult, *, 
 def _prepare(settings: Settings, run_id: str, signing_key: str | None,
              ) -> tuple[Run, bytes, str | None] | None:
     """The run, its payload and the key to sign it with; None when the run does not exist."""
-    links = ArtifactLinks(settings, make_store(settings))
+    links = ArtifactLinks(settings, make_store(settings), public_base_url(settings))
     with session_scope(settings.database_url) as s:
         run = s.get(Run, run_id)
         if run is None:

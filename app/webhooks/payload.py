@@ -8,6 +8,7 @@ from typing import Any
 
 from app.artifacts.links import ArtifactLinks
 from app.db.models import Run
+from app.platform.public_url import public_base_url
 from app.platform.settings import Settings
 from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.runs.views import run_artifacts, run_page_url, task_run_response
@@ -53,4 +54,4 @@ def pause_notice(settings: Settings, run: Run, reason: str) -> bytes:
     """What WAYFARER_PAUSE_NOTICE_URL is told when a run waits for a person."""
     return _compact({"event": "run.waiting_for_person", "run_id": run.id,
                      "organization_id": run.organization_id, "status": run.status, "reason": reason,
-                     "app_url": run_page_url(settings, run.id)})
+                     "app_url": run_page_url(settings, run.id, public_base_url(settings))})

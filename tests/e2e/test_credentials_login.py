@@ -141,8 +141,8 @@ def _assert_secrets_nowhere(stack: Stack, fake_llm: FakeLLM, token: str, run_id:
             content = httpx.get(artifact["signed_url"], timeout=10).content.decode("latin-1")
             places[f"{artifact['artifact_type']} {artifact['artifact_id']}"] = content
         timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
-    typed = [item["action"]["arguments"].get("text") for step in timeline if step["type"] == "step"
-             for item in step["children"] if item["action"]["action_type"] == "input_text"]
+    typed = [action["text"] for entry in timeline if entry["type"] == "block"
+             for action in entry["block"]["actions"] if action["action_type"] == "input_text"]
     assert "{{credential.password}}" in typed  # what is recorded is the placeholder
     data_dir = Path(stack.env["WAYFARER_DATA_DIR"])
     for file in [*data_dir.rglob("*"), *stack.log_dir.glob("*.log")]:

@@ -67,11 +67,12 @@ def _report_timing(run: dict[str, Any], timeline: list[dict[str, Any]]) -> None:
     def at(field: str) -> datetime:
         return datetime.fromisoformat(run[field])
 
-    steps = [item["step"] for item in timeline if item["type"] == "step"]
-    llm_ms = sum(step["llm_ms"] for step in steps)
-    harness_ms = sum(step["harness_ms"] for step in steps)
+    steps = [child["thought"] for entry in timeline for child in entry["children"]
+             if child["thought"]["thought_type"] == "plan"]
+    step_ms = sum((datetime.fromisoformat(step["modified_at"]) - datetime.fromisoformat(step["created_at"]))
+                  .total_seconds() * 1000 for step in steps)
     wall_ms = (at("finished_at") - at("created_at")).total_seconds() * 1000
     queued_ms = (at("started_at") - at("created_at")).total_seconds() * 1000
-    print(f"\nrun wall {wall_ms:.0f} ms: queued->started {queued_ms:.0f} ms, {len(steps)} steps, "
-          f"LLM {llm_ms} ms, harness {harness_ms} ms, "
-          f"rest (browser open/close, final artifacts, recording) {wall_ms - llm_ms - harness_ms:.0f} ms")
+    print(f"\nrun wall {wall_ms:.0f} ms: queued->started {queued_ms:.0f} ms, {len(steps)} steps taking "
+          f"{step_ms:.0f} ms, rest (browser open/close, final artifacts, recording) "
+          f"{wall_ms - step_ms:.0f} ms")

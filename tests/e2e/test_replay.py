@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import shutil
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def test_record_replay_heal_and_the_scripts_api(embedded: Stack, fake_llm: FakeL
             timeline = client.get(f"/v1/runs/{second.run_id}/timeline").json()
         assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
         assert raw["tokens_saved_estimate"] > 0
-        marks = {child["action"]["replay"] for item in timeline for child in item["children"]}
+        marks = {child["thought"]["output"]["replay"] for entry in timeline for child in entry["children"]
+                 if child["thought"]["thought_type"] == "plan"}
         assert marks == {"replayed"}
 
         fake_llm.script(token, CONFIRM)  # the button moved and was renamed: one call heals it
@@ -102,5 +104,45 @@ def test_record_replay_heal_and_the_scripts_api(embedded: Stack, fake_llm: FakeL
         submitted = sites.wait_for_submission(before + 1)[-1]
         assert submitted == {"name": "Grace", "size": "Large", "insured": "yes"}
 
-        assert client.delete(f"/v1/scripts/{detail['script_id']}").status_code == 204
-        assert client.get(f"/v1/scripts/{detail['script_id']}").status_code == 404
+        edited = json.loads(next(f["content"] for f in detail["files"] if f["path"] == "script.json"))
+        edited["steps"][0]["args"]["text"], edited["output"]["greeting"] = "Lin", "Thanks, Lin!"
+        refused = client.post(f"/v1/scripts/{script_id}/deploy", json={"files": [
+            {"path": "script.json", "content": "{\"steps\": []}", "encoding": "utf-8"}]})
+        assert refused.status_code == 400 and "script.json" in refused.json()["detail"]
+        assert client.post(f"/v1/scripts/{script_id}/deploy", json={"files": [
+            {"path": "script.json", "content": json.dumps(edited), "encoding": "utf-8"}]}).status_code == 200
+
+    calls = len(fake_llm.requests_for(token))
+    fresh = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)  # its pool is per event loop
+    edited_run = asyncio.run(fresh.run_task(
+        prompt=f"Order a large insured parcel for Ada ({token})", url=sites.url("/replay-order-moved.html"),
+        data_extraction_schema=SCHEMA, wait_for_completion=True, timeout=120, request_options=code))
+    assert edited_run.status == "completed" and edited_run.output == {"greeting": "Thanks, Lin!"}
+    assert sites.submissions[-1]["name"] == "Lin" and len(fake_llm.requests_for(token)) == calls
+    with embedded.client() as client:
+        assert client.delete(f"/v1/scripts/{script_id}").status_code == 204
+        assert client.get(f"/v1/scripts/{script_id}").status_code == 404
+
+
+def test_without_ai_fallback_a_changed_page_fails_naming_the_step(embedded: Stack, fake_llm: FakeLLM,
+                                                                  sites: SiteServer, token: str) -> None:
+    fake_llm.script(token, ORDER_SCRIPT)
+    with embedded.client() as client:
+        def run(path: str, **extra: Any) -> dict[str, Any]:
+            created = client.post("/v1/run/tasks", json={
+                "prompt": f"Order a large insured parcel for Ada ({token})", "url": sites.url(path),
+                "run_with": "code", "cache_key": f"strict-{token}", **extra})
+            assert created.status_code == 200, created.text
+            return embedded.wait_final(created.json()["run_id"])
+
+        assert run(ORDER)["status"] == "completed"
+        calls = len(fake_llm.requests_for(token))
+        strict = run("/replay-order-moved.html", ai_fallback=False)
+        assert strict["status"] == "failed" and len(fake_llm.requests_for(token)) == calls
+        assert "script step 4 (click button 'Send order')" in strict["failure_reason"]
+        assert "ai_fallback is off" in strict["failure_reason"]
+        script_run = strict["script_run"]
+        assert script_run["steps_replayed"] == 3 and not script_run["ai_fallback_triggered"]
+        refused = client.post("/v1/run/tasks", json={"prompt": "x", "url": sites.url(ORDER),
+                                                     "run_with": "cod"})
+        assert refused.status_code == 422 and "run_with" in refused.text

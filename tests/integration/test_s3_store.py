@@ -102,3 +102,16 @@ def test_unreachable_endpoint_is_reported_clearly(seaweedfs: SeaweedFS) -> None:
     with pytest.raises(RuntimeError, match="not reachable") as excinfo:
         store.check_bucket()
     assert endpoint in str(excinfo.value)
+
+
+def test_links_are_signed_for_the_public_endpoint(seaweedfs: SeaweedFS) -> None:
+    """The servers reach S3 at one address, clients at another (compose: http://s3:8333 inside, the
+    published port outside): links are signed for the clients' one, and work there."""
+    public = seaweedfs.endpoint_url.replace("127.0.0.1", "localhost")
+    store = S3Store(seaweedfs.settings(s3_public_endpoint_url=public))
+    key = _key("screenshot_final-a_5.png")
+    store.put(key, b"picture", "image/png")
+    url = store.presigned_url(key, ttl_seconds=300)
+    assert url and url.startswith(f"{public}/")
+    assert httpx.get(url, timeout=10).content == b"picture"
+    assert httpx.get(url.replace(public, seaweedfs.endpoint_url), timeout=10).status_code == 403

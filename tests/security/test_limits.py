@@ -84,7 +84,8 @@ def test_a_run_over_its_token_cap_ends_timed_out(capped: Stack, fake_llm: FakeLL
     assert "WAYFARER_RUN_MAX_TOKENS" in run["failure_reason"]
     assert "over its cap of 3000" in run["failure_reason"]
     with capped.client() as client:
-        steps = [item["step"] for item in client.get(f"/v1/runs/{created['run_id']}/timeline").json()
-                 if item["type"] == "step"]
+        timeline = client.get(f"/v1/runs/{created['run_id']}/timeline").json()
+    steps = [child["thought"] for entry in timeline for child in entry["children"]
+             if child["thought"]["thought_type"] == "plan"]
     assert 1 <= len(steps) < 30
-    assert sum(s["prompt_tokens"] + s["completion_tokens"] for s in steps) > 3000
+    assert sum(s["input_token_count"] + s["output_token_count"] for s in steps) > 3000

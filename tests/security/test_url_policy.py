@@ -141,8 +141,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Iter
 def _actions(stack: Stack, run_id: str, action_type: str) -> list[dict[str, Any]]:
     with stack.client() as client:
         timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
-    actions = [child["action"] for item in timeline for child in item.get("children", [])
-               if child["action"]["action_type"] == action_type]
+    actions = [action for entry in timeline if entry["type"] == "block"
+               for action in entry["block"]["actions"] if action["action_type"] == action_type]
     return sorted(actions, key=lambda action: action["action_id"])  # ids grow with time
 
 
@@ -160,8 +160,7 @@ def _webhook_failure_reason(stack: Stack, run_id: str, timeout: float = 20) -> s
 
 def _webhook_attempts(stack: Stack, run_id: str) -> list[dict[str, Any]]:
     with stack.client() as client:
-        return [item["webhook_attempt"] for item in client.get(f"/v1/runs/{run_id}/timeline").json()
-                if item["type"] == "webhook_attempt"]
+        return list(client.get(f"/v1/runs/{run_id}/webhook_attempts").json())
 
 
 @pytest.mark.parametrize("field", ["webhook_url", "totp_url"])
@@ -193,9 +192,10 @@ def test_webhook_totp_url_and_file_url_to_a_denied_name_never_reach_it(
     denied_upload, redirected_upload, allowed_upload = _actions(guarded, run["run_id"], "upload_file")
     [code] = _actions(guarded, run["run_id"], "verification_code")
     for action in (denied_upload, redirected_upload, code):
-        assert action["succeeded"] is False
-        assert f"127.0.0.1 (localhost resolves to it) is denied by {POLICY_RULE}" in action["outcome"], action
-    assert allowed_upload["succeeded"] is True, allowed_upload  # the policy denies only what it names
+        assert action["status"] == "failed"
+        denied = f"127.0.0.1 (localhost resolves to it) is denied by {POLICY_RULE}"
+        assert denied in action["description"], action
+    assert allowed_upload["status"] == "completed", allowed_upload  # the policy denies only what it names
 
     reason = _webhook_failure_reason(guarded, run["run_id"])  # set once delivery has given up
     assert "WAYFARER_URL_POLICY" in reason
@@ -224,6 +224,6 @@ def test_a_page_cannot_reach_a_denied_address_behind_the_agents_back(
     run = guarded.wait_final(created["run_id"])
     assert run["status"] == "completed", run.get("failure_reason")
     [goto] = _actions(guarded, run["run_id"], "goto_url")
-    assert goto["succeeded"] is False and GUARDED_POLICY in goto["outcome"]
+    assert goto["status"] == "failed" and GUARDED_POLICY in goto["description"]
     assert far_sites.wait_for_submission(1)[-1].get("beacon") == "sent"  # the page's script did run
     assert receiver.received == []  # but its request to the denied address was aborted

@@ -35,9 +35,10 @@ class Stack:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"x-api-key": self.api_key}, timeout=30)
 
-    def start_worker(self, name: str = "worker", concurrency: int = 2) -> subprocess.Popen[bytes]:
-        proc = _spawn([_wayfarer(), "worker", "--concurrency", str(concurrency)], self.env,
-                      self.log_dir / f"{name}.log")
+    def start_worker(self, name: str = "worker", concurrency: int = 2,
+                     extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = _spawn([_wayfarer(), "worker", "--concurrency", str(concurrency)],
+                      {**self.env, **(extra_env or {})}, self.log_dir / f"{name}.log")
         self.processes[name] = proc
         return proc
 
@@ -91,9 +92,10 @@ def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
 @contextmanager
 def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str | None = None,
                   redis_url: str | None = None, workers: int = 0,
-                  extra_env: dict[str, str] | None = None, serve_workers: int = 1) -> Iterator[Stack]:
+                  extra_env: dict[str, str] | None = None, serve_workers: int = 1,
+                  public_base_url: bool = True) -> Iterator[Stack]:
     """Start the API server (with `serve_workers` uvicorn processes, and `workers` Celery workers when
-    redis_url is set); stop them after."""
+    redis_url is set); stop them after. public_base_url=False leaves WAYFARER_PUBLIC_BASE_URL unset."""
     port = free_port()
     data_dir = tmp_path / "wayfarer-data"
     log_dir = tmp_path / "logs"
@@ -104,11 +106,12 @@ def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str
         "WAYFARER_DATA_DIR": str(data_dir),
         "WAYFARER_API_KEY": api_key,
         "WAYFARER_SECRET_KEY": uuid.uuid4().hex,
-        "WAYFARER_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WAYFARER_CHROMIUM_ARGS": json.dumps(TEST_CHROMIUM_ARGS),
         "WAYFARER_LOG_LEVEL": "INFO",
         "WAYFARER_SHUTDOWN_GRACE_SECONDS": "2",  # the stop at the end hands back runs still going
     })
+    if public_base_url:
+        env["WAYFARER_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
     if llm_base_url:
         env.update(WAYFARER_LLM_BASE_URL=llm_base_url, WAYFARER_LLM_API_KEY="test-llm-key",
                    WAYFARER_LLM_MODEL="fake-model")

@@ -155,7 +155,7 @@ def test_a_database_never_migrated_is_explained_not_a_traceback(env: dict[str, s
         with_password = url.replace("postgres@", "postgres:hunter2@")  # trust auth: accepted, not checked
         name = url.rsplit("/", 1)[1]
         settings = {**env, "WAYFARER_DATABASE_URL": with_password, "WAYFARER_SECRET_KEY": "k" * 32,
-                    "WAYFARER_REDIS_URL": "redis://127.0.0.1:9/0"}
+                    "WAYFARER_REDIS_URL": "redis://127.0.0.1:9/0", "WAYFARER_PUBLIC_BASE_URL": "http://127.0.0.1:9"}
         for command in (["serve", "--port", "9"], ["worker"], ["keys", "list"]):
             result = wayfarer(settings, *command)
             assert result.returncode != 0, command

@@ -123,10 +123,12 @@ def test_addresses_and_ports_match_the_services(resolved: dict[str, Any]) -> Non
     environment = services["api"]["environment"]
 
     (port,) = services["api"]["ports"]
-    assert port["target"] == DEFAULT_PORT == urlsplit(Settings.model_fields["public_base_url"].default).port
+    assert port["target"] == DEFAULT_PORT
     command = services["api"]["command"]
     assert command[:2] == ["wayfarer", "serve"] and command[command.index("--port") + 1] == str(DEFAULT_PORT)
-    assert f":{DEFAULT_PORT}/healthz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert f":{DEFAULT_PORT}/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "wayfarer", "health", "--browser"]
+    assert port["host_ip"] == "127.0.0.1" and services["s3"]["ports"][0]["host_ip"] == "127.0.0.1"
     assert urlsplit(environment["WAYFARER_PUBLIC_BASE_URL"]).port == DEFAULT_PORT
 
     database = urlsplit(environment["WAYFARER_DATABASE_URL"])
@@ -150,7 +152,7 @@ def test_dockerfile_serves_both_roles_as_a_non_root_user() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", dockerfile, re.M)
     assert "FROM ${BASE_IMAGE}" in dockerfile
-    assert "apt-get install -y --no-install-recommends chromium ffmpeg fonts-liberation" in dockerfile
+    assert "apt-get install -y --no-install-recommends chromium fonts-liberation libatomic1" in dockerfile
     assert "playwright install" not in dockerfile
     assert "WAYFARER_CHROMIUM_PATH=/usr/bin/chromium" in dockerfile
     (user,) = re.findall(r"^USER (\S+)$", dockerfile, re.M)

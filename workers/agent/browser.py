@@ -80,6 +80,28 @@ def _bundled_ffmpeg() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+def _launch_error(exc: Exception) -> str:
+    """The first line of Playwright's error, and what the browser itself said on stderr (Playwright puts
+    it under "Browser logs", one `[pid=N][err] ...` line each)."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    said = [line.split("[err]", 1)[1].strip() for line in lines if "[err]" in line]
+    said = [line for line in said if line][:3]
+    return f"{lines[0]} (the browser said: {'; '.join(said)})" if said else lines[0]
+
+
+class BrowserUnavailable(Exception):
+    """This process cannot launch its browser: it must take no runs."""
+
+
+async def probe_browser(settings: Settings) -> None:
+    """Launch Chromium the way runs do and close it again; BrowserUnavailable says why it cannot."""
+    pool = BrowserPool(settings)
+    try:
+        await pool.start()
+    finally:
+        await pool.stop()
+
+
 class BrowserPool:
     """The worker's browser, shared by all its runs."""
 
@@ -90,13 +112,18 @@ class BrowserPool:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
+        """Start Playwright and launch Chromium; BrowserUnavailable when either cannot start."""
         async with self._lock:
-            if self._playwright is None:
-                browsers_dir = self._settings.data_dir.resolve() / "playwright-browsers"
-                link_playwright_ffmpeg(browsers_dir)
-                os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(browsers_dir)
-                self._playwright = await async_playwright().start()
-            await self._ensure_browser()
+            try:
+                if self._playwright is None:
+                    browsers_dir = self._settings.data_dir.resolve() / "playwright-browsers"
+                    link_playwright_ffmpeg(browsers_dir)
+                    os.environ["PLAYWRIGHT_BROWSERS_PATH"] = str(browsers_dir)
+                    self._playwright = await async_playwright().start()
+                await self._ensure_browser()
+            except Exception as exc:
+                raise BrowserUnavailable(
+                    f"Chromium could not be launched through Playwright: {_launch_error(exc)}") from exc
 
     async def playwright(self) -> Playwright:
         """The worker's Playwright, on which browser sessions launch their own browsers."""

@@ -1,16 +1,20 @@
-"""Artifact listing and bytes (signed links, Range), and the run timeline."""
+"""Artifact listing and bytes (signed links, Range), the run timeline (Skyvern's shape) and webhook
+attempts."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+from skyvern.client import Skyvern
 from skyvern.client.types import Artifact as SdkArtifact
 from skyvern.client.types import WorkflowRunTimeline
 
 from app.db.engine import session_scope
-from app.db.models import Action, Step, WebhookAttempt, utcnow
+from app.db.models import Action, RunEvent, Step, WebhookAttempt, utcnow
 from app.runs import ids
 from tests.integration.api.conftest import Api
+from tests.support.spec import assert_matches_spec
 
 
 def test_artifacts_list_filter_and_content(api: Api) -> None:
@@ -50,26 +54,77 @@ def test_artifacts_list_filter_and_content(api: Api) -> None:
     assert api.client.get(f"/v1/artifacts/{log_id}/content").status_code == 403
 
 
-def test_timeline_orders_steps_actions_and_webhook_attempts(api: Api) -> None:
-    run_id = api.create()["run_id"]
+def _record_run(api: Api, run_id: str) -> str:
+    """Two steps with their actions, a takeover between them and a webhook attempt, as a run leaves them."""
     start = utcnow() - timedelta(minutes=1)
-    step_id = ids.new_id(ids.STEP)
+    api.set_run(run_id, status="completed", output={"greeting": "hi"}, started_at=start,
+                finished_at=start + timedelta(seconds=30), step_count=2)
+    at = [start + timedelta(seconds=n) for n in range(12)]
+    steps = [ids.new_id(ids.STEP), ids.new_id(ids.STEP)]
     with session_scope(api.settings.database_url) as s:
-        s.add(Step(id=step_id, run_id=run_id, index=0, url="http://127.0.0.1:9/", created_at=start,
-                   modified_at=start))
+        for index, (began, ended) in enumerate(((at[1], at[3]), (at[6], at[8]))):
+            s.add(Step(id=steps[index], run_id=run_id, index=index, url=f"http://127.0.0.1:9/{index}",
+                       prompt_tokens=900, completion_tokens=40, llm_calls=1, llm_cost=0.0027,
+                       created_at=began, modified_at=ended))
         s.flush()
-        for n, kind in enumerate(("click", "input_text")):
-            at = start + timedelta(seconds=n + 1)
-            s.add(Action(id=ids.new_id(ids.ACTION), run_id=run_id, step_id=step_id, index=n, action_type=kind,
-                         arguments={"ref": "e1"}, reasoning="why", succeeded=True, outcome="done",
-                         created_at=at, modified_at=at))
-        later = start + timedelta(seconds=30)
+        for step_id, index, kind, arguments, when in (
+                (steps[0], 0, "click", {"ref": "e1"}, at[2]),
+                (steps[0], 1, "input_text", {"ref": "e2", "text": "Ada"}, at[2]),
+                (steps[1], 0, "ask_human", {"reason": "a CAPTCHA"}, at[7]),
+                (steps[1], 1, "complete", {"output": {"greeting": "hi"}}, at[7])):
+            s.add(Action(id=ids.new_id(ids.ACTION), run_id=run_id, step_id=step_id, index=index,
+                         action_type=kind, arguments=arguments, reasoning=f"why {kind}",
+                         succeeded=kind != "input_text", outcome=f"{kind} done", created_at=when,
+                         modified_at=when))
+        s.add(RunEvent(id=ids.new_id(ids.RUN_EVENT), run_id=run_id, kind="control_taken", key_id="key_1",
+                       detail="checking", created_at=at[4], modified_at=at[4]))
+        s.add(RunEvent(id=ids.new_id(ids.RUN_EVENT), run_id=run_id, kind="control_given_back", key_id="key_1",
+                       created_at=at[5], modified_at=at[5]))
         s.add(WebhookAttempt(id=ids.new_id(ids.WEBHOOK_ATTEMPT), run_id=run_id, attempt=1,
                              url="http://127.0.0.1:9/hook", status_code=500, latency_ms=3, error="HTTP 500",
-                             created_at=later, modified_at=later))
+                             created_at=at[11], modified_at=at[11]))
+    return steps[0]
+
+
+def test_timeline_is_skyverns_block_with_step_thoughts_and_hand_overs(api: Api) -> None:
+    run_id = api.create(prompt="Sign the guest book", url="http://127.0.0.1:9/")["run_id"]
+    first_step = _record_run(api, run_id)
     items = api.client.get(f"/v1/runs/{run_id}/timeline", headers=api.headers()).json()
-    parsed = [WorkflowRunTimeline.model_validate(item) for item in items]
-    assert [item.type for item in parsed] == ["step", "webhook_attempt"]
-    assert [child["action"]["action_type"] for child in items[0]["children"]] == ["click", "input_text"]
-    assert items[0]["step"]["step_id"] == step_id
-    assert items[1]["webhook_attempt"]["status_code"] == 500
+    assert_matches_spec("WorkflowRunTimeline", items)
+    [entry] = [WorkflowRunTimeline.model_validate(item) for item in items]
+    assert entry.type == "block" and entry.block is not None
+    block = entry.block
+    assert (block.block_type, block.status, block.output, block.url, block.navigation_goal) == (
+        "task", "completed", {"greeting": "hi"}, "http://127.0.0.1:9/", "Sign the guest book")
+    assert block.duration == 30.0
+    assert block.task_id == block.workflow_run_id == run_id and block.final_url == "http://127.0.0.1:9/1"
+    assert [(a.action_type, a.status, a.step_order, a.action_order) for a in block.actions] == [
+        ("click", "completed", 0, 0), ("input_text", "failed", 0, 1), ("null_action", "completed", 1, 0),
+        ("complete", "completed", 1, 1)]
+    assert block.actions[1].text == "Ada" and block.actions[0].element_id == "e1"
+    assert block.actions[2].description == "ask_human: ask_human done"  # Skyvern has no such action type
+    thoughts = [child.thought for child in entry.children]
+    assert [child.type for child in entry.children] == ["thought"] * 4
+    assert [(t.thought_type, t.thought_id == first_step) for t in thoughts if t] == [
+        ("plan", True), ("metadata", False), ("metadata", False), ("plan", False)]
+    plan = thoughts[0]
+    assert plan is not None and plan.thought == "why click\nwhy input_text"
+    assert (plan.input_token_count, plan.output_token_count, plan.thought_cost, plan.last_llm_model) == (
+        900, 40, 0.0027, api.settings.llm_model)
+    taken = thoughts[1]
+    assert taken is not None and taken.thought == "A person took control of the browser: checking"
+    assert taken.output == {"event": "control_taken", "key_id": "key_1", "detail": "checking"}
+    assert "webhook" not in json.dumps(items)
+
+    sdk = Skyvern(base_url=str(api.client.base_url), api_key=api.api_key, httpx_client=api.client)
+    assert sdk.get_run_timeline(run_id)[0].block.actions[0].action_type == "click"  # type: ignore[union-attr]
+
+
+def test_webhook_attempts_have_their_own_route(api: Api) -> None:
+    run_id = api.create()["run_id"]
+    _record_run(api, run_id)
+    attempts = api.client.get(f"/v1/runs/{run_id}/webhook_attempts", headers=api.headers()).json()
+    assert [(a["attempt"], a["status_code"], a["error"], a["replay"]) for a in attempts] == [
+        (1, 500, "HTTP 500", False)]
+    missing = api.client.get("/v1/runs/tsk_1/webhook_attempts", headers=api.headers())
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Run not found tsk_1"})

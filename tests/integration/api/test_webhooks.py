@@ -97,8 +97,8 @@ def test_delivery_retries_5xx_then_succeeds(api: Api, receiver: Receiver) -> Non
     with session_scope(api.settings.database_url) as s:
         run = s.get(Run, run_id)
         assert run is not None and run.webhook_failure_reason is None
-    timeline = api.client.get(f"/v1/runs/{run_id}/timeline", headers=api.headers()).json()
-    assert [item["webhook_attempt"]["status_code"] for item in timeline] == [500, 503, 200]
+    shown = api.client.get(f"/v1/runs/{run_id}/webhook_attempts", headers=api.headers()).json()
+    assert [attempt["status_code"] for attempt in shown] == [500, 503, 200]
 
 
 def test_delivery_stops_on_4xx_and_records_why(api: Api, receiver: Receiver) -> None:
