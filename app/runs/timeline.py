@@ -4,8 +4,8 @@ A stored workflow's run is one `block` entry per block as it ran, a loop's block
 children. A task run is one `block` entry (block_type task; login and download_files runs: login,
 file_download) holding the run's status, url, goal, output, failure reason, duration and every action.
 Its children, oldest first, are one `thought` per step (the model's reasoning, tokens, model;
-`output.replay` for a step replayed or healed from a script) and one `metadata` thought per hand-over recorded in run_events
-(control taken or given back, a wait for a person).
+`output.replay` for a step replayed or healed from a script) and one `metadata` thought per hand-over
+recorded in run_events (control taken or given back, a wait for a person).
 """
 
 from __future__ import annotations
