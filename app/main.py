@@ -31,6 +31,7 @@ from app.api import (
     schedules,
     scripts,
     system,
+    workflow_runs,
     workflows,
 )
 from app.artifacts.store import S3Store, make_store
@@ -169,7 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions, folders, schedules, workflows, scripts):
+                   browser_profiles, browser_sessions, folders, schedules, workflow_runs, workflows,
+                   scripts):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)
