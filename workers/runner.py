@@ -41,7 +41,7 @@ from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
-from workers.scripted import drive_run
+from workers.scripted import drive_run, planner_for
 from workers.sessions import HeldSession
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
-        planner = Planner(ctx.settings, task)
+        planner = planner_for(ctx.settings, run, task)
         browser = await (browser_session.open_run(run, task.browser, workdir) if browser_session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
