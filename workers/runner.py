@@ -41,7 +41,7 @@ from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
-from workers.scripted import drive_run
+from workers.scripted import drive_run, planner_for
 from workers.sessions import HeldSession
 from workers.workflows.context import WorkflowContext
 from workers.workflows.engine import load_run_workflow, run_workflow
@@ -183,7 +183,8 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
         workflow = await asyncio.to_thread(load_run_workflow, ctx.settings, run) if run.workflow_id else None
-        planner = Planner(ctx.settings, task) if workflow is None else None  # a workflow: one per block
+        # a workflow: one per block; a code run without an LLM: none (planner_for)
+        planner = planner_for(ctx.settings, run, task) if workflow is None else None
         browser = await (browser_session.open_run(run, task.browser, workdir) if browser_session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
@@ -200,7 +201,6 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
             definition = workflow.spec.workflow_definition
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
         else:
-            assert planner is not None
             work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
         try:
             outcome = await _supervise(ctx, run_id, work, store, steering)
