@@ -82,7 +82,8 @@ def _fire(settings: Settings, dispatcher: Dispatcher, schedule_id: str, now: dat
         api_key = decrypt(settings.resolved_secret_key(), row.api_key_encrypted)
         organization_id = row.organization_id
         try:  # commits the claim, the next slot and the run together, then enqueues the run
-            run = start_workflow_run(s, settings, dispatcher, organization_id, request, api_key)
+            run = start_workflow_run(s, settings, dispatcher, organization_id, request, api_key,
+                                     schedule_id=schedule_id)
         except Exception as exc:  # the run was refused: nothing of this transaction is kept
             s.rollback()
             return _record_refusal(settings, schedule_id, slot, now, exc)
