@@ -30,6 +30,7 @@ from app.api import (
     runs,
     scripts,
     system,
+    workflow_runs,
     workflows,
 )
 from app.artifacts.store import S3Store, make_store
@@ -161,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions, folders, workflows, scripts):
+                   browser_profiles, browser_sessions, folders, workflow_runs, workflows, scripts):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

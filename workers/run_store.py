@@ -54,6 +54,13 @@ class DbRunStore:
         self.llm_calls = 0  # LLM calls of the run so far (a replay's script_run reports them)
         self._writes = WriteBehind(settings.database_url)
         self._credential: CredentialValues | None = None
+        self._block_id: str | None = None  # the workflow block the agent is running, if any
+        self._step_base = 0  # steps of the workflow's earlier blocks: each block's agent counts from 0
+
+    def begin_block(self, block_id: str | None) -> None:
+        """The steps from now on belong to this workflow block, numbered on from the run's last step."""
+        self._block_id = block_id
+        self._step_base = self.steps_started
 
     def use_credential(self, credential: CredentialValues | None) -> None:
         """From now on, type this credential's values for its placeholders and keep them out of records."""
@@ -74,13 +81,15 @@ class DbRunStore:
         return session_scope(self._settings.database_url)
 
     async def start_step(self, index: int, url: str) -> str:
+        index += self._step_base
         step_id = ids.new_id(ids.STEP)
         self._step_index[step_id] = index
         self.steps_started = index + 1
         bind_step(index)
 
         def write(s: Session) -> None:
-            s.add(Step(id=step_id, run_id=self._run.run_id, index=index, url=url))
+            s.add(Step(id=step_id, run_id=self._run.run_id, index=index, url=url,
+                       workflow_run_block_id=self._block_id))
             s.execute(update(Run).where(Run.id == self._run.run_id).values(step_count=index + 1))
 
         self._writes.submit(write)

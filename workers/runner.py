@@ -43,6 +43,9 @@ from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
 from workers.scripted import drive_run
 from workers.sessions import HeldSession
+from workers.workflows.context import WorkflowContext
+from workers.workflows.engine import load_run_workflow, run_workflow
+from workers.workflows.records import BlockRecorder
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +181,8 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
-        planner = Planner(ctx.settings, task)
+        workflow = await asyncio.to_thread(load_run_workflow, ctx.settings, run) if run.workflow_id else None
+        planner = Planner(ctx.settings, task) if workflow is None else None  # a workflow: one per block
         browser = await (browser_session.open_run(run, task.browser, workdir) if browser_session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
@@ -188,8 +192,16 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
             browser.start_screencast(task.browser.viewport_width, task.browser.viewport_height, None)
         live = LivePublisher(ctx.live, f"run:{run_id}", browser, lambda: steering.paused, steering.touch)
         live.start()
-        try:
+        if workflow is not None:
+            context = WorkflowContext(ctx.settings, run.organization_id, task, browser, store, steering,
+                                      BlockRecorder(ctx.settings.database_url, run_id), dict(workflow.values),
+                                      workflow.credentials)
+            definition = workflow.spec.workflow_definition
+            work = run_workflow(context, definition.blocks, definition.finally_block_label)
+        else:
+            assert planner is not None
             work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
+        try:
             outcome = await _supervise(ctx, run_id, work, store, steering)
         finally:
             await live.stop()

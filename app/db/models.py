@@ -82,6 +82,9 @@ class Run(Timestamped, Base):
     browser_profile_id: Mapped[str | None] = mapped_column(String(64))
     cdp_connect_headers_encrypted: Mapped[str | None] = mapped_column(Text)  # run_request keeps them masked
     storage_state_encrypted: Mapped[str | None] = mapped_column(Text)  # a wr_ run's final cookies/storage
+    # a run of a stored workflow: the version it runs (`w_`) and the workflow (`wpid_`); None otherwise
+    workflow_id: Mapped[str | None] = mapped_column(String(64))
+    workflow_permanent_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     output: Mapped[Any] = mapped_column(JSON, nullable=True)
     summary: Mapped[str | None] = mapped_column(Text)
@@ -138,6 +141,7 @@ class Step(Timestamped, Base):
     llm_cost: Mapped[float | None] = mapped_column(Float)  # US dollars, WAYFARER_LLM_PRICES; None: no price
     llm_ms: Mapped[int] = mapped_column(Integer, default=0)
     harness_ms: Mapped[int] = mapped_column(Integer, default=0)
+    workflow_run_block_id: Mapped[str | None] = mapped_column(String(64))  # the block a workflow step is in
 
 
 class Action(Timestamped, Base):
@@ -295,6 +299,27 @@ class Workflow(Timestamped, Base):
         UniqueConstraint("workflow_permanent_id", "version", name="uq_workflows_permanent_id_version"),
         Index("ix_workflows_org_permanent_id", "organization_id", "workflow_permanent_id"),
     )
+
+
+class WorkflowRunBlock(Timestamped, Base):
+    """One block of a workflow run as it ran (`wrb_`): a loop's blocks are children of the loop's row
+    (`parent_id`), one per iteration (`loop_index`, `loop_value`). Written by the engine
+    (workers/workflows/) as each block starts and ends, so a run's progress is readable while it runs."""
+
+    __tablename__ = "workflow_run_blocks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    block_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(Integer)  # the order blocks started in, within the run
+    loop_index: Mapped[int | None] = mapped_column(Integer)
+    loop_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    output: Mapped[Any] = mapped_column(JSON, nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Folder(Timestamped, Base):

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
     allow_local_files: bool = False  # upload_file may take a path on the worker's own disk
     allow_code_blocks: bool = False  # workflow `code` blocks (arbitrary Python) are refused unless true
+    code_block_timeout_seconds: float = 60.0  # a code block's subprocess is killed after this long
+    smtp_host: str | None = None  # workflow send_email blocks (a block's custom_smtp_* override these)
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
     url_policy: str = "open"  # addresses runs may reach: open, public-only, allow:/deny:<CIDR>
     proxy_locations: dict[str, ProxyEntry] = {}  # proxy_location -> the proxy browsers use (app.proxies)
     org_max_queued_runs: int | None = None  # per organization; past it POST /v1/run/tasks gets 429
@@ -192,7 +198,7 @@ class InvalidSettings(Exception):
     (hidden for secrets) and what is allowed."""
 
 
-_SECRET_FIELDS = frozenset({"api_key", "secret_key", "llm_api_key", "s3_secret_access_key",
+_SECRET_FIELDS = frozenset({"api_key", "secret_key", "llm_api_key", "s3_secret_access_key", "smtp_password",
                             "proxy_locations"})  # proxy URLs carry passwords
 _ALLOWED = {"bool_parsing": "true or false (also 1/0, yes/no, on/off)", "int_parsing": "a whole number",
             "float_parsing": "a number"}

@@ -49,6 +49,7 @@ FILE = "file"
 RUN_EVENT = "rev"
 WORKFLOW = "w"  # one version of a workflow
 WORKFLOW_PERMANENT = "wpid"  # every version of it
+WORKFLOW_RUN_BLOCK = "wrb"
 FOLDER = "fld"
 SCRIPT = "s"
 SCRIPT_REVISION = "sr"

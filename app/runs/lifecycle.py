@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import Run, utcnow
+from app.db.models import Run, WorkflowRunBlock, utcnow
 from app.webhooks import outbox
 
 
@@ -253,6 +253,19 @@ def expire_lost_runs(session: Session, lease: timedelta) -> list[str]:
     for run_id in stale:
         reason = ("The worker running this run stopped responding (process lost or killed) "
                   f"for over {int(lease.total_seconds())} s; the run was ended. Submit it again.")
+        block = _end_running_block(session, run_id, reason)
+        if block is not None:  # a workflow run is not resumed: a send_email block never runs twice
+            reason = f"Block '{block.label}' ({block.block_type}) failed: {reason}"
         if _transition(session, run_id, RunStatus.failed, failure_reason=reason):
             ended.append(run_id)
     return ended
+
+
+def _end_running_block(session: Session, run_id: str, reason: str) -> WorkflowRunBlock | None:
+    """The innermost block a lost workflow run was in, marked failed (None for a task run)."""
+    running = session.scalars(select(WorkflowRunBlock).where(
+        WorkflowRunBlock.run_id == run_id, WorkflowRunBlock.status == "running")
+        .order_by(WorkflowRunBlock.position)).all()
+    for block in running:
+        block.status, block.failure_reason, block.finished_at = "failed", reason, utcnow()
+    return running[-1] if running else None

@@ -1,5 +1,5 @@
 """The one-off workflows: login (with a vault credential) and download_files. Each is a task run
-reported as a workflow run (`wr_` id, run_type workflow_run; `service.OneOffWorkflow`)."""
+reported as a workflow run (`wr_` id, run_type workflow_run; `service.WorkflowSource`)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,10 @@ from app.db.models import Run
 from app.dispatch import Dispatcher
 from app.platform.settings import Settings
 from app.runs import service
-from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, LOGIN_WORKFLOW
+from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, DOWNLOAD_GOAL, LOGIN_GOAL, LOGIN_WORKFLOW
 from app.runs.service import RunRejected
 from app.schemas.credentials import LoginRequest
 from app.schemas.files import DownloadFilesRequest
-
-LOGIN_GOAL = (
-    "Log in to this website with the stored credential. Type {username} into the username (or e-mail) "
-    "field and {password} into the password field exactly as written here: they are placeholders the "
-    "browser fills with the real values when typing. Then submit the form. If the site asks for a "
-    "one-time, 2FA or verification code, use the verification_code tool on the code field and submit "
-    "it. Call complete as soon as the page shows that you are logged in; terminate if the site rejects "
-    "the credential."
-)
-DOWNLOAD_GOAL = ("{goal}\nThis task succeeds only once a file has been downloaded: use the download_file "
-                 "tool on the link or button that downloads it, then call complete.")
 
 
 def start_login(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
@@ -49,7 +38,7 @@ def start_login(session: Session, settings: Settings, dispatcher: Dispatcher, or
     task = request.task_request(
         goal, f"Login with {credential.name}",
         totp_identifier=request.totp_identifier or credential.public.get("totp_identifier"))
-    workflow = service.OneOffWorkflow(LOGIN_WORKFLOW, {
+    workflow = service.WorkflowSource(LOGIN_WORKFLOW, {
         "credential_type": request.credential_type, "credential_id": credential.id,
         "user_prompt": request.prompt})
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow,
@@ -63,7 +52,7 @@ def start_download_files(session: Session, settings: Settings, dispatcher: Dispa
         raise RunRejected("url is required: the page to start downloading from.")
     task = request.task_request(DOWNLOAD_GOAL.format(goal=request.navigation_goal), "Download files",
                                 max_steps=request.max_steps_per_run)
-    workflow = service.OneOffWorkflow(DOWNLOAD_FILES_WORKFLOW, {
+    workflow = service.WorkflowSource(DOWNLOAD_FILES_WORKFLOW, {
         "navigation_goal": request.navigation_goal, "download_suffix": request.download_suffix,
         "download_timeout": request.download_timeout})
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, workflow,

@@ -77,16 +77,19 @@ class UnknownRun(LookupError):
 
 
 @dataclass(frozen=True)
-class OneOffWorkflow:
-    """login and download_files: a task run reported as a one-off workflow run (`wr_` id)."""
+class WorkflowSource:
+    """What makes a run a workflow run (`wr_` id, run_type workflow_run): a one-off workflow (login,
+    download_files: a task run reported as a workflow run) or a stored workflow's version (`version_id`
+    set: the workflow engine runs its blocks; `workflow_id` is then the workflow's wpid_)."""
 
     workflow_id: str
     parameters: dict[str, Any]
+    version_id: str | None = None
 
     def run_request(self, task_request: dict[str, Any]) -> dict[str, Any]:
-        """Skyvern's WorkflowRunRequest shape; the task's prompt and url go to the parameters."""
-        parameters = {**self.parameters, "prompt": task_request.pop("prompt"),
-                      "url": task_request.pop("url", None)}
+        """Skyvern's WorkflowRunRequest shape; a one-off's prompt and url go to the parameters."""
+        prompt, url = task_request.pop("prompt"), task_request.pop("url", None)
+        parameters = self.parameters if self.version_id else {**self.parameters, "prompt": prompt, "url": url}
         task_request.pop("engine", None)
         return {"workflow_id": self.workflow_id, "parameters": parameters, **task_request}
 
@@ -152,7 +155,7 @@ def _check_sources(session: Session, organization_id: str, request: TaskRunReque
 
 
 def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
-                    request: TaskRunRequest, api_key: str, workflow: OneOffWorkflow | None = None,
+                    request: TaskRunRequest, api_key: str, workflow: WorkflowSource | None = None,
                     texts: Mapping[str, str | None] | None = None) -> Run:
     """Insert a queued run, commit it, then enqueue it. The run is committed exactly once: after that
     nothing here raises except QueueUnavailable, which deletes the run again. `texts`: the prompt-like
@@ -189,6 +192,8 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         if cdp_headers else None,
         errors=creation_warnings(request.assumed_scheme_note()), step_count=0, created_at=now,
         modified_at=now, queued_at=now,
+        workflow_id=workflow.version_id if workflow else None,
+        workflow_permanent_id=workflow.workflow_id if workflow and workflow.version_id else None,
     )
     session.add(run)
     session.commit()

@@ -1,14 +1,16 @@
 """A run's timeline in Skyvern's shape (WorkflowRunTimeline) and its webhook attempts.
 
-A task run is one `block` entry (block_type task; login and download_files runs: login, file_download)
-holding the run's status, url, goal, output, failure reason, duration and every action. Its children,
-oldest first, are one `thought` per step (the model's reasoning, tokens, model; `output.replay` for a
-step replayed or healed from a script) and one `metadata` thought per hand-over recorded in run_events
-(control taken or given back, a wait for a person).
+A stored workflow's run is one `block` entry per block as it ran, a loop's blocks nested as its
+children. A task run is one `block` entry (block_type task; login and download_files runs: login,
+file_download) holding the run's status, url, goal, output, failure reason, duration and every action.
+Its children, oldest first, are one `thought` per step (the model's reasoning, tokens, model;
+`output.replay` for a step replayed or healed from a script) and one `metadata` thought per hand-over
+recorded in run_events (control taken or given back, a wait for a person).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Action, Run, RunEvent, Step, WebhookAttempt, utcnow
+from app.db.models import WorkflowRunBlock as WorkflowRunBlockRow
 from app.runs.handover import CONTROL_GIVEN_BACK, CONTROL_TAKEN, WAITING_FOR_PERSON
 from app.runs.kinds import DOWNLOAD_FILES_WORKFLOW, LOGIN_WORKFLOW, WORKFLOW_RUN_TYPE
 from app.schemas.timeline import (
@@ -40,8 +43,11 @@ _HANDOVER_TEXT = {
 
 
 def run_timeline(session: Session, run: Run, llm_model: str) -> list[WorkflowRunTimeline]:
-    """The run's one block, its step thoughts and hand-overs as children in order. `llm_model` is the
-    configured planner model (steps do not record which model answered them)."""
+    """The run's one block, its step thoughts and hand-overs as children in order (a stored workflow's
+    run: its blocks, `_workflow_timeline`). `llm_model` is the configured planner model (steps do not
+    record which model answered them)."""
+    if run.workflow_id is not None:
+        return _workflow_timeline(session, run, llm_model)
     steps = session.scalars(select(Step).where(Step.run_id == run.id).order_by(Step.index)).all()
     actions = session.scalars(select(Action).where(Action.run_id == run.id)
                               .order_by(Action.created_at, Action.index)).all()
@@ -68,6 +74,49 @@ def run_timeline(session: Session, run: Run, llm_model: str) -> list[WorkflowRun
         modified_at=run.modified_at)
     return [WorkflowRunTimeline(type="block", block=block, children=children, created_at=run.created_at,
                                 modified_at=run.modified_at)]
+
+
+def _workflow_timeline(session: Session, run: Run, llm_model: str) -> list[WorkflowRunTimeline]:
+    """One `block` entry per block of a stored workflow's run as it ran (workflow_run_blocks), oldest
+    first; its children: its agent's steps as thoughts and, for a loop, its blocks (one set per
+    iteration, with current_index / current_value). An agent block carries its actions."""
+    rows = session.scalars(select(WorkflowRunBlockRow).where(WorkflowRunBlockRow.run_id == run.id)
+                           .order_by(WorkflowRunBlockRow.position)).all()
+    steps = session.scalars(select(Step).where(Step.run_id == run.id).order_by(Step.index)).all()
+    actions = session.scalars(select(Action).where(Action.run_id == run.id)
+                              .order_by(Action.created_at, Action.index)).all()
+    by_step: dict[str, list[Action]] = {}
+    for action in actions:
+        by_step.setdefault(action.step_id, []).append(action)
+    steps_of: dict[str | None, list[Step]] = {}
+    for step in steps:
+        steps_of.setdefault(step.workflow_run_block_id, []).append(step)
+    blocks_in: dict[str | None, list[WorkflowRunBlockRow]] = {}
+    for row in rows:
+        blocks_in.setdefault(row.parent_id, []).append(row)
+
+    def entry(row: WorkflowRunBlockRow) -> WorkflowRunTimeline:
+        own = steps_of.get(row.id, [])
+        value = row.loop_value
+        block = WorkflowRunBlock(
+            workflow_run_block_id=row.id, workflow_run_id=run.id, organization_id=run.organization_id,
+            parent_workflow_run_block_id=row.parent_id, label=row.label,
+            block_type=cast(BlockType, row.block_type), status=row.status, output=row.output,
+            failure_reason=row.failure_reason, task_id=run.id, final_url=own[-1].url if own else None,
+            actions=[_action(run, action, step.index, run.id)
+                     for step in own for action in by_step.get(step.id, [])],
+            current_index=row.loop_index,
+            current_value=value if isinstance(value, str) or value is None else json.dumps(value),
+            duration=_duration(row.started_at, row.finished_at), created_at=row.created_at,
+            modified_at=row.modified_at)
+        children = [_step_thought(run, step, by_step.get(step.id, []), row.id, run.id, llm_model)
+                    for step in own]
+        children += [entry(child) for child in blocks_in.get(row.id, [])]
+        children.sort(key=lambda child: child.created_at)
+        return WorkflowRunTimeline(type="block", block=block, children=children, created_at=row.created_at,
+                                   modified_at=row.modified_at)
+
+    return [entry(row) for row in blocks_in.get(None, [])]
 
 
 def _duration(started: datetime | None, finished: datetime | None) -> float | None:

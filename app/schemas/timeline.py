@@ -16,7 +16,10 @@ ActionType = Literal[
     "move", "drag", "left_mouse", "execute_js",
 ]
 ACTION_TYPES: frozenset[str] = frozenset(get_args(ActionType))
-BlockType = Literal["task", "login", "file_download"]  # the spec's BlockType values a run here can be
+# the spec's BlockType values a run here can be: a task run's, and a workflow's (app/schemas/workflows.py)
+BlockType = Literal["task", "navigation", "extraction", "action", "login", "file_download", "validation",
+                    "goto_url", "wait", "for_loop", "conditional", "text_prompt", "http_request",
+                    "send_email", "file_url_parser", "code"]
 ThoughtType = Literal["plan", "metadata"]  # a step's reasoning; a hand-over of control
 
 
@@ -58,6 +61,9 @@ class WorkflowRunBlock(BaseModel):
     data_schema: dict[str, Any] | list[Any] | str | None = None
     actions: list[TimelineAction] = []
     duration: float | None = None  # seconds from start to end (or to now), paused time included
+    parent_workflow_run_block_id: str | None = None  # a workflow loop's block: the loop's
+    current_index: int | None = None  # in a loop: the iteration
+    current_value: str | None = None  # in a loop: the item (JSON unless it is text)
     created_at: datetime
     modified_at: datetime
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.runs import RunEngine
+from app.schemas.runs import CdpAddressField, HttpUrlField, RunEngine
 
 WorkflowParameterType = Literal["string", "integer", "float", "boolean", "json", "file_url", "credential_id"]
 WorkflowStatus = Literal["published", "draft", "auto_generated", "importing", "import_failed"]
@@ -317,3 +317,51 @@ class Workflow(BaseModel):
     created_at: datetime
     modified_at: datetime
     deleted_at: datetime | None = None
+
+
+class WorkflowRunRequest(BaseModel):
+    """POST /v1/run/agents (and /v1/run/workflows): which workflow, its parameters, and the run's own
+    browser and webhook settings (a setting left null takes the workflow's)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    agent_id: str | None = None
+    workflow_id: str | None = None  # the older name of agent_id
+    parameters: dict[str, Any] | None = None
+    title: str | None = Field(default=None, max_length=500)
+    proxy_location: str | dict[str, Any] | None = None
+    webhook_url: HttpUrlField = None
+    totp_url: HttpUrlField = None
+    totp_identifier: str | None = Field(default=None, max_length=500)
+    browser_session_id: str | None = None
+    browser_profile_id: str | None = None
+    max_screenshot_scrolls: int | None = None
+    extra_http_headers: dict[str, str] | None = None
+    cdp_connect_headers: dict[str, str] | None = None
+    browser_address: CdpAddressField = None
+
+
+class WorkflowRun(BaseModel):
+    """An item of GET /v1/agents/runs and /v1/agents/{id}/runs."""
+
+    workflow_run_id: str
+    workflow_id: str
+    workflow_permanent_id: str
+    organization_id: str
+    status: str
+    browser_session_id: str | None = None
+    browser_profile_id: str | None = None
+    proxy_location: str | dict[str, Any] | None = None
+    webhook_callback_url: str | None = None
+    webhook_failure_reason: str | None = None
+    totp_verification_url: str | None = None
+    totp_identifier: str | None = None
+    failure_reason: str | None = None
+    workflow_title: str | None = None
+    run_with: str | None = "agent"
+    trigger_type: str | None = "api"
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime
+    modified_at: datetime

@@ -43,7 +43,8 @@ class ScriptStep:
     tool: str
     args: dict[str, Any]  # the call's arguments without `ref`
     target: Target | None = None
-    url: str | None = None  # the page the step was taken on
+    url: str | None = None  # the page the step was taken on: its URL and title
+    title: str | None = None
     intent: str | None = None  # what the step did when recorded ("click button 'Sign'"), for a heal prompt
 
 
@@ -66,7 +67,7 @@ class ScriptDoc:
         try:
             steps = [ScriptStep(tool=str(step["tool"]), args=dict(step.get("args") or {}),
                                 target=_target(step.get("target")), url=step.get("url"),
-                                intent=step.get("intent"))
+                                title=step.get("title"), intent=step.get("intent"))
                      for step in data.get("steps") or []]
             return cls(start_url=data.get("start_url"), steps=steps, output=data.get("output"),
                        summary=data.get("summary"), llm_calls=int(data.get("llm_calls") or 0),

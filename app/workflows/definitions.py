@@ -205,8 +205,15 @@ def _parameter_out(parameter: dict[str, Any], index: int, row: WorkflowRow,
 
 def _block_out(block: dict[str, Any], row: WorkflowRow, stamps: dict[str, Any]) -> dict[str, Any]:
     output_key = output_names(block["label"])[0]
-    out = {**block, "output_parameter": {"parameter_type": "output", "key": output_key,
-                                         "output_parameter_id": f"op_{row.id}_{block['label']}", **stamps}}
+    # unset fields are left out: some are lists in the response schema that never take null
+    out = {key: value for key, value in block.items() if value is not None}
+    out["output_parameter"] = {"parameter_type": "output", "key": output_key,
+                               "output_parameter_id": f"op_{row.id}_{block['label']}", **stamps}
     if "loop_blocks" in block:
         out["loop_blocks"] = [_block_out(child, row, stamps) for child in block["loop_blocks"]]
+    if block.get("block_type") == "send_email":  # the spec's SendEmailBlock names where SMTP comes from
+        for part in ("host", "port", "username", "password"):
+            out[f"smtp_{part}"] = {"parameter_type": "aws_secret", "key": f"smtp_{part}",
+                                   "aws_secret_parameter_id": f"asp_{row.id}_{block['label']}_{part}",
+                                   "aws_key": f"WAYFARER_SMTP_{part.upper()}", **stamps}
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -49,4 +49,22 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
         return {key: render_value(item, context) for key, item in value.items()}
     if isinstance(value, list):
         return [render_value(item, context) for item in value]
+    return value
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """The value of a lone `{{ expression }}` as a Python object (the list a loop runs over, a
+    condition); any other text is rendered to a string."""
+    text = expression.strip()
+    if not (text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1):
+        return render(expression, context)
+    inner = text[2:-2].strip()
+    try:
+        value = ENVIRONMENT.compile_expression(inner, undefined_to_none=False)(**context)
+    except UndefinedError as exc:
+        raise TemplateInvalid(f"{exc.message} in {expression!r}") from exc
+    except TemplateSyntaxError as exc:
+        raise TemplateInvalid(f"is not a valid template: {exc.message}") from exc
+    if isinstance(value, Undefined):
+        raise TemplateInvalid(f"{inner!r} is undefined in {expression!r}")
     return value

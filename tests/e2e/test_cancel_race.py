@@ -78,5 +78,7 @@ def test_no_run_reported_cancelled_ends_otherwise(stack_name: str, request: pyte
     # the race was run: some cancels reached runs already started, some runs were canceled still queued
     assert any(final[one.run_id]["started_at"] for one in told_canceled), told_canceled
     never_started = [one for one in told_canceled if final[one.run_id]["started_at"] is None]
+    print(f"\n{stack_name}: {len(told_canceled)} cancels accepted ({len(told_canceled) - len(never_started)} "
+          f"on runs already started, {len(never_started)} still queued), {len(refused)} refused: run over")
     for one in never_started:  # a queued run canceled never starts: its planner was never asked
         assert fake_llm.requests_for(one.token) == [] and final[one.run_id]["step_count"] == 0

@@ -30,7 +30,7 @@ BACKOFF_SECONDS = 0.5  # retries after ~0.5, 1.5, 3.5, 7.5 s
 DOWN_FOR_ATTEMPTS = 3
 DELIVERY_ID = "x-wayfarer-delivery-id"
 # the kill tests: runs held by a killed process are ended after this lease (the sweeper runs every second)
-RUN_LEASE_SECONDS = 3
+RUN_LEASE_SECONDS = 10  # the heartbeat is every second; under load it can lag a few
 KILL_ENV = {"WAYFARER_WEBHOOK_BACKOFF_SECONDS": str(BACKOFF_SECONDS), "WAYFARER_WEBHOOK_MAX_ATTEMPTS": "8",
             # a send's lease is 3 x this + 10 s: how long a delivery cut off mid-send waits to be re-sent
             "WAYFARER_WEBHOOK_TIMEOUT_SECONDS": "5",
@@ -207,19 +207,18 @@ def test_an_embedded_server_killed_holding_runs_and_a_send_delivers_them_all_aft
         fake_llm.script(token, form_script())
         sent = stack.create_run(prompt=f"Sign as Ada ({token})", url=sites.url(FORM_PATH),
                                 webhook_url=receiver.url)["run_id"]
-        assert stack.wait_final(sent)["status"] == "completed"
-        receiver.wait_for(1)
-        assert len(receiver.received) == 1
-        stack.kill("api")
+        assert len(receiver.wait_for(1, timeout=90)) == 1, stack.logs()
+        stack.kill("api")  # (under load an attempt may have timed out and been retried before: still held)
+        before_kill = len(receiver.received)
         receiver.answering.set()
         stack.start_api()
         by_run = _wait_delivered(stack, receiver, [sent, *held])
         duplicates = _assert_at_least_once(stack, by_run, [sent, *held])
         with stack.client() as client:
-            statuses = [client.get(f"/v1/runs/{run_id}").json()["status"] for run_id in held]
+            statuses = [client.get(f"/v1/runs/{run_id}").json()["status"] for run_id in [sent, *held]]
     print(f"embedded kill -9: 4 webhooks owed, all delivered, {duplicates} duplicate(s)")
-    assert statuses == ["failed"] * 3
-    assert len(by_run[sent]) == 2  # cut off mid-send, sent again with the same delivery id
+    assert statuses == ["completed"] + ["failed"] * 3
+    assert len(by_run[sent]) > before_kill  # cut off mid-send, sent again with the same delivery id
 
 
 def test_a_celery_worker_killed_holding_ten_runs_leaves_no_webhook_undelivered(

@@ -13,6 +13,7 @@ cross-origin iframes). Besides the static pages in `pages/` it answers:
   GET  /hang                   never answers until the server stops (a page that never finishes loading)
   GET  /headers                the request headers as JSON
   GET  /redirect?to=URL        a 302 to URL
+  /portal/...                  an invoice portal behind a sign-in (tests/sites/portal.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.sites import portal
 
 PAGES = Path(__file__).parent / "pages"
 DOWNLOAD_BYTES = b"id,name\n1,Ada\n2,Grace\n"
@@ -76,7 +79,10 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
-            if parts.path.startswith("/download/"):
+            reply = portal.get(parts.path, self.headers.get("Cookie"))
+            if reply is not None:
+                self._send(*reply)
+            elif parts.path.startswith("/download/"):
                 name = parts.path.rsplit("/", 1)[1]
                 disposition = f'attachment; filename="{name}"'
                 self._send(DOWNLOAD_BYTES, "text/csv", {"Content-Disposition": disposition},
@@ -104,6 +110,10 @@ def _handler(site: SiteServer) -> type[SimpleHTTPRequestHandler]:
             fields = {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True).items()}
             site.record(fields)
             path = urlsplit(self.path).path
+            reply = portal.post(path, raw)
+            if reply is not None:
+                self._send(*reply)
+                return
             if path in ("/login", "/login/verify"):
                 self._send(_login_step(path, fields), "text/html")
                 return

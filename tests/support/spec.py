@@ -1,4 +1,5 @@
-"""Responses checked against Skyvern's OpenAPI document (shared/skyvern-openapi.json), by schema name."""
+"""Responses checked against Skyvern's OpenAPI document (shared/skyvern-openapi.json), by schema name or by
+the response an operation declares."""
 
 from __future__ import annotations
 
@@ -27,10 +28,24 @@ def spec_document() -> dict[str, Any]:
     return _spec()
 
 
+def _assert_valid(schema: dict[str, Any], value: Any) -> None:
+    errors = sorted(Draft202012Validator({**spec_document(), **schema}).iter_errors(value),
+                    key=lambda e: list(e.absolute_path))
+    assert not errors, "; ".join(f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:5])
+
+
 def assert_matches_spec(schema_name: str, value: Any) -> None:
     """`value` is valid against components.schemas[schema_name] (a list: each item)."""
-    schema = {**spec_document(), "$ref": f"#/components/schemas/{schema_name}"}
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        errors = sorted(Draft202012Validator(schema).iter_errors(item), key=lambda e: list(e.absolute_path))
-        assert not errors, "; ".join(f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:5])
+    for item in value if isinstance(value, list) else [value]:
+        _assert_valid({"$ref": f"#/components/schemas/{schema_name}"}, item)
+
+
+def assert_answers_as_declared(method: str, path: str, status: int, value: Any) -> bool:
+    """`value` is valid against the JSON response the spec's operation (`path` as the spec writes it, e.g.
+    /v1/runs/{run_id}) declares for `status`; False when it declares none to check against."""
+    operation = spec_document()["paths"][path][method.lower()]
+    declared = operation["responses"].get(str(status), {}).get("content", {}).get("application/json")
+    if not declared or not declared.get("schema"):
+        return False
+    _assert_valid(declared["schema"], value)
+    return True

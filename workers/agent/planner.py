@@ -144,6 +144,30 @@ class Planner:
         calls, problem = parse_tool_calls(message, refs_in(state.snapshot), self._error_codes)
         return PlannerDecision(calls, usage, request, response, problem)
 
+    async def answer_text(self, prompt: str, json_schema: dict[str, Any] | None) -> tuple[Any, StepUsage]:
+        """One completion without tools or page (a workflow's text_prompt block): the JSON value the
+        model answered when json_schema is given, else {"llm_response": text}."""
+        content = prompt if json_schema is None else (
+            f"{prompt}\n\nAnswer with only a JSON value that matches this JSON schema:\n"
+            f"{json.dumps(json_schema)}")
+        request: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": content}]}
+        started = time.monotonic()
+        try:
+            completion = await self._client.chat.completions.create(**request)
+        except openai.APIError as exc:
+            raise PlannerError(self._explain(exc), request) from exc
+        usage = StepUsage(prompt_tokens=completion.usage.prompt_tokens if completion.usage else 0,
+                          completion_tokens=completion.usage.completion_tokens if completion.usage else 0,
+                          llm_calls=1, llm_ms=int((time.monotonic() - started) * 1000))
+        text = (completion.choices[0].message.content or "") if completion.choices else ""
+        if json_schema is None:
+            return {"llm_response": text}, usage
+        try:
+            return json.loads(_without_code_fence(text)), usage
+        except ValueError:
+            raise PlannerError(f"The model's answer was not the JSON asked for: {text[:200]!r}",
+                               request) from None
+
     def _explain(self, exc: openai.APIError) -> str:
         """What went wrong with the endpoint, as a sentence that says what to check."""
         where = f"The LLM endpoint {self.endpoint} (model {self.model!r})"
@@ -164,6 +188,14 @@ class Planner:
         if isinstance(exc, openai.APIStatusError):
             return f"{where} answered HTTP {exc.status_code} after {tries} attempt(s): {_api_message(exc)}."
         return f"{where} gave an unusable answer: {exc}."
+
+
+def _without_code_fence(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped
 
 
 def _attempts_made(exc: openai.APIError, most: int) -> int:

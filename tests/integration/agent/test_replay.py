@@ -121,3 +121,15 @@ async def test_without_ai_fallback_a_miss_fails_naming_the_step(agent: Agent) ->
     report, _ = await play(agent, script, token, "/replay-order-moved.html", ai_fallback=False)
     assert report.outcome.status == "failed"
     assert "script step 4 (click button 'Send order')" in (report.outcome.failure_reason or "")
+
+
+async def test_the_right_elements_on_another_page_are_not_acted_on(agent: Agent) -> None:
+    token = f"task-{uuid.uuid4().hex[:10]}"
+    script = await record(agent, token)
+    assert (script.steps[0].title, script.steps[0].url) == ("Order a parcel", agent.sites.url(ORDER))
+    submissions = len(agent.sites.submissions)
+    report, store = await play(agent, script, token, "/replay-expired.html", ai_fallback=False)
+    assert report.outcome.status == "failed" and store.actions == []
+    assert "script step 1 (input_text textbox 'Name')" in (report.outcome.failure_reason or "")
+    assert "not the one the script was recorded on" in (report.outcome.failure_reason or "")
+    assert len(agent.sites.submissions) == submissions

@@ -4,12 +4,16 @@ create from JSON, YAML and a bare body, versions, list and search, delete, and 4
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import yaml
 from skyvern.client import Skyvern
 
+from app.db.engine import session_scope
+from app.db.models import WorkflowRunBlock, utcnow
+from app.runs import ids, lifecycle
 from tests.integration.api.conftest import Api
 from tests.support.spec import assert_matches_spec
 
@@ -37,6 +41,14 @@ def definition(title: str, **overrides: Any) -> dict[str, Any]:
                  ]},
                 {"block_type": "text_prompt", "label": "summary",
                  "prompt": "Summarise {{ invoices_output }} for {{ months }}"},
+                {"block_type": "send_email", "label": "mail", "sender": "a@example.com",
+                 "recipients": ["b@example.com"], "subject": "Invoices", "body": "{{ summary_output }}"},
+                {"block_type": "conditional", "label": "check", "branch_conditions": [
+                    {"criteria": {"expression": "{{ months | length > 1 }}"}, "next_block_label": "mail"},
+                    {"is_default": True}]},
+                {"block_type": "http_request", "label": "notify", "url": "https://hooks.example/x"},
+                {"block_type": "file_url_parser", "label": "parse", "file_url": "https://files.example/a.csv"},
+                {"block_type": "wait", "label": "pause", "wait_sec": 1},
             ],
         },
     }
@@ -64,14 +76,14 @@ def test_create_from_json_yaml_and_bare_body_then_read(api: Api) -> None:
     assert from_json["agent_id"] == from_json["workflow_permanent_id"]
     assert from_json["workflow_id"].startswith("w_") and from_json["version"] == 1
     blocks = from_json["workflow_definition"]["blocks"]
-    assert [b["label"] for b in blocks] == ["open", "invoices", "each_invoice", "summary"]
+    assert [b["label"] for b in blocks][:4] == ["open", "invoices", "each_invoice", "summary"]
     assert blocks[2]["loop_blocks"][0]["output_parameter"]["key"] == "download_output"
     assert from_json["webhook_callback_url"] == "https://hooks.example/wf"
 
     from_yaml = create(api, {"yaml_definition": yaml.safe_dump(definition("from yaml"))})
     assert from_yaml["title"] == "from yaml"
     def shape(workflow: dict[str, Any]) -> list[Any]:
-        return [{k: v for k, v in b.items() if k != "output_parameter" and k != "loop_blocks"}
+        return [{k: v for k, v in b.items() if not isinstance(v, dict | list) or k == "recipients"}
                 for b in workflow["workflow_definition"]["blocks"]]
     assert shape(from_yaml) == shape(from_json)
 
@@ -154,6 +166,12 @@ def test_another_organization_cannot_see_a_workflow(api: Api) -> None:
                  parameters=[{"key": "x", "parameter_type": "aws_secret"}]),
      ["parameters[0]", "'aws_secret' is not supported", "workflow, output, credential"]),
     ({"yaml_definition": "title: [unclosed"}, ["yaml_definition", "YAML"]),
+    (blocks_with({"block_type": "conditional", "label": "which", "branch_conditions": [
+        {"criteria": {"criteria_type": "prompt", "expression": "is it sunny?"}}]}),
+     ["'which'", "branch_conditions[0].criteria.criteria_type", "jinja2_template"]),
+    (blocks_with({"block_type": "conditional", "label": "which", "branch_conditions": [
+        {"criteria": {"expression": "{{ name }}"}, "next_block_label": "nowhere"}]}),
+     ["'which'", "branch_conditions[0].next_block_label", "'nowhere'"]),
     ({"json_definition": {"title": "t", "persist_browser_session": True,
                           "workflow_definition": {"parameters": [], "blocks": [
                               {"block_type": "wait", "label": "w"}]}}},
@@ -183,3 +201,81 @@ def test_the_official_sdk_client_drives_definitions(api: Api) -> None:
     assert [w.title for w in listed] == ["sdk json v2"]
     client.delete_workflow(created.workflow_permanent_id)
     assert created.workflow_permanent_id not in [w.workflow_permanent_id for w in client.get_workflows()]
+
+
+TYPED = {"title": "typed", "workflow_definition": {"parameters": [
+    {"key": "text", "workflow_parameter_type": "string"},
+    {"key": "count", "workflow_parameter_type": "integer"},
+    {"key": "ratio", "workflow_parameter_type": "float", "default_value": 0.5},
+    {"key": "flag", "workflow_parameter_type": "boolean"},
+    {"key": "items", "workflow_parameter_type": "json"},
+    {"key": "link", "workflow_parameter_type": "file_url"},
+], "blocks": [{"block_type": "wait", "label": "pause"}]}}
+GOOD = {"text": "hi", "count": "5", "flag": "true", "items": "[1, 2]", "link": "files.example/a.csv"}
+
+
+def start(api: Api, body: dict[str, Any], path: str = "/v1/run/agents") -> Any:
+    return api.client.post(path, json=body, headers=api.headers())
+
+
+def test_a_run_gets_typed_parameters_and_a_wr_id(api: Api) -> None:
+    wpid = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
+    response = start(api, {"agent_id": wpid, "parameters": GOOD, "title": "typed run"})
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert_matches_spec("WorkflowRunResponse", run)
+    assert run["run_id"].startswith("wr_") and run["status"] == "queued"
+    assert run["run_request"]["workflow_id"] == wpid
+    assert run["run_request"]["parameters"] == {"text": "hi", "count": 5, "ratio": 0.5, "flag": True,
+                                                "items": [1, 2], "link": "https://files.example/a.csv"}
+    alias = start(api, {"workflow_id": wpid, "parameters": GOOD}, "/v1/run/workflows")
+    assert alias.status_code == 200, alias.text
+
+    listed = api.client.get(f"/v1/agents/{wpid}/runs", headers=api.headers()).json()
+    assert_matches_spec("WorkflowRun", listed)
+    assert [r["workflow_run_id"] for r in listed] == [alias.json()["run_id"], run["run_id"]]
+    assert run["run_id"] in [r["workflow_run_id"] for r in
+                             api.client.get("/v1/workflows/runs", headers=api.headers()).json()]
+    retry = api.client.post(f"/v1/agents/runs/{run['run_id']}/retry", headers=api.headers())
+    assert retry.status_code == 400 and "still queued" in retry.json()["detail"]
+
+
+@pytest.mark.parametrize(("parameters", "expected"), [
+    ({**GOOD, "extra": 1}, "'extra' is not a parameter"),
+    ({k: v for k, v in GOOD.items() if k != "count"}, "'count' is required (integer)"),
+    ({**GOOD, "count": 1.5}, "'count' must be an integer"),
+    ({**GOOD, "flag": "maybe"}, "'flag' must be a boolean"),
+    ({**GOOD, "ratio": "lots"}, "'ratio' must be a float"),
+    ({**GOOD, "text": ["a"]}, "'text' must be a string"),
+    ({**GOOD, "link": "ftp://x/y"}, "'link' must be a file_url"),
+])
+def test_run_parameters_are_checked_before_a_run_exists(api: Api, parameters: dict[str, Any],
+                                                       expected: str) -> None:
+    wpid = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
+    response = start(api, {"agent_id": wpid, "parameters": parameters})
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["detail"]
+    assert api.client.get(f"/v1/agents/{wpid}/runs", headers=api.headers()).json() == []
+
+
+def test_running_an_unknown_or_deleted_workflow_is_a_404(api: Api) -> None:
+    assert start(api, {"agent_id": "wpid_404"}).status_code == 404
+    assert start(api, {}).status_code == 400
+    wpid = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
+    api.client.post(f"/v1/agents/{wpid}/delete", headers=api.headers())
+    assert start(api, {"agent_id": wpid, "parameters": GOOD}).status_code == 404
+
+
+def test_a_workflow_run_whose_worker_was_lost_fails_naming_its_block(api: Api) -> None:
+    wpid = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
+    run_id = start(api, {"agent_id": wpid, "parameters": GOOD}).json()["run_id"]
+    long_ago = utcnow() - timedelta(minutes=10)
+    api.set_run(run_id, status="running", heartbeat_at=long_ago, started_at=long_ago)
+    with session_scope(api.settings.database_url) as s:
+        s.add(WorkflowRunBlock(id=ids.new_id(ids.WORKFLOW_RUN_BLOCK), run_id=run_id, label="pause",
+                               block_type="wait", status="running", position=1, started_at=long_ago))
+    with session_scope(api.settings.database_url) as s:
+        assert run_id in lifecycle.expire_lost_runs(s, timedelta(seconds=120))
+    run = api.client.get(f"/v1/runs/{run_id}", headers=api.headers()).json()
+    assert run["status"] == "failed"
+    assert run["failure_reason"].startswith("Block 'pause' (wait) failed: The worker running this run")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
@@ -54,6 +55,31 @@ _DESCRIBE_JS = """e => {
 
 _MATCHES_JS = ("(e, selectors) => selectors.map(s => { try { return e.matches(s); } "
                "catch (_) { return false; } })")
+
+
+def same_page(recorded_url: str | None, recorded_title: str | None, url: str, title: str) -> bool:
+    """Whether the page is the one a step was recorded on: the same URL or the same title, each with
+    numbers taken as wildcards (an order number in a path or title is not another page). A step
+    recorded without them matches any page."""
+    if recorded_url is None or recorded_title is None:
+        return True
+    return _url_pattern(recorded_url) == _url_pattern(url) or _numbers(recorded_title) == _numbers(title)
+
+
+def _url_pattern(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{_numbers(parts.path.rstrip('/'))}"
+
+
+def _numbers(text: str) -> str:
+    return re.sub(r"\d+", "#", text.strip())
+
+
+async def page_title(page: Page) -> str | None:
+    try:
+        return await page.title()
+    except PlaywrightError:  # the page is navigating or gone: the step is kept without it
+        return None
 
 
 def frame_of(ref: str) -> str:

@@ -32,7 +32,7 @@ from workers.agent.contract import (
 from workers.agent.loop import crashed, ms_since, open_start_page, save_decision
 from workers.agent.page_state import PageState, capture
 from workers.agent.planner import Planner
-from workers.agent.replay.locate import resolve
+from workers.agent.replay.locate import resolve, same_page
 from workers.agent.replay.record import Recorder
 from workers.agent.tools import ToolContext, apply, get_tool
 
@@ -86,11 +86,10 @@ async def _play(state: _Replay, script: ScriptDoc, steering: Steering | None) ->
 async def _step(state: _Replay, index: int, step: ScriptStep) -> RunOutcome | None:
     """One script step as one run step; a run outcome when it ended the run."""
     started = time.monotonic()
-    page_state, ref = await _find(state.run, step)
+    page_state, ref, why = await _find(state.run, step)
     step_id = await state.store.start_step(index, page_state.url)
     await _save_snapshot(state.store, step_id, page_state)
-    why = f"its element ({step.target.label if step.target else ''}) is not on the page"
-    if step.target is None or ref is not None:
+    if why is None:
         call = ToolCall(step.tool, {**step.args, **({"ref": ref} if ref else {})},
                         reasoning=f"replayed script step {index + 1}")
         context = ToolContext(state.run, state.store, page_state.labels, state.task)
@@ -109,16 +108,21 @@ async def _step(state: _Replay, index: int, step: ScriptStep) -> RunOutcome | No
     return await _heal(state, index, step, step_id, page_state, why, started)
 
 
-async def _find(run: BrowserRun, step: ScriptStep) -> tuple[PageState, str | None]:
-    """A fresh capture and the ref of the step's element in it (None: not found within the settle time)."""
+async def _find(run: BrowserRun, step: ScriptStep) -> tuple[PageState, str | None, str | None]:
+    """A fresh capture, the ref of the step's element in it, and why the step does not fit (None: it
+    does), waiting up to the settle time for the recorded page and element to be there."""
     deadline = time.monotonic() + run.settle_timeout_ms / 1000
     while True:
         page_state = await capture(run, screenshot=False)
-        if step.target is None:
-            return page_state, None
-        ref = await resolve(run.active_page, page_state.labels, step.target)
-        if ref is not None or time.monotonic() >= deadline:
-            return page_state, ref
+        ref, why = None, None
+        if not same_page(step.url, step.title, page_state.url, page_state.title):
+            why = (f"the page is not the one the script was recorded on (recorded: '{step.title}' at "
+                   f"{step.url}; now: '{page_state.title}' at {page_state.url})")
+        elif step.target is not None:
+            ref = await resolve(run.active_page, page_state.labels, step.target)
+            why = None if ref else f"its element ({step.target.label}) is not on the page"
+        if why is None or time.monotonic() >= deadline:
+            return page_state, ref, why
         await asyncio.sleep(POLL_SECONDS)
 
 

@@ -14,7 +14,7 @@ from app.scripts.document import ScriptDoc, ScriptStep, Target
 from workers.agent.browser import BrowserRun
 from workers.agent.contract import ActionResult, ToolCall
 from workers.agent.page_state import parse_ref
-from workers.agent.replay.locate import describe
+from workers.agent.replay.locate import describe, page_title
 
 UNRECORDED = frozenset({"wait", "ask_human", "terminate"})
 
@@ -23,7 +23,7 @@ class Recorder:
     def __init__(self, browser: BrowserRun, start_url: str | None) -> None:
         self._browser = browser
         self.script = ScriptDoc(start_url=start_url)
-        self._pending: tuple[ToolCall, Target | None, str] | None = None
+        self._pending: tuple[ToolCall, Target | None, str, str | None] | None = None
 
     async def before(self, call: ToolCall, labels: Mapping[str, str]) -> None:
         if call.name in UNRECORDED:
@@ -32,7 +32,7 @@ class Recorder:
         page = self._browser.active_page
         ref = parse_ref(call.args.get("ref")) if call.args.get("ref") is not None else None
         target = await describe(page, ref, labels) if ref else None
-        self._pending = (call, target, page.url)
+        self._pending = (call, target, page.url, await page_title(page))
 
     def after(self, call: ToolCall, result: ActionResult) -> None:
         pending, self._pending = self._pending, None
@@ -43,9 +43,9 @@ class Recorder:
                 self.script.output = result.ends_run.output
                 self.script.summary = result.ends_run.summary
             return
-        _, target, url = pending
+        _, target, url, title = pending
         self.script.steps.append(ScriptStep(tool=call.name, args=step_args(call.args), target=target, url=url,
-                                            intent=result.outcome.split(" -> ", 1)[0]))
+                                            title=title, intent=result.outcome.split(" -> ", 1)[0]))
 
 
 def step_args(args: Mapping[str, Any]) -> dict[str, Any]:

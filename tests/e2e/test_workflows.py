@@ -1,0 +1,178 @@
+"""Workflows ("agents") through the official SDK against a real server: created from YAML, run with
+parameters by the same workers and agent as tasks, on the test pages with the fake LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from skyvern import Skyvern
+from skyvern.client.core.api_error import ApiError
+
+from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
+from tests.fakes.fake_llm import FakeLLM
+from tests.sites.server import SiteServer
+from tests.support.spec import assert_matches_spec
+from tests.support.stack import Stack
+from tests.support.webhook_receiver import Receiver
+
+DOWNLOAD_PATH = "/download.html"
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"name": name, "args": args}
+
+
+def download_steps() -> list[Any]:
+    return [[call("download_file", ref={"role": "link", "name": "Download report"})],
+            [call("complete", output=None, summary="downloaded")]]
+
+
+def guestbook_yaml(token: str, sites: SiteServer) -> str:
+    return f"""
+title: Guest book {token}
+workflow_definition:
+  parameters:
+    - key: name
+      workflow_parameter_type: string
+    - key: reports
+      workflow_parameter_type: json
+  blocks:
+    - block_type: navigation
+      label: sign
+      url: {sites.url(FORM_PATH)}
+      navigation_goal: "Sign the guest book as {{{{ name }}}} ({token}-sign)"
+    - block_type: text_prompt
+      label: summary
+      prompt: "Did {{{{ name }}}} sign? The page said {{{{ sign_output }}}} ({token}-summary)"
+      json_schema: {{type: object, properties: {{signed: {{type: boolean}}}}}}
+    - block_type: for_loop
+      label: each_report
+      loop_over_parameter_key: reports
+      loop_blocks:
+        - block_type: file_download
+          label: fetch
+          url: "{{{{ current_value }}}}"
+          navigation_goal: "Download report number {{{{ current_index }}}} ({token}-dl)"
+"""
+
+
+def test_a_workflow_created_from_yaml_runs_with_parameters(embedded: Stack, fake_llm: FakeLLM,
+                                                          sites: SiteServer, receiver: Receiver,
+                                                          token: str) -> None:
+    fake_llm.script(f"{token}-sign", form_script("Ada"))
+    fake_llm.script(f"{token}-summary", [{"content": json.dumps({"signed": True})}])
+    fake_llm.script(f"{token}-dl", download_steps() * 2)
+
+    async def scenario() -> str:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(yaml_definition=guestbook_yaml(token, sites))
+        wpid = workflow.workflow_permanent_id
+        with pytest.raises(ApiError) as missing:
+            await skyvern.run_workflow(wpid, parameters={"reports": []})
+        assert missing.value.status_code == 400 and "'name' is required" in str(missing.value.body)
+        with pytest.raises(ApiError) as wrong:
+            await skyvern.run_workflow(wpid, parameters={"name": 7, "reports": []})
+        assert wrong.value.status_code == 400 and "'name' must be a string" in str(wrong.value.body)
+
+        reports = [sites.url(DOWNLOAD_PATH), sites.url(DOWNLOAD_PATH)]
+        done = await skyvern.run_workflow(wpid, parameters={"name": "Ada", "reports": reports},
+                                          webhook_url=receiver.url, wait_for_completion=True, timeout=240)
+        assert done.run_id.startswith("wr_") and done.status == "completed", done.failure_reason
+        assert done.output is not None
+        assert done.output["sign"] == GREETING
+        assert done.output["summary"] == {"signed": True}
+        assert [sorted(item) for item in done.output["each_report"]] == [["fetch"], ["fetch"]]
+        assert done.downloaded_files is not None and len(done.downloaded_files) == 2
+        assert done.recording_url and done.screenshot_urls
+
+        runs = await skyvern.get_workflow_runs_by_id(wpid)
+        assert [run.workflow_run_id for run in runs] == [done.run_id]
+        assert done.run_id in [run.workflow_run_id for run in await skyvern.get_workflow_runs()]
+        return done.run_id
+
+    run_id = asyncio.run(scenario())
+    with embedded.client() as client:
+        body = client.get(f"/v1/runs/{run_id}").json()
+    assert_matches_spec("WorkflowRunResponse", body)
+    assert body["run_type"] == "workflow_run"
+    payloads = [json.loads(hook.body) for hook in receiver.wait_for(1)]
+    assert any(p.get("run_id") == run_id and p.get("status") == "completed" for p in payloads)
+
+
+def test_a_failing_block_is_named_and_the_run_can_be_retried(embedded: Stack, fake_llm: FakeLLM,
+                                                            sites: SiteServer, token: str) -> None:
+    fake_llm.script(token, [[call("terminate", reason="no guest book today")]])
+    definition = {"title": f"Fails {token}", "workflow_definition": {"parameters": [], "blocks": [
+        {"block_type": "goto_url", "label": "open", "url": sites.url(FORM_PATH)},
+        {"block_type": "navigation", "label": "sign", "navigation_goal": f"Sign the guest book ({token})"},
+        {"block_type": "wait", "label": "never_reached", "wait_sec": 0},
+    ]}}
+
+    async def scenario() -> None:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        failed = await skyvern.run_workflow(workflow.workflow_permanent_id, wait_for_completion=True,
+                                            timeout=120)
+        assert failed.status == "terminated"
+        assert failed.failure_reason is not None and "Block 'sign' (navigation)" in failed.failure_reason
+        assert "no guest book today" in failed.failure_reason
+        assert failed.output is not None and "never_reached" not in failed.output
+
+        fake_llm.script(token, form_script())
+        retried = await skyvern.retry_workflow_run(failed.run_id)
+        assert retried.run_id != failed.run_id
+        again = await _wait(skyvern, retried.run_id)
+        assert again.status == "completed", again.failure_reason
+
+    asyncio.run(scenario())
+
+
+def test_cancel_stops_a_workflow_at_its_current_block(embedded: Stack, fake_llm: FakeLLM, sites: SiteServer,
+                                                      token: str) -> None:
+    fake_llm.script(token, stall_script())
+    definition = {"title": f"Stalls {token}", "workflow_definition": {"parameters": [], "blocks": [
+        {"block_type": "navigation", "label": "stall", "url": sites.url(FORM_PATH),
+         "navigation_goal": f"Wait ({token})"}]}}
+
+    async def scenario() -> None:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        started = await skyvern.run_workflow(workflow.workflow_permanent_id)
+        async with asyncio.timeout(120):
+            while (await skyvern.get_run(started.run_id)).status != "running":
+                await asyncio.sleep(0.5)
+        await skyvern.cancel_run(started.run_id)
+        assert (await skyvern.get_run(started.run_id)).status == "canceled"
+
+    asyncio.run(scenario())
+
+
+async def _wait(skyvern: Skyvern, run_id: str) -> Any:
+    async with asyncio.timeout(120):
+        while True:
+            run = await skyvern.get_run(run_id)
+            if run.status in ("completed", "failed", "terminated", "canceled", "timed_out"):
+                return run
+            await asyncio.sleep(0.5)
+
+
+def test_a_celery_worker_runs_a_workflow(celery_stack: Stack, fake_llm: FakeLLM, sites: SiteServer,
+                                         token: str) -> None:
+    fake_llm.script(token, form_script("Grace"))
+    definition = {"title": f"Celery {token}", "workflow_definition": {
+        "parameters": [{"key": "name", "workflow_parameter_type": "string"}],
+        "blocks": [{"block_type": "navigation", "label": "sign", "url": sites.url(FORM_PATH),
+                    "navigation_goal": f"Sign the guest book as {{{{ name }}}} ({token})"}]}}
+
+    async def scenario() -> Any:
+        skyvern = Skyvern(base_url=celery_stack.base_url, api_key=celery_stack.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        return await skyvern.run_workflow(workflow.workflow_permanent_id, parameters={"name": "Grace"},
+                                          wait_for_completion=True, timeout=180)
+
+    done = asyncio.run(scenario())
+    assert done.status == "completed", done.failure_reason
+    assert done.output == {"sign": {"greeting": "Thanks, Grace!"}}

@@ -1,0 +1,1 @@
+"""The workflow engine: a stored workflow's blocks run in order inside one run (workers/runner.py)."""
