@@ -135,6 +135,14 @@ def test_a_refused_run_is_recorded_and_the_schedule_moves_on(api: Api) -> None:
     assert next_fire_at(api, sid) == slot + timedelta(hours=1) and runs_of(api, wpid) == []
 
 
+def test_a_deleted_workflows_schedule_never_fires(api: Api) -> None:
+    wpid, sid = scheduled(api, "0 * * * *")
+    assert api.client.post(f"/v1/agents/{wpid}/delete", headers=api.headers()).status_code == 200
+    slot = next_fire_at(api, sid)
+    assert fire(api, slot, sid) == [] and fire(api, slot + timedelta(hours=3), sid) == []
+    assert firings(api, sid) == [] and runs_of(api, wpid) == []
+
+
 def test_the_scheduler_thread_fires_on_its_clock(api: Api) -> None:
     wpid, sid = scheduled(api, "30 4 * * *")
     slot = next_fire_at(api, sid)
