@@ -236,6 +236,9 @@ def test_a_run_gets_typed_parameters_and_a_wr_id(api: Api) -> None:
     assert [r["workflow_run_id"] for r in listed] == [alias.json()["run_id"], run["run_id"]]
     assert run["run_id"] in [r["workflow_run_id"] for r in
                              api.client.get("/v1/workflows/runs", headers=api.headers()).json()]
+    in_runs_list = api.client.get("/v1/runs", params={"run_type": "workflow_run", "page_size": 100},
+                                  headers=api.headers()).json()
+    assert {item["run_id"]: item["workflow_permanent_id"] for item in in_runs_list}[run["run_id"]] == wpid
     retry = api.client.post(f"/v1/agents/runs/{run['run_id']}/retry", headers=api.headers())
     assert retry.status_code == 400 and "still queued" in retry.json()["detail"]
 
