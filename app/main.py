@@ -28,6 +28,7 @@ from app.api import (
     not_provided,
     run_control,
     runs,
+    schedules,
     scripts,
     system,
     workflow_runs,
@@ -60,8 +61,11 @@ from app.web import router as web_router
 from app.web import static_files
 from app.web.auth import FormRefused, SignInRequired
 from app.webhooks.delivery import ReplayRefused
+from app.workflows.cron import ScheduleInvalid
 from app.workflows.definitions import UnknownWorkflow, WorkflowVersionConflict
 from app.workflows.folders import UnknownFolder
+from app.workflows.scheduler import Scheduler
+from app.workflows.schedules import UnknownSchedule
 from app.workflows.validation import WorkflowInvalid
 
 log = logging.getLogger("wayfarer.api")
@@ -98,11 +102,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store.check_bucket()
     app.state.dispatcher = make_dispatcher(settings)
     app.state.live = make_live_bus(settings)
+    scheduler = Scheduler(settings, app.state.dispatcher).start() if settings.scheduler_poll_seconds else None
     try:
         if settings.embedded:
             _recover_runs(settings, app.state.dispatcher)
         yield
     finally:  # after uvicorn let the requests in flight finish; embedded: runs get the shutdown grace
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.stop)
         await asyncio.to_thread(app.state.dispatcher.close)
         await app.state.live.close()
 
@@ -140,6 +147,7 @@ async def _org_limit(request: Request, exc: Exception) -> JSONResponse:
 DOMAIN_ERRORS: dict[type[Exception], int] = {
     UnknownRun: 404, UnknownBrowserSession: 404, UnknownProfile: 404, UnknownCredential: 404,
     UnknownFile: 404, UnknownWorkflow: 404, UnknownScript: 404, UnknownFolder: 404,
+    UnknownSchedule: 404, ScheduleInvalid: 400,
     RunRejected: 400, SessionRejected: 400, ProfileSourceUnavailable: 400, InvalidCredential: 400,
     CodeRejected: 400, ReplayRefused: 400, ProxyLocationRejected: 400, WorkflowInvalid: 400,
     ScriptRejected: 400,
@@ -162,7 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,
-                   browser_profiles, browser_sessions, folders, workflow_runs, workflows, scripts):
+                   browser_profiles, browser_sessions, folders, schedules, workflow_runs, workflows,
+                   scripts):
         app.include_router(module.router)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(OperationalError, _database_unavailable)

@@ -41,7 +41,7 @@ from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
-from workers.scripted import drive_run
+from workers.scripted import drive_run, planner_for
 from workers.sessions import HeldSession
 from workers.workflows.context import WorkflowContext
 from workers.workflows.engine import load_run_workflow, run_workflow
@@ -177,12 +177,14 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
     planner: Planner | None = None
     downloads = 0
     handing_back = False
+    recorder: BlockRecorder | None = None  # a workflow run's blocks as they run
     try:
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
         task = task_spec(run, ctx.settings, inputs)
         workflow = await asyncio.to_thread(load_run_workflow, ctx.settings, run) if run.workflow_id else None
-        planner = Planner(ctx.settings, task) if workflow is None else None  # a workflow: one per block
+        # a workflow: one per block; a code run without an LLM: none (planner_for)
+        planner = planner_for(ctx.settings, run, task) if workflow is None else None
         browser = await (browser_session.open_run(run, task.browser, workdir) if browser_session
                          else ctx.pool.open_run(run_id, task.browser, workdir))
         BROWSER_CONTEXTS.inc()
@@ -193,18 +195,19 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         live = LivePublisher(ctx.live, f"run:{run_id}", browser, lambda: steering.paused, steering.touch)
         live.start()
         if workflow is not None:
+            recorder = BlockRecorder(ctx.settings.database_url, run_id)
             context = WorkflowContext(ctx.settings, run.organization_id, task, browser, store, steering,
-                                      BlockRecorder(ctx.settings.database_url, run_id), dict(workflow.values),
-                                      workflow.credentials)
+                                      recorder, dict(workflow.values), workflow.credentials)
             definition = workflow.spec.workflow_definition
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
         else:
-            assert planner is not None
             work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
         try:
             outcome = await _supervise(ctx, run_id, work, store, steering)
         finally:
             await live.stop()
+        if outcome is HAND_BACK and recorder is not None and recorder.started:
+            outcome = _not_restarted(recorder)
         handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
@@ -284,6 +287,15 @@ def _heartbeat(ctx: WorkerContext, run_id: str) -> Lease | None:
 def _hand_back(ctx: WorkerContext, run_id: str) -> bool:
     with session_scope(ctx.settings.database_url) as s:
         return lifecycle.hand_back(s, run_id, ctx.worker_id)
+
+
+def _not_restarted(recorder: BlockRecorder) -> RunOutcome:
+    """A workflow run this worker must give up once a block has started is not handed back: run again,
+    a send_email or http_request block it already ran would run twice."""
+    where = f" during block '{recorder.last_label}'" if recorder.last_label else ""
+    return RunOutcome("failed", failure_reason=(
+        f"The worker running this workflow shut down{where}; a workflow run is not restarted, so that no "
+        "block runs twice. Retry it (POST /v1/agents/runs/{id}/retry) to run it again."))
 
 
 def _reason_from(exc: Exception, store: DbRunStore) -> str:

@@ -23,8 +23,8 @@ from app.scripts.service import StoredScript
 from workers.agent.browser import BrowserRun
 from workers.agent.contract import RunOutcome, Steering, TaskSpec
 from workers.agent.loop import drive
-from workers.agent.planner import Planner
-from workers.agent.replay.play import replay
+from workers.agent.planner import Planner, PlannerError, llm_config_problem
+from workers.agent.replay.play import AI_FALLBACK_OFF, replay
 from workers.agent.replay.record import Recorder
 from workers.run_store import DbRunStore
 
@@ -46,16 +46,29 @@ def code_run(run: Run, settings: Settings) -> CodeRun | None:
                    request.get("ai_fallback") is not False, run.title or run.prompt[:80])
 
 
-async def drive_run(settings: Settings, run: Run, task: TaskSpec, browser: BrowserRun, planner: Planner,
-                    store: DbRunStore, steering: Steering | None) -> RunOutcome:
+def planner_for(settings: Settings, run: Run, task: TaskSpec) -> Planner | None:
+    """The run's planner; None for a run_with "code" run when no LLM is configured: a replay needs none
+    unless a step must be healed (else PlannerError saying what to set, as for any run)."""
+    if code_run(run, settings) is not None and llm_config_problem(settings):
+        return None
+    return Planner(settings, task)
+
+
+async def drive_run(settings: Settings, run: Run, task: TaskSpec, browser: BrowserRun,
+                    planner: Planner | None, store: DbRunStore, steering: Steering | None) -> RunOutcome:
+    """`planner` is None only for a code run without an LLM (planner_for)."""
     code = code_run(run, settings)
-    if code is None:
-        return await drive(task, browser, planner, store, steering)
-    stored = await asyncio.to_thread(_find, settings, code)
-    if stored is None:
+    stored = await asyncio.to_thread(_find, settings, code) if code is not None else None
+    if code is None or stored is None:
+        if planner is None:
+            raise PlannerError(llm_config_problem(settings) or "No LLM is configured.")
+        if code is None:
+            return await drive(task, browser, planner, store, steering)
         return await _record(settings, code, task, browser, planner, store, steering)
+    unhealable = AI_FALLBACK_OFF if not code.ai_fallback else (
+        "No LLM is configured to heal it (set WAYFARER_LLM_BASE_URL and WAYFARER_LLM_MODEL)")
     report = await replay(task, browser, stored.document, store, planner if code.ai_fallback else None,
-                          steering)
+                          steering, unhealable)
     revision_id = stored.revision_id
     if report.healed and report.outcome.status == "completed":
         _, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id, report.script,

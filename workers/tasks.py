@@ -1,5 +1,5 @@
 """The Celery tasks (execute a run, open a browser session; each idempotent) and the worker entry point
-(with its sweeper and webhook deliverer threads)."""
+(with its sweeper, webhook deliverer and workflow scheduler threads)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from celery import Celery
 from celery.signals import worker_shutting_down
 from kombu.exceptions import OperationalError
 
+from app.dispatch import CeleryDispatcher
 from app.platform.settings import Settings
 from app.webhooks.deliverer import Deliverer
+from app.workflows.scheduler import Scheduler
 from workers.agent.browser import BrowserUnavailable, probe_browser
 from workers.celery_app import (
     EXECUTE_RUN,
@@ -91,6 +93,8 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     app = make_celery(settings)
     own_queue = f"{WORKER_QUEUE_PREFIX}{uuid.uuid4().hex[:12]}"  # runs for the sessions this worker holds
     register_tasks(app, settings, Deliverer(settings).start(), own_queue)
+    if settings.scheduler_poll_seconds:
+        Scheduler(settings, CeleryDispatcher(settings)).start()  # a daemon thread: ends with the process
     start_sweeper(settings, lambda run_id: app.send_task(EXECUTE_RUN, args=[run_id]),
                   lambda session_id: app.send_task(OPEN_SESSION, args=[session_id]))
     app.worker_main([

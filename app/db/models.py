@@ -368,3 +368,46 @@ class ScriptFile(Timestamped, Base):
     mime_type: Mapped[str] = mapped_column(String(120))
     size: Mapped[int] = mapped_column(Integer)
     checksum: Mapped[str] = mapped_column(String(64))  # sha256 hex
+
+
+class WorkflowSchedule(Timestamped, Base):
+    """A schedule (`wfs_`) that starts runs of a workflow's current version at the slots of a cron
+    expression read in `timezone`. `next_fire_at` is the earliest slot not yet fired (naive UTC; moved on
+    by the scheduler, or to the next slot from now by create, update and enable). `api_key_encrypted`
+    is the key of whoever last saved the schedule: its runs' webhooks are signed with it, as a run
+    started through the API would be."""
+
+    __tablename__ = "workflow_schedules"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    workflow_permanent_id: Mapped[str] = mapped_column(String(64))
+    cron_expression: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    parameters: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    name: Mapped[str | None] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    api_key_encrypted: Mapped[str] = mapped_column(Text)
+    next_fire_at: Mapped[datetime] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_workflow_schedules_org_permanent_id", "organization_id", "workflow_permanent_id"),
+        Index("ix_workflow_schedules_due", "enabled", "next_fire_at"),
+    )
+
+
+class ScheduleFiring(Base):
+    """One slot of one schedule, claimed by the process that fires it: the unique (schedule_id, slot_at)
+    makes every slot start at most one run, whichever processes see it due. `run_id` is the run it
+    started (in the same transaction), or `error` says why none was started."""
+
+    __tablename__ = "schedule_firings"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("workflow_schedules.id"))
+    slot_at: Mapped[datetime] = mapped_column(DateTime)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("schedule_id", "slot_at", name="uq_schedule_firings_slot"),)

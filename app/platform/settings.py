@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 6
     webhook_backoff_seconds: float = 20.0  # first retry delay; doubles: 6 attempts span ~10 min
     webhook_timeout_seconds: float = 30.0
+    scheduler_poll_seconds: float = Field(default=5.0, ge=0)  # each process looks for due schedules; 0: off
 
     max_request_bytes: int = 10 * 1024 * 1024  # larger request bodies get 413
     allow_local_files: bool = False  # upload_file may take a path on the worker's own disk

@@ -21,6 +21,7 @@ from app.schemas.workflows import (
     SUPPORTED_PARAMETER_TYPES,
     Block,
     CodeBlockYAML,
+    ConditionalBlockYAML,
     ContextParameterYAML,
     ForLoopBlockYAML,
     WorkflowCreateYAMLRequest,
@@ -156,6 +157,8 @@ def check_definition(definition: WorkflowDefinitionYAML, allow_code_blocks: bool
                                   "are refused on this server (WAYFARER_ALLOW_CODE_BLOCKS=true allows them)")
         labels.add(block.label)
     for block in walk_blocks(definition.blocks):
+        if isinstance(block, ConditionalBlockYAML):
+            _check_branches(block, labels)
         if block.next_block_label is not None and block.next_block_label not in labels:
             raise WorkflowInvalid(f"block {block.label!r}: next_block_label: no block is labelled "
                                   f"{block.next_block_label!r}")
@@ -164,6 +167,19 @@ def check_definition(definition: WorkflowDefinitionYAML, allow_code_blocks: bool
     every_output = {name: block.label for block in walk_blocks(definition.blocks)
                     for name in output_names(block.label)}
     _check_blocks(definition.blocks, _Scope(parameters), every_output)
+
+
+def _check_branches(block: ConditionalBlockYAML, labels: set[str]) -> None:
+    for index, branch in enumerate(block.branch_conditions):
+        where = f"block {block.label!r}: branch_conditions[{index}]"
+        if branch.criteria is not None and branch.criteria.criteria_type != "jinja2_template":
+            raise WorkflowInvalid(f"{where}.criteria.criteria_type: only jinja2_template expressions are "
+                                  "supported here")
+        if branch.criteria is None and not branch.is_default:
+            raise WorkflowInvalid(f"{where}.criteria: a branch that is not is_default needs criteria")
+        if branch.next_block_label is not None and branch.next_block_label not in labels:
+            raise WorkflowInvalid(f"{where}.next_block_label: no block is labelled "
+                                  f"{branch.next_block_label!r}")
 
 
 def _check_blocks(blocks: Sequence[Block], scope: _Scope, every_output: dict[str, str]) -> None:

@@ -20,7 +20,7 @@ from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
 from tests.sites.server import SiteServer
 from tests.support.spec import assert_matches_spec
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 SCHEMA = {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}
 CONFIRM = [[{"name": "click", "args": {"ref": {"role": "button", "name": "Confirm"}}}]]
@@ -146,3 +146,27 @@ def test_without_ai_fallback_a_changed_page_fails_naming_the_step(embedded: Stac
         refused = client.post("/v1/run/tasks", json={"prompt": "x", "url": sites.url(ORDER),
                                                      "run_with": "cod"})
         assert refused.status_code == 422 and "run_with" in refused.text
+
+
+def test_a_server_without_an_llm_replays_and_says_why_it_cannot_heal(
+        tmp_path: Path, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    fake_llm.script(token, ORDER_SCRIPT)
+    request = {"prompt": f"Order a large insured parcel for Ada ({token})", "run_with": "code",
+               "cache_key": f"offline-{token}"}
+    with running_stack(tmp_path, llm_base_url=fake_llm.base_url) as stack:
+        recorded = stack.wait_final(stack.create_run(url=sites.url(ORDER), **request)["run_id"])
+        assert recorded["status"] == "completed"
+        stack.kill("api")
+        for name in ("WAYFARER_LLM_BASE_URL", "WAYFARER_LLM_API_KEY"):
+            stack.env.pop(name)
+        stack.start_api()
+        replayed = stack.wait_final(stack.create_run(url=sites.url(ORDER), **request)["run_id"])
+        assert replayed["status"] == "completed", replayed["failure_reason"]
+        assert replayed["script_run"]["steps_replayed"] == 4
+        moved = sites.url("/replay-order-moved.html")
+        changed = stack.wait_final(stack.create_run(url=moved, **request)["run_id"])
+        assert changed["status"] == "failed"
+        assert "script step 4 (click button 'Send order')" in changed["failure_reason"]
+        assert "No LLM is configured to heal it" in changed["failure_reason"]
+        fresh = stack.wait_final(stack.create_run(url=sites.url(ORDER), prompt="Something new")["run_id"])
+        assert fresh["status"] == "failed" and "No LLM is configured" in fresh["failure_reason"]

@@ -1,6 +1,7 @@
 """The classic Skyvern chain, through the official SDK: log in with a stored credential, go to the
 invoices, extract the list, loop downloading and parsing each invoice's CSV, then mail the total — to a
-local SMTP server (aiosmtpd), on the portal in tests/sites with the fake LLM."""
+local SMTP server (aiosmtpd), on the portal in tests/sites with the fake LLM. And the blocks that need no
+browser agent: wait, http_request, conditional, code (allowed on this server), file_url_parser."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM,
     tmp: Path = tmp_path_factory.mktemp("chain")
     with running_stack(tmp, llm_base_url=fake_llm.base_url, extra_env={
             "WAYFARER_SMTP_HOST": "127.0.0.1", "WAYFARER_SMTP_PORT": str(mailbox[1]),
-            "WAYFARER_SMTP_STARTTLS": "false"}) as running:
+            "WAYFARER_SMTP_STARTTLS": "false", "WAYFARER_ALLOW_CODE_BLOCKS": "true"}) as running:
         yield running
 
 
@@ -169,3 +170,40 @@ def test_log_in_extract_loop_download_parse_and_mail_the_total(
     assert children == [(label, index) for index in range(3) for label in ("download", "parse")]
     assert all(item["block"]["status"] == "completed" for item in timeline if item["type"] == "block")
     assert receiver.wait_for(1)
+
+
+def test_blocks_without_the_agent_branch_compute_and_parse(stack: Stack, sites: SiteServer,
+                                                           token: str) -> None:
+    definition = {"title": f"No agent {token}", "workflow_definition": {
+        "parameters": [{"key": "threshold", "workflow_parameter_type": "integer", "default_value": 1}],
+        "blocks": [
+            {"block_type": "wait", "label": "pause", "wait_sec": 0},
+            {"block_type": "http_request", "label": "echo", "url": sites.url("/headers"),
+             "headers": {"X-Workflow": "{{ workflow_run_id }}"}},
+            {"block_type": "conditional", "label": "decide", "branch_conditions": [
+                {"criteria": {"expression": "{{ echo_output.status_code == 200 }}"},
+                 "next_block_label": "compute"},
+                {"is_default": True, "next_block_label": "skipped"}]},
+            {"block_type": "goto_url", "label": "skipped", "url": sites.url("/never.html")},
+            {"block_type": "code", "label": "compute", "code": (
+                "headers = {k.lower(): v for k, v in echo_output['body'].items()}\n"
+                "result = {'doubled': threshold * 2, 'run': headers['x-workflow']}")},
+            {"block_type": "file_url_parser", "label": "parse", "file_url": sites.url("/headers")},
+        ]}}
+
+    async def scenario() -> Any:
+        skyvern = Skyvern(base_url=stack.base_url, api_key=stack.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        return await skyvern.run_workflow(workflow.workflow_permanent_id, wait_for_completion=True,
+                                          timeout=120)
+
+    done = asyncio.run(scenario())
+    assert done.status == "completed", done.failure_reason
+    output = done.output
+    assert output is not None and "skipped" not in output
+    assert output["decide"]["executed_branch_next_block"] == "compute"
+    assert output["compute"] == {"doubled": 2, "run": done.run_id}
+    assert {key.lower() for key in output["parse"]} >= {"host", "user-agent"}
+    with stack.client() as client:
+        timeline = client.get(f"/v1/runs/{done.run_id}/timeline").json()
+    assert [item["block"]["label"] for item in timeline] == ["pause", "echo", "decide", "compute", "parse"]

@@ -157,3 +157,22 @@ async def _wait(skyvern: Skyvern, run_id: str) -> Any:
             if run.status in ("completed", "failed", "terminated", "canceled", "timed_out"):
                 return run
             await asyncio.sleep(0.5)
+
+
+def test_a_celery_worker_runs_a_workflow(celery_stack: Stack, fake_llm: FakeLLM, sites: SiteServer,
+                                         token: str) -> None:
+    fake_llm.script(token, form_script("Grace"))
+    definition = {"title": f"Celery {token}", "workflow_definition": {
+        "parameters": [{"key": "name", "workflow_parameter_type": "string"}],
+        "blocks": [{"block_type": "navigation", "label": "sign", "url": sites.url(FORM_PATH),
+                    "navigation_goal": f"Sign the guest book as {{{{ name }}}} ({token})"}]}}
+
+    async def scenario() -> Any:
+        skyvern = Skyvern(base_url=celery_stack.base_url, api_key=celery_stack.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        return await skyvern.run_workflow(workflow.workflow_permanent_id, parameters={"name": "Grace"},
+                                          wait_for_completion=True, timeout=180)
+
+    done = asyncio.run(scenario())
+    assert done.status == "completed", done.failure_reason
+    assert done.output == {"sign": {"greeting": "Thanks, Grace!"}}

@@ -228,9 +228,6 @@ def _conditional(block: ConditionalBlockYAML, values: dict[str, Any]) -> BlockRe
     for branch in block.branch_conditions:
         if branch.is_default or branch.criteria is None:
             continue
-        if branch.criteria.criteria_type != "jinja2_template":
-            return BlockResult("failed", failure_reason="branch criteria of type 'prompt' are not supported; "
-                                                        "use a jinja2_template expression")
         if _truthy(evaluate(branch.criteria.expression, values)):
             return BlockResult("completed", {"executed_branch_expression": branch.criteria.expression,
                                              "executed_branch_next_block": branch.next_block_label},

@@ -15,11 +15,17 @@ class BlockRecorder:
         self._database_url = database_url
         self._run_id = run_id
         self._position = 0
+        self.last_label: str | None = None  # the block started last
+
+    @property
+    def started(self) -> bool:
+        return self._position > 0
 
     async def start(self, label: str, block_type: str, parent_id: str | None = None,
                     loop_index: int | None = None, loop_value: Any = None) -> str:
         block_id = ids.new_id(ids.WORKFLOW_RUN_BLOCK)
         self._position += 1
+        self.last_label = label
         row = WorkflowRunBlock(id=block_id, run_id=self._run_id, parent_id=parent_id, label=label,
                                block_type=block_type, status="running", position=self._position,
                                loop_index=loop_index, loop_value=loop_value, started_at=utcnow())

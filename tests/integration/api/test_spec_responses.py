@@ -60,4 +60,5 @@ def test_each_provided_read_answers_as_the_spec_declares(api: Api) -> None:
     assert {"/v1/runs/{run_id}", "/v1/runs", "/v1/runs/{run_id}/artifacts", "/v1/runs/{run_id}/timeline",
             "/v1/credentials/{credential_id}", "/v1/browser_sessions/{browser_session_id}",
             "/v1/browser_profiles/{profile_id}", "/v1/agents/{workflow_permanent_id}",
-            "/v1/folders/{folder_id}", "/v1/agents/runs"} <= set(checked), checked
+            "/v1/folders/{folder_id}", "/v1/agents/runs", "/v1/folders", "/v1/schedules",
+            "/v1/agents/{workflow_permanent_id}/schedules"} <= set(checked), checked

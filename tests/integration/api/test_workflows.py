@@ -166,6 +166,12 @@ def test_another_organization_cannot_see_a_workflow(api: Api) -> None:
                  parameters=[{"key": "x", "parameter_type": "aws_secret"}]),
      ["parameters[0]", "'aws_secret' is not supported", "workflow, output, credential"]),
     ({"yaml_definition": "title: [unclosed"}, ["yaml_definition", "YAML"]),
+    (blocks_with({"block_type": "conditional", "label": "which", "branch_conditions": [
+        {"criteria": {"criteria_type": "prompt", "expression": "is it sunny?"}}]}),
+     ["'which'", "branch_conditions[0].criteria.criteria_type", "jinja2_template"]),
+    (blocks_with({"block_type": "conditional", "label": "which", "branch_conditions": [
+        {"criteria": {"expression": "{{ name }}"}, "next_block_label": "nowhere"}]}),
+     ["'which'", "branch_conditions[0].next_block_label", "'nowhere'"]),
     ({"json_definition": {"title": "t", "persist_browser_session": True,
                           "workflow_definition": {"parameters": [], "blocks": [
                               {"block_type": "wait", "label": "w"}]}}},

@@ -78,3 +78,13 @@ def test_the_runs_list_and_the_run_page_show_what_a_run_cost_and_its_summary(api
     page = api.client.get(f"/runs/{priced}").text
     assert "Signed the guest book." in page and "$0.0020 (estimated from WAYFARER_LLM_PRICES)" in page
     assert "12,000 prompt + 300 completion in 4 LLM calls" in page
+
+
+def test_the_run_page_says_what_a_replay_did(api: Api) -> None:
+    replayed = api.create(prompt="A replayed run", run_with="code")["run_id"]
+    api.set_run(replayed, status="completed", script_run={
+        "script_id": "s_1", "script_revision_id": "sr_2", "ai_fallback_triggered": True, "steps_replayed": 3,
+        "steps_healed": 1, "llm_calls": 1, "tokens_saved_estimate": 900})
+    sign_in(api, api.api_key)
+    page = api.client.get(f"/runs/{replayed}").text
+    assert "<code>s_1</code> (replayed): 3 steps replayed, 1 healed, 1 LLM call" in page

@@ -37,6 +37,8 @@ from workers.agent.replay.record import Recorder
 from workers.agent.tools import ToolContext, apply, get_tool
 
 POLL_SECONDS = 0.25
+AI_FALLBACK_OFF = ("ai_fallback is off, so the model was not asked; run again with ai_fallback true, or with "
+                   "run_with \"agent\"")
 
 
 @dataclass
@@ -54,17 +56,21 @@ class _Replay:
     task: TaskSpec
     run: BrowserRun
     store: RunStore
-    planner: Planner | None  # None: ai_fallback is off
+    planner: Planner | None  # None: no model may be asked, for the reason `unhealable` gives
+    unhealable: str
     recorder: Recorder
     report: ReplayReport
     history: list[str] = field(default_factory=list)
 
 
 async def replay(task: TaskSpec, run: BrowserRun, script: ScriptDoc, store: RunStore,
-                 planner: Planner | None, steering: Steering | None = None) -> ReplayReport:
+                 planner: Planner | None, steering: Steering | None = None,
+                 unhealable: str = AI_FALLBACK_OFF) -> ReplayReport:
+    """`planner` None: a step that does not fit ends the run, `unhealable` saying why no model was asked."""
     recorder = Recorder(run, task.url)
     recorder.script.llm_calls, recorder.script.tokens = script.llm_calls, script.tokens
-    state = _Replay(task, run, store, planner, recorder, ReplayReport(RunOutcome("failed"), recorder.script))
+    state = _Replay(task, run, store, planner, unhealable, recorder,
+                    ReplayReport(RunOutcome("failed"), recorder.script))
     state.report.outcome = await _play(state, script, steering)
     return state.report
 
@@ -132,8 +138,7 @@ async def _heal(state: _Replay, index: int, step: ScriptStep, step_id: str, page
     if state.planner is None:
         await state.store.finish_step(step_id, StepUsage(), ms_since(started))
         return RunOutcome("failed", failure_reason=(
-            f"Replay stopped at {name}: {why}. ai_fallback is off, so the model was not asked; run again "
-            "with ai_fallback true to heal the step, or with run_with \"agent\"."))
+            f"Replay stopped at {name}: {why}. {state.unhealable}."))
     notice = (f"You are repairing one step of a recorded script. The recorded step was: "
               f"{step.intent or step.tool} (tool {step.tool}, arguments {step.args}). It could not be "
               f"replayed: {why}. Do that one step on this page now; call complete only if the task is "
@@ -203,7 +208,7 @@ async def _finish(state: _Replay, script: ScriptDoc, index: int) -> RunOutcome:
         await state.store.finish_step(step_id, StepUsage(), ms_since(started))
         return RunOutcome("failed", failure_reason=(
             "Replay stopped at the final extraction: the recorded output is no longer on the page. "
-            "ai_fallback is off, so the model was not asked; run again with ai_fallback true."))
+            f"{state.unhealable}."))
     outcome = await _ask(state, step_id, page_state, (
         "Every step of a recorded script was replayed. Read the output the task asks for from this page "
         "and call complete with it."), started)
