@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 
 from app.main import create_app
 from app.platform.settings import Settings
-from tests.security.conftest import Tenants
+from tests.security.conftest import WORKFLOW, Tenants
 
 # Bodies that pass validation, so that the ownership check (not the body check) decides the answer.
 CREDENTIAL_BODY = {"name": "x", "credential_type": "password",
@@ -73,6 +73,12 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"additional_minutes": 5}
     if path.startswith("/v1/browser_sessions/"):
         return {"generate_browser_profile": True}
+    if path.startswith("/v1/folders/"):
+        return {"title": "B's folder"}
+    if path.startswith(("/v1/agents/", "/v1/workflows/")):
+        return _workflow_body(path, ids)
+    if path in {"/v1/run/agents", "/v1/run/workflows"}:
+        return {"workflow_id": ids["workflow_permanent_id"]}
     if path == "/v1/runs/cancel":
         return {"run_ids": [ids["run_id"]]}
     if path.endswith("/totp"):
@@ -85,6 +91,16 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
     if path in {"/v1/run/tasks", "/api/v1/tasks"}:
         return {"prompt": f"x {ids['run_id']}", "url": "http://127.0.0.1:9/",
                 "navigation_goal": "x", "data_extraction_schema": None}
+    return None
+
+
+def _workflow_body(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
+    if path.endswith("/folder"):
+        return {"folder_id": None}
+    if "/schedules" in path and not path.endswith(("/enable", "/disable")):
+        return {"cron_expression": "0 9 1 1 *", "timezone": "UTC", "parameters": {}}
+    if path.endswith(("{workflow_id}", "{workflow_permanent_id}")):
+        return {"json_definition": WORKFLOW}
     return None
 
 
@@ -111,7 +127,8 @@ def test_every_route_hides_the_other_organizations_resources(tenants: Tenants) -
             else:
                 response = other.request(method, url, json=body)
             checks.append(f"{method} {path}")
-            if params and response.status_code != 404:
+            runs_a_workflow = path in {"/v1/run/agents", "/v1/run/workflows"}  # A's workflow, by its id
+            if (params or runs_a_workflow) and response.status_code != 404:
                 leaks.append(f"{method} {url} -> {response.status_code} {response.text[:200]}")
             echoed = json.dumps(body)  # an id B sent may come back (as "failed"); any other is a leak
             if response.status_code < 300 and any(a_id in response.text and a_id not in echoed
