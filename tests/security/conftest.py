@@ -89,6 +89,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM,
             workflow_run = stack.wait_final(started["run_id"])
             assert workflow_run["status"] == "completed", workflow_run.get("failure_reason")
             folder = call("POST", "/v1/folders", json={"title": "tenant A's folder"})
+            call("PUT", f"/v1/agents/{wpid}/folder", json={"folder_id": folder["folder_id"]})
             schedule = call("POST", f"/v1/agents/{wpid}/schedules", json={
                 "cron_expression": "0 9 1 1 *", "timezone": "UTC", "parameters": {}})
         ids = {"run_id": run["run_id"], "task_id": run["run_id"], "artifact_id": artifacts[0]["artifact_id"],

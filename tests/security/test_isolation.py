@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 
 from app.main import create_app
 from app.platform.settings import Settings
-from tests.security.conftest import WORKFLOW, Tenants
+from tests.security.conftest import Tenants
 
 # Bodies that pass validation, so that the ownership check (not the body check) decides the answer.
 CREDENTIAL_BODY = {"name": "x", "credential_type": "password",
@@ -69,14 +69,18 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"name": "B's profile"}
     if path.endswith("/deploy"):
         return {"files": [{"path": "main.py", "content": "cHJpbnQoKQ=="}]}
+    if "/schedules" in path and not path.endswith(("/enable", "/disable")):
+        return {"cron_expression": "0 9 1 1 *", "timezone": "UTC"}
+    if path.endswith("/folder"):
+        return {"folder_id": ids["folder_id"]}
+    if path.startswith("/v1/folders/"):
+        return {"title": "B's folder"}
+    if path.startswith(("/v1/agents/", "/v1/workflows/")):  # a definition update: the id decides first
+        return {"title": "B's workflow"}
     if path.endswith("/extend"):
         return {"additional_minutes": 5}
     if path.startswith("/v1/browser_sessions/"):
         return {"generate_browser_profile": True}
-    if path.startswith("/v1/folders/"):
-        return {"title": "B's folder"}
-    if path.startswith(("/v1/agents/", "/v1/workflows/")):
-        return _workflow_body(path, ids)
     if path in {"/v1/run/agents", "/v1/run/workflows"}:
         return {"workflow_id": ids["workflow_permanent_id"]}
     if path == "/v1/runs/cancel":
@@ -91,16 +95,6 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
     if path in {"/v1/run/tasks", "/api/v1/tasks"}:
         return {"prompt": f"x {ids['run_id']}", "url": "http://127.0.0.1:9/",
                 "navigation_goal": "x", "data_extraction_schema": None}
-    return None
-
-
-def _workflow_body(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
-    if path.endswith("/folder"):
-        return {"folder_id": None}
-    if "/schedules" in path and not path.endswith(("/enable", "/disable")):
-        return {"cron_expression": "0 9 1 1 *", "timezone": "UTC", "parameters": {}}
-    if path.endswith(("{workflow_id}", "{workflow_permanent_id}")):
-        return {"json_definition": WORKFLOW}
     return None
 
 
