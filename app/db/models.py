@@ -85,6 +85,7 @@ class Run(Timestamped, Base):
     # a run of a stored workflow: the version it runs (`w_`) and the workflow (`wpid_`); None otherwise
     workflow_id: Mapped[str | None] = mapped_column(String(64))
     workflow_permanent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    workflow_schedule_id: Mapped[str | None] = mapped_column(String(64))  # started by this schedule's slot
 
     output: Mapped[Any] = mapped_column(JSON, nullable=True)
     summary: Mapped[str | None] = mapped_column(Text)

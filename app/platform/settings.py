@@ -18,6 +18,8 @@ from app.platform.proxies import ProxyEntry, check_locations
 from app.platform.url_policy import parse_policy
 
 _JSON_LIST = 'a JSON list of strings, e.g. ["--lang=de-DE"]'
+_PRICES = ('a JSON object of model -> US dollars per million prompt and completion tokens, e.g. '
+           '{"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}')
 
 
 class ModelPrice(BaseModel):
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     llm_vision: bool = False
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 3
-    llm_prices: dict[str, ModelPrice] = {}  # model -> price; runs and steps report an estimated cost
+    llm_prices: Annotated[dict[str, ModelPrice], NoDecode] = {}  # runs and steps report an estimated cost
 
     def llm_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         """What WAYFARER_LLM_MODEL costs for these tokens; None when it has no price."""
@@ -123,6 +125,17 @@ class Settings(BaseSettings):
     session_cdp_host: str = "127.0.0.1"  # where a worker exposes its browser sessions' DevTools to the API
     artifact_retention_days: float = 0  # delete artifacts older than this; 0: keep forever
     run_retention_days: float = 0  # delete runs (with all they hold) ended longer ago; 0: keep forever
+
+    @field_validator("llm_prices", mode="before")
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        try:
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, dict):
+                raise ValueError(parsed)
+            return {str(model): ModelPrice.model_validate(price) for model, price in parsed.items()}
+        except ValueError:  # bad JSON, or a price that is not {"prompt": >= 0, "completion": >= 0}
+            raise ValueError(f"allowed: {_PRICES}") from None
 
     @field_validator("chromium_args", mode="before")
     @classmethod

@@ -80,11 +80,13 @@ class UnknownRun(LookupError):
 class WorkflowSource:
     """What makes a run a workflow run (`wr_` id, run_type workflow_run): a one-off workflow (login,
     download_files: a task run reported as a workflow run) or a stored workflow's version (`version_id`
-    set: the workflow engine runs its blocks; `workflow_id` is then the workflow's wpid_)."""
+    set: the workflow engine runs its blocks; `workflow_id` is then the workflow's wpid_). `schedule_id`:
+    the schedule whose slot starts the run (its trigger_type is then `scheduled`)."""
 
     workflow_id: str
     parameters: dict[str, Any]
     version_id: str | None = None
+    schedule_id: str | None = None
 
     def run_request(self, task_request: dict[str, Any]) -> dict[str, Any]:
         """Skyvern's WorkflowRunRequest shape; a one-off's prompt and url go to the parameters."""
@@ -194,6 +196,7 @@ def create_task_run(session: Session, settings: Settings, dispatcher: Dispatcher
         modified_at=now, queued_at=now,
         workflow_id=workflow.version_id if workflow else None,
         workflow_permanent_id=workflow.workflow_id if workflow and workflow.version_id else None,
+        workflow_schedule_id=workflow.schedule_id if workflow else None,
     )
     session.add(run)
     session.commit()

@@ -127,7 +127,13 @@ def workflow_run_response(session: Session, run: Run, links: ArtifactLinks,
 def list_item(run: Run) -> TaskRunListItem:
     return TaskRunListItem(task_run_id=run.id, run_id=run.id, task_run_type=run.run_type, status=run.status,
                            title=run.title, started_at=run.started_at, finished_at=run.finished_at,
-                           created_at=run.created_at, script_run=replayed(run))
+                           created_at=run.created_at, script_run=replayed(run),
+                           trigger_type=trigger_type(run), workflow_permanent_id=run.workflow_permanent_id)
+
+
+def trigger_type(run: Run) -> str:
+    """Skyvern's WorkflowRunTriggerType: `scheduled` for a run a schedule started, else `api`."""
+    return "scheduled" if run.workflow_schedule_id else "api"
 
 
 def replayed(run: Run) -> bool:

@@ -360,6 +360,7 @@ class WorkflowRun(BaseModel):
     workflow_title: str | None = None
     run_with: str | None = "agent"
     trigger_type: str | None = "api"
+    workflow_schedule_id: str | None = None
     queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

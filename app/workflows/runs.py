@@ -22,6 +22,7 @@ from app.dispatch import Dispatcher
 from app.platform.settings import Settings
 from app.runs import service
 from app.runs.service import RunRejected, UnknownRun, WorkflowSource
+from app.runs.views import trigger_type
 from app.schemas.runs import TaskRunRequest, normalize_http_url
 from app.schemas.workflows import (
     CredentialParameterYAML,
@@ -34,7 +35,8 @@ from app.workflows.definitions import UnknownWorkflow, definition_of, require_wo
 
 
 def start_workflow_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
-                       request: WorkflowRunRequest, api_key: str, version: WorkflowRow | None = None) -> Run:
+                       request: WorkflowRunRequest, api_key: str, version: WorkflowRow | None = None,
+                       schedule_id: str | None = None) -> Run:
     """Queue a run of the workflow's current version (or `version`); RunRejected (400) for parameters
     that are missing, unknown or of the wrong type, UnknownWorkflow (404)."""
     workflow_permanent_id = request.agent_id or request.workflow_id
@@ -55,7 +57,7 @@ def start_workflow_run(session: Session, settings: Settings, dispatcher: Dispatc
         max_screenshot_scrolls=request.max_screenshot_scrolls or spec.max_screenshot_scrolls,
         browser_address=request.browser_address, cdp_connect_headers=request.cdp_connect_headers,
         model=spec.model)
-    source = WorkflowSource(row.workflow_permanent_id, parameters, version_id=row.id)
+    source = WorkflowSource(row.workflow_permanent_id, parameters, version_id=row.id, schedule_id=schedule_id)
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, source)
 
 
@@ -172,5 +174,6 @@ def workflow_run_item(run: Run) -> WorkflowRun:
         proxy_location=request.get("proxy_location"), webhook_callback_url=run.webhook_url,
         webhook_failure_reason=run.webhook_failure_reason, totp_verification_url=run.totp_url,
         totp_identifier=run.totp_identifier, failure_reason=run.failure_reason, workflow_title=run.title,
+        trigger_type=trigger_type(run), workflow_schedule_id=run.workflow_schedule_id,
         queued_at=run.queued_at, started_at=run.started_at, finished_at=run.finished_at,
         created_at=run.created_at, modified_at=run.modified_at)

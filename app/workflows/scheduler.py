@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.models import ScheduleFiring, utcnow
+from app.db.models import Workflow as WorkflowRow
 from app.db.models import WorkflowSchedule as ScheduleRow
 from app.dispatch import Dispatcher
 from app.platform.security import decrypt
@@ -52,11 +53,15 @@ class Fired:
 
 
 def fire_due(settings: Settings, dispatcher: Dispatcher, now: datetime) -> list[Fired]:
-    """Fire the latest due slot of every enabled schedule whose next slot is at or before `now`."""
+    """Fire the latest due slot of every enabled schedule whose next slot is at or before `now` (and
+    whose workflow is not deleted)."""
+    workflow_kept = select(WorkflowRow.id).where(
+        WorkflowRow.workflow_permanent_id == ScheduleRow.workflow_permanent_id,
+        WorkflowRow.organization_id == ScheduleRow.organization_id, WorkflowRow.deleted_at.is_(None)).exists()
     with session_scope(settings.database_url) as s:
         due = s.scalars(select(ScheduleRow.id).where(
-            ScheduleRow.enabled.is_(True), ScheduleRow.deleted_at.is_(None),
-            ScheduleRow.next_fire_at <= now).order_by(ScheduleRow.next_fire_at)).all()
+            ScheduleRow.enabled.is_(True), ScheduleRow.deleted_at.is_(None), ScheduleRow.next_fire_at <= now,
+            workflow_kept).order_by(ScheduleRow.next_fire_at)).all()
     fired = []
     for schedule_id in due:
         try:
@@ -82,7 +87,8 @@ def _fire(settings: Settings, dispatcher: Dispatcher, schedule_id: str, now: dat
         api_key = decrypt(settings.resolved_secret_key(), row.api_key_encrypted)
         organization_id = row.organization_id
         try:  # commits the claim, the next slot and the run together, then enqueues the run
-            run = start_workflow_run(s, settings, dispatcher, organization_id, request, api_key)
+            run = start_workflow_run(s, settings, dispatcher, organization_id, request, api_key,
+                                     schedule_id=schedule_id)
         except Exception as exc:  # the run was refused: nothing of this transaction is kept
             s.rollback()
             return _record_refusal(settings, schedule_id, slot, now, exc)

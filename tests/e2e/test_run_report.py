@@ -60,6 +60,12 @@ def test_a_completed_run_reports_its_summary_tokens_and_cost(
     assert run.total_cost == pytest.approx(expected)
     with priced.client() as client:
         assert_matches_spec("TaskRunResponse", client.get(f"/v1/runs/{run.run_id}").json())
+        timeline = client.get(f"/v1/runs/{run.run_id}/timeline").json()
+    thoughts = [child["thought"] for entry in timeline for child in entry["children"]
+                if child["type"] == "thought" and child["thought"]["input_token_count"]]
+    assert len(thoughts) == 2  # each step's cost, as Skyvern names it, adding up to the run's
+    assert sum(t["input_token_count"] for t in thoughts) == run.input_token_count
+    assert sum(t["thought_cost"] for t in thoughts) == pytest.approx(expected)
 
     assert payload["task_id"] == payload["run_id"] == run.run_id
     assert payload["summary"] == "Signed." and payload["prompt"] == prompt

@@ -60,11 +60,11 @@ def test_a_schedule_fires_a_real_run_end_to_end(celery_stack: Stack, fake_llm: F
     assert run["output"]["sign"] == GREETING
     assert run["run_request"]["parameters"] == {"name": "Ada"}
 
-    async def listed() -> list[str]:
+    async def listed() -> list[tuple[str, str | None]]:
         skyvern = Skyvern(base_url=celery_stack.base_url, api_key=celery_stack.api_key)
-        return [r.workflow_run_id for r in await skyvern.get_workflow_runs_by_id(wpid)]
+        return [(r.workflow_run_id, r.trigger_type) for r in await skyvern.get_workflow_runs_by_id(wpid)]
 
-    assert asyncio.run(listed()) == [fired.run_id]
+    assert asyncio.run(listed()) == [(fired.run_id, "scheduled")]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(
             json.loads(hook.body).get("run_id") == fired.run_id for hook in receiver.received):

@@ -12,7 +12,7 @@ from skyvern import Skyvern
 from skyvern.client.core.api_error import ApiError
 
 from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
-from tests.fakes.fake_llm import FakeLLM
+from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.sites.server import SiteServer
 from tests.support.spec import assert_matches_spec
 from tests.support.stack import Stack
@@ -176,3 +176,27 @@ def test_a_celery_worker_runs_a_workflow(celery_stack: Stack, fake_llm: FakeLLM,
     done = asyncio.run(scenario())
     assert done.status == "completed", done.failure_reason
     assert done.output == {"sign": {"greeting": "Thanks, Grace!"}}
+
+
+def test_workflow_runs_in_a_browser_session_share_its_browser(embedded: Stack, fake_llm: FakeLLM,
+                                                              sites: SiteServer, token: str) -> None:
+    """One workflow run opens a page in the session; the next one's agent block starts on that page."""
+    fake_llm.script(token, [[call("complete", output={"seen": True}, summary="seen")]])
+    opener = {"title": f"Open {token}", "workflow_definition": {"parameters": [], "blocks": [
+        {"block_type": "goto_url", "label": "open", "url": sites.url(FORM_PATH)}]}}
+    looker = {"title": f"Look {token}", "workflow_definition": {"parameters": [], "blocks": [
+        {"block_type": "navigation", "label": "look", "navigation_goal": f"Look at the page ({token})"}]}}
+
+    async def scenario() -> None:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        session_id = (await skyvern.create_browser_session(timeout=15)).browser_session_id
+        for definition in (opener, looker):
+            workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+            run = await skyvern.run_workflow(workflow.workflow_permanent_id, browser_session_id=session_id)
+            assert run.browser_session_id == session_id
+            final = await asyncio.to_thread(embedded.wait_final, run.run_id)
+            assert final["status"] == "completed", final["failure_reason"]
+        await skyvern.close_browser_session(session_id)
+
+    asyncio.run(scenario())
+    assert sites.url(FORM_PATH) in last_user_text(fake_llm.requests_for(token)[0])

@@ -98,6 +98,9 @@ def test_usage_errors_exit_2(env: dict[str, str]) -> None:
     (["migrate"], "WAYFARER_ARTIFACT_STORE", "gcs", "'local' or 's3'"),
     (["keys", "list"], "WAYFARER_CHROMIUM_ARGS", "--lang=de", "JSON list"),
     (["serve"], "WAYFARER_URL_POLICY", "nowhere", "allow:<CIDR>"),
+    (["migrate"], "WAYFARER_LLM_PRICES", "gpt-4o: 0.15", "JSON object of model -> US dollars"),
+    (["serve"], "WAYFARER_LLM_PRICES", '{"gpt-4o": {"prompt": -1, "completion": 1}}', "per million"),
+    (["serve"], "WAYFARER_MAX_PROMPT_CHARS", "0", "greater than or equal to 1"),
 ])
 def test_a_bad_setting_is_one_line_naming_variable_value_and_what_is_allowed(
         env: dict[str, str], command: list[str], variable: str, value: str, allowed: str) -> None:

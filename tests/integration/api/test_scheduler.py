@@ -25,6 +25,7 @@ from app.platform.settings import Settings
 from app.workflows.scheduler import Fired, Scheduler, fire_due
 from tests.integration.api.conftest import Api, make_settings
 from tests.integration.api.test_workflows import create, definition
+from tests.support.spec import assert_matches_spec
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,11 @@ def test_a_due_slot_starts_one_run_with_the_schedules_parameters(api: Api) -> No
     assert run["run_request"]["webhook_url"] == "https://hooks.example/wf"  # the workflow's own webhook
     [stored] = runs_of(api, wpid)
     assert stored.id == fired[0].run_id and stored.webhook_key_encrypted  # signed with the saver's key
+    [item] = api.client.get(f"/v1/agents/{wpid}/runs", headers=api.headers()).json()
+    assert_matches_spec("WorkflowRun", item)
+    assert (item["trigger_type"], item["workflow_schedule_id"]) == ("scheduled", sid)
+    listed = api.client.get("/v1/runs", params={"page_size": 100}, headers=api.headers()).json()
+    assert [r["trigger_type"] for r in listed if r["run_id"] == stored.id] == ["scheduled"]
 
 
 def test_missed_slots_fire_the_latest_once(api: Api) -> None:
@@ -127,6 +133,14 @@ def test_a_refused_run_is_recorded_and_the_schedule_moves_on(api: Api) -> None:
     [firing] = firings(api, sid)
     assert (firing.slot_at, firing.run_id, firing.error) == (slot, None, fired[0].error)
     assert next_fire_at(api, sid) == slot + timedelta(hours=1) and runs_of(api, wpid) == []
+
+
+def test_a_deleted_workflows_schedule_never_fires(api: Api) -> None:
+    wpid, sid = scheduled(api, "0 * * * *")
+    assert api.client.post(f"/v1/agents/{wpid}/delete", headers=api.headers()).status_code == 200
+    slot = next_fire_at(api, sid)
+    assert fire(api, slot, sid) == [] and fire(api, slot + timedelta(hours=3), sid) == []
+    assert firings(api, sid) == [] and runs_of(api, wpid) == []
 
 
 def test_the_scheduler_thread_fires_on_its_clock(api: Api) -> None:

@@ -236,6 +236,9 @@ def test_a_run_gets_typed_parameters_and_a_wr_id(api: Api) -> None:
     assert [r["workflow_run_id"] for r in listed] == [alias.json()["run_id"], run["run_id"]]
     assert run["run_id"] in [r["workflow_run_id"] for r in
                              api.client.get("/v1/workflows/runs", headers=api.headers()).json()]
+    in_runs_list = api.client.get("/v1/runs", params={"run_type": "workflow_run", "page_size": 100},
+                                  headers=api.headers()).json()
+    assert {item["run_id"]: item["workflow_permanent_id"] for item in in_runs_list}[run["run_id"]] == wpid
     retry = api.client.post(f"/v1/agents/runs/{run['run_id']}/retry", headers=api.headers())
     assert retry.status_code == 400 and "still queued" in retry.json()["detail"]
 
@@ -279,3 +282,17 @@ def test_a_workflow_run_whose_worker_was_lost_fails_naming_its_block(api: Api) -
     run = api.client.get(f"/v1/runs/{run_id}", headers=api.headers()).json()
     assert run["status"] == "failed"
     assert run["failure_reason"].startswith("Block 'pause' (wait) failed: The worker running this run")
+
+
+def test_a_run_names_what_it_cannot_use(api: Api) -> None:
+    wpid = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
+    proxied = start(api, {"agent_id": wpid, "parameters": GOOD, "proxy_location": "RESIDENTIAL_GB"})
+    assert proxied.status_code == 400 and "WAYFARER_PROXY_LOCATIONS" in proxied.json()["detail"]
+    assert start(api, {"agent_id": wpid, "parameters": GOOD, "proxy_location": "NONE"}).status_code == 200
+    session = start(api, {"agent_id": wpid, "parameters": GOOD, "browser_session_id": "pbs_404"})
+    assert session.status_code == 404 and "pbs_404" in session.json()["detail"]
+    profile = start(api, {"agent_id": wpid, "parameters": GOOD, "browser_profile_id": "bp_404"})
+    assert profile.status_code == 404 and "browser_profile_id" in profile.json()["detail"]
+    stored = api.client.post("/v1/agents", headers=api.headers(),
+                             json={"json_definition": {**TYPED, "proxy_location": "RESIDENTIAL_GB"}})
+    assert stored.status_code == 400 and "WAYFARER_PROXY_LOCATIONS" in stored.json()["detail"]
