@@ -59,9 +59,19 @@ def _naive_utc(moment: datetime) -> datetime:
 
 
 def next_slots(cron_expression: str, timezone: str, after: datetime, count: int) -> list[datetime]:
-    """The first `count` slots strictly after `after` (naive UTC)."""
+    """The first `count` slots strictly after `after` (naive UTC). Each wall-clock time fires once: when
+    daylight saving ends and an hour repeats, its slots fire the first time only (a job at 2:30 runs once
+    that night, not twice); in the hour skipped when it starts, a slot moves to the hour after."""
     slots = _iterator(cron_expression, timezone, after)
-    return [_naive_utc(slots.get_next(datetime)) for _ in range(count)]
+    shown = after.replace(tzinfo=UTC).astimezone(zone(timezone)).replace(tzinfo=None)  # the wall clock
+    found: list[datetime] = []
+    while len(found) < count:
+        moment = slots.get_next(datetime)
+        wall = moment.replace(tzinfo=None)
+        if wall > shown:
+            found.append(_naive_utc(moment))
+            shown = wall
+    return found
 
 
 def latest_slot(cron_expression: str, timezone: str, at: datetime) -> datetime:

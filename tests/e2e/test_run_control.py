@@ -18,6 +18,7 @@ from app.db.models import Run, RunEvent
 from tests.e2e.flows import FORM_PATH
 from tests.fakes.fake_llm import FakeLLM
 from tests.sites.server import SiteServer
+from tests.support.spec import assert_matches_spec
 from tests.support.stack import Stack, running_stack
 
 DEADLINE_S, IDLE_S = 10, 12
@@ -100,6 +101,14 @@ def test_a_paused_run_waits_for_its_holder_and_goes_on_when_given_back(
     key = _key_id(stack)
     assert [(kind, holder) for kind, holder, _ in _events(stack, run_id)] == [
         ("control_taken", key), ("control_given_back", key)]
+    with stack.client() as client:  # the timeline shows the hand-over between the steps, in Skyvern's shape
+        timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
+    assert_matches_spec("WorkflowRunTimeline", timeline)
+    thoughts = [child["thought"] for child in timeline[0]["children"]]
+    assert [(t["output"] or {}).get("event") for t in thoughts if t["thought_type"] == "metadata"] == [
+        "control_taken", "control_given_back"]
+    assert thoughts[-1]["thought_type"] == "plan"  # the steps after control was given back come after it
+    assert [t["created_at"] for t in thoughts] == sorted(t["created_at"] for t in thoughts)
 
 
 def test_cancel_still_works_while_paused(stack: Stack, fake_llm: FakeLLM, sites: SiteServer,

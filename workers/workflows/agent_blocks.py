@@ -5,6 +5,7 @@ shared browser context."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -47,9 +48,10 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
                    data_extraction_schema=schema if isinstance(schema, dict | list) else None,
                    error_code_mapping=block.error_code_mapping)
     downloads_before = wf.browser.downloads_started
-    if isinstance(block, FileDownloadBlockYAML):
-        wf.browser.download_suffix = block.download_suffix
-        wf.browser.download_timeout_s = block.download_timeout or wf.base_task.browser.download_timeout_s
+    if isinstance(block, FileDownloadBlockYAML):  # this block's download options, for this block only
+        wf.browser.configure_downloads(replace(
+            wf.base_task.browser, download_suffix=block.download_suffix,
+            download_timeout_s=block.download_timeout or wf.base_task.browser.download_timeout_s))
     wf.store.begin_block(block_id)
     planner = Planner(wf.settings, task)
     try:
@@ -57,13 +59,14 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
     finally:
         await planner.aclose()
         wf.store.begin_block(None)
+        wf.browser.configure_downloads(wf.base_task.browser)
     result = BlockResult(outcome.status, outcome.output, outcome.failure_reason)
     if isinstance(block, FileDownloadBlockYAML) and result.succeeded:
         return await _downloaded(wf, downloads_before, result)
     return result
 
 
-def _goal(block: AgentBlock, text: Any) -> str:
+def _goal(block: AgentBlock, text: Callable[[str | None], str | None]) -> str:
     if isinstance(block, ValidationBlockYAML):
         parts = ["Check the current page without changing it."]
     elif isinstance(block, LoginBlockYAML):
