@@ -81,9 +81,19 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM,
             browser_session = call("POST", "/v1/browser_sessions", json={})
             call("POST", "/v1/credentials/totp", json={"totp_identifier": "ada@example.com",
                                                         "content": "123456", "task_id": run["run_id"]})
+            workflow = call("POST", "/v1/agents", json={"json_definition": {
+                "title": "tenant A's workflow",
+                "workflow_definition": {"parameters": [], "blocks": [{"block_type": "wait", "label": "w"}]}}})
+            wpid = workflow["workflow_permanent_id"]
+            folder = call("POST", "/v1/folders", json={"title": "tenant A's folder"})
+            call("PUT", f"/v1/agents/{wpid}/folder", json={"folder_id": folder["folder_id"]})
+            schedule = call("POST", f"/v1/agents/{wpid}/schedules",
+                            json={"cron_expression": "0 9 1 1 *", "timezone": "UTC"})
         ids = {"run_id": run["run_id"], "task_id": run["run_id"], "artifact_id": artifacts[0]["artifact_id"],
                "credential_id": credential["credential_id"], "file_id": upload["file_id"],
                "profile_id": profile["browser_profile_id"],
                "browser_session_id": browser_session["browser_session_id"],
-               "script_id": run["script_run"]["script_id"]}
+               "script_id": run["script_run"]["script_id"], "workflow_permanent_id": wpid,
+               "workflow_id": wpid, "workflow_run_id": run["run_id"], "folder_id": folder["folder_id"],
+               "workflow_schedule_id": schedule["schedule"]["workflow_schedule_id"]}
         yield Tenants(stack, pg_url, tmp / "wayfarer-data", other_key, run, ids, hooks, responses)

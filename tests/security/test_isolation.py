@@ -69,6 +69,14 @@ def _body_for(path: str, ids: dict[str, str]) -> dict[str, Any] | None:
         return {"name": "B's profile"}
     if path.endswith("/deploy"):
         return {"files": [{"path": "main.py", "content": "cHJpbnQoKQ=="}]}
+    if "/schedules" in path and not path.endswith(("/enable", "/disable")):
+        return {"cron_expression": "0 9 1 1 *", "timezone": "UTC"}
+    if path.endswith("/folder"):
+        return {"folder_id": ids["folder_id"]}
+    if path.startswith("/v1/folders/"):
+        return {"title": "B's folder"}
+    if path.startswith(("/v1/agents/", "/v1/workflows/")):  # a definition update: the id decides first
+        return {"title": "B's workflow"}
     if path.endswith("/extend"):
         return {"additional_minutes": 5}
     if path.startswith("/v1/browser_sessions/"):
