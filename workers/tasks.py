@@ -72,10 +72,17 @@ def register_tasks(app: Celery, settings: Settings, deliverer: Deliverer,
     def hand_back_on_shutdown(**_: Any) -> None:
         """Warm shutdown (SIGTERM): Celery stops consuming and waits for the running tasks; each returns
         once its run finished within the grace period or was handed back. Called in the signal handler,
-        so the waiting happens in a thread (not a daemon: the browser closes before the process exits)."""
+        so the waiting happens in a thread (not a daemon: the browser closes before the process exits).
+        Then the deliverer lets the webhooks it is sending finish (the runs that ended meanwhile too)."""
         with lock:
-            if host is not None:
-                threading.Thread(target=host.stop, name="wayfarer-shutdown").start()
+            stopping = host
+
+        def shut_down() -> None:
+            if stopping is not None:
+                stopping.stop()
+            deliverer.stop()
+
+        threading.Thread(target=shut_down, name="wayfarer-shutdown").start()
 
     @app.task(name=EXECUTE_RUN)
     def execute_run(run_id: str, failed_starts: int = 0) -> None:

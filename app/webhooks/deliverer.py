@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from app.db.engine import session_scope
@@ -29,6 +30,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._busy = 0
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified whenever a send ends
         # httpx's timeout bounds each phase of a request (connect, write, read), not the whole of it; a
         # send outliving its lease may be made twice (at least once: the receiver drops it by its id)
         self._lease = timedelta(seconds=3 * settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
@@ -43,10 +45,15 @@ class Deliverer:
         self._wake.set()
 
     def stop(self) -> None:
-        """Claim nothing more. Sends under way finish or their lease lapses and another process (or this
-        one after a restart) sends again, with the same delivery id."""
+        """Claim nothing more, and wait up to WAYFARER_WEBHOOK_TIMEOUT_SECONDS for the sends under way
+        (a graceful shutdown sends nothing twice). One cut off anyway (the process killed) loses its
+        lease, and another process, or this one after a restart, sends again with the same delivery id."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + self._settings.webhook_timeout_seconds
+        with self._idle:
+            while self._busy and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -74,6 +81,7 @@ class Deliverer:
         except Exception:  # e.g. the database is down: the lease lapses and the attempt is made again
             log.exception("webhook delivery %s could not be recorded", claim.delivery_id)
         finally:
-            with self._lock:
+            with self._idle:
                 self._busy -= 1
+                self._idle.notify_all()
             self._wake.set()  # a slot is free: more may be due
