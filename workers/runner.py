@@ -41,7 +41,7 @@ from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
-from workers.scripted import drive_run, planner_for
+from workers.scripted import code_run, drive_run, planner_for
 from workers.sessions import HeldSession
 from workers.workflows.context import WorkflowContext
 from workers.workflows.engine import load_run_workflow, run_workflow
@@ -197,7 +197,8 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         if workflow is not None:
             recorder = BlockRecorder(ctx.settings.database_url, run_id)
             context = WorkflowContext(ctx.settings, run.organization_id, task, browser, store, steering,
-                                      recorder, dict(workflow.values), workflow.credentials)
+                                      recorder, dict(workflow.values), workflow.credentials,
+                                      code_run(run, ctx.settings), workflow.parameter_keys)
             definition = workflow.spec.workflow_definition
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
         else:

@@ -4,12 +4,14 @@
 organization's script for the run's cache key is replayed (`workers.agent.replay.play`), or, when there
 is none yet, the agent runs with a Recorder and a completed run stores what it did as version 1. A
 replay that needed healing and completed stores the healed script as the next version. Either way the run
-gets its `script_run` (ScriptRunResponse plus Wayfarer's counts).
+gets its `script_run` (ScriptRunResponse plus Wayfarer's counts). A workflow's agent blocks call
+`drive_code` themselves, one script per block (workers/workflows/agent_blocks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from app.platform.settings import Settings
 from app.scripts import service as scripts
 from app.scripts.document import ScriptDoc
 from app.scripts.keys import cache_key
+from app.scripts.parameters import with_references, with_values
 from app.scripts.service import StoredScript
 from workers.agent.browser import BrowserRun
 from workers.agent.contract import RunOutcome, Steering, TaskSpec
@@ -58,45 +61,60 @@ async def drive_run(settings: Settings, run: Run, task: TaskSpec, browser: Brows
                     planner: Planner | None, store: DbRunStore, steering: Steering | None) -> RunOutcome:
     """`planner` is None only for a code run without an LLM (planner_for)."""
     code = code_run(run, settings)
-    stored = await asyncio.to_thread(_find, settings, code) if code is not None else None
-    if code is None or stored is None:
+    if code is None:
         if planner is None:
             raise PlannerError(llm_config_problem(settings) or "No LLM is configured.")
-        if code is None:
-            return await drive(task, browser, planner, store, steering)
-        return await _record(settings, code, task, browser, planner, store, steering)
+        return await drive(task, browser, planner, store, steering)
+    outcome, script_run = await drive_code(settings, code, task, browser, planner, store, steering)
+    await asyncio.to_thread(save_script_run, settings, task.run_id, script_run)
+    return outcome
+
+
+async def drive_code(settings: Settings, code: CodeRun, task: TaskSpec, browser: BrowserRun,
+                     planner: Planner | None, store: DbRunStore, steering: Steering | None,
+                     parameters: Mapping[str, Any] | None = None) -> tuple[RunOutcome, dict[str, Any]]:
+    """Replay the script of `code.cache_key`, or record one; the outcome and this part's script_run (its
+    counts only: the store may hold earlier parts of the run, a workflow's other blocks). `parameters`:
+    values stored as references in the script (app/scripts/parameters.py)."""
+    parameters = parameters or {}
+    stored = await asyncio.to_thread(_find, settings, code)
+    if stored is None:
+        if planner is None:
+            raise PlannerError(llm_config_problem(settings) or "No LLM is configured.")
+        return await _record(settings, code, task, browser, planner, store, steering, parameters)
     unhealable = AI_FALLBACK_OFF if not code.ai_fallback else (
         "No LLM is configured to heal it (set WAYFARER_LLM_BASE_URL and WAYFARER_LLM_MODEL)")
-    report = await replay(task, browser, stored.document, store, planner if code.ai_fallback else None,
-                          steering, unhealable)
+    report = await replay(task, browser, with_values(stored.document, parameters), store,
+                          planner if code.ai_fallback else None, steering, unhealable)
     revision_id = stored.revision_id
     if report.healed and report.outcome.status == "completed":
-        _, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id, report.script,
-                                                 stored.script_id)
+        _, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id,
+                                                 with_references(report.script, parameters), stored.script_id)
     saved = max(0, stored.document.tokens - report.usage.prompt_tokens - report.usage.completion_tokens)
-    await asyncio.to_thread(_record_script_run, settings, task.run_id, {
+    return report.outcome, {
         "script_id": stored.script_id, "script_revision_id": revision_id,
         "ai_fallback_triggered": report.usage.llm_calls > 0, "steps_replayed": report.replayed,
         "steps_healed": report.healed, "llm_calls": report.usage.llm_calls,
-        "tokens_saved_estimate": saved if report.outcome.status == "completed" else 0})
-    return report.outcome
+        "tokens_saved_estimate": saved if report.outcome.status == "completed" else 0}
 
 
 async def _record(settings: Settings, code: CodeRun, task: TaskSpec, browser: BrowserRun, planner: Planner,
-                  store: DbRunStore, steering: Steering | None) -> RunOutcome:
+                  store: DbRunStore, steering: Steering | None,
+                  parameters: Mapping[str, Any]) -> tuple[RunOutcome, dict[str, Any]]:
+    calls_before, tokens_before = store.llm_calls, store.tokens_used
     recorder = Recorder(browser, task.url)
     outcome = await drive(task, browser, planner, store, steering, recorder)
     script_id: str | None = None
     revision_id: str | None = None
+    llm_calls = store.llm_calls - calls_before
     if outcome.status == "completed":
-        recorder.script.llm_calls, recorder.script.tokens = store.llm_calls, store.tokens_used
+        recorder.script.llm_calls, recorder.script.tokens = llm_calls, store.tokens_used - tokens_before
         await store.flush()  # the script's run id must name a run whose records are stored
-        script_id, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id, recorder.script,
-                                                         None)
-    await asyncio.to_thread(_record_script_run, settings, task.run_id, {
+        script_id, revision_id = await asyncio.to_thread(
+            _save, settings, code, task.run_id, with_references(recorder.script, parameters), None)
+    return outcome, {
         "script_id": script_id, "script_revision_id": revision_id, "ai_fallback_triggered": False,
-        "steps_replayed": 0, "steps_healed": 0, "llm_calls": store.llm_calls, "tokens_saved_estimate": 0})
-    return outcome
+        "steps_replayed": 0, "steps_healed": 0, "llm_calls": llm_calls, "tokens_saved_estimate": 0}
 
 
 @retry_transient
@@ -116,6 +134,6 @@ def _save(settings: Settings, code: CodeRun, run_id: str, document: ScriptDoc,
 
 
 @retry_transient
-def _record_script_run(settings: Settings, run_id: str, script_run: dict[str, Any]) -> None:
+def save_script_run(settings: Settings, run_id: str, script_run: dict[str, Any]) -> None:
     with session_scope(settings.database_url) as s:
         scripts.record_script_run(s, run_id, script_run)

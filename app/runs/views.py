@@ -8,6 +8,7 @@ Every URL in them is fetchable without an API key: a presigned S3 URL or our own
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -85,6 +86,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
     downloads = [a for a in artifacts if a.artifact_type == "download"]
     response_model = WorkflowRunResponse if run.run_type == WORKFLOW_RUN_TYPE else TaskRunResponse
     return response_model(
+        **(_run_with(run, settings) if response_model is WorkflowRunResponse else {}),
         run_id=run.id,
         run_type=run.run_type,
         status=run.status,
@@ -114,6 +116,13 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
         output_token_count=run.completion_tokens,
         total_cost=run.llm_cost,
     )
+
+
+def _run_with(run: Run, settings: Settings) -> dict[str, Any]:
+    """A workflow run's run_with and ai_fallback as it runs them (docs/replay.md)."""
+    run_with = run.run_request.get("run_with") or settings.default_run_with
+    ai_fallback = run_with == "code" and run.run_request.get("ai_fallback") is not False
+    return {"run_with": run_with, "ai_fallback": ai_fallback}
 
 
 def workflow_run_response(session: Session, run: Run, links: ArtifactLinks,

@@ -266,7 +266,9 @@ class WorkflowCreateYAMLRequest(_Definition):
     max_elapsed_time_minutes: int | None = Field(default=None, ge=1, le=480)
     extra_http_headers: dict[str, str] | None = None
     status: WorkflowStatus = "published"
-    run_with: str = "agent"
+    run_with: str = "agent"  # "code": agent blocks replay recorded scripts (docs/replay.md)
+    ai_fallback: bool = True
+    cache_key: str | None = Field(default="default", max_length=500)  # a template over the parameters
     folder_id: str | None = None
 
 
@@ -313,6 +315,8 @@ class Workflow(BaseModel):
     max_elapsed_time_minutes: int | None = None
     extra_http_headers: dict[str, str] | None = None
     run_with: str = "agent"
+    ai_fallback: bool = True
+    cache_key: str | None = "default"
     folder_id: str | None = None
     created_at: datetime
     modified_at: datetime
@@ -339,6 +343,8 @@ class WorkflowRunRequest(BaseModel):
     extra_http_headers: dict[str, str] | None = None
     cdp_connect_headers: dict[str, str] | None = None
     browser_address: CdpAddressField = None
+    run_with: Literal["agent", "code"] | None = None  # null: the workflow's, else WAYFARER_DEFAULT_RUN_WITH
+    ai_fallback: bool | None = None  # null: the workflow's
 
 
 class WorkflowRun(BaseModel):

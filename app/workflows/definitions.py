@@ -12,6 +12,7 @@ response shape; `folder_id` is a column of every version, carried over by update
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,14 @@ from app.platform.settings import Settings
 from app.profiles.service import find_profile
 from app.runs import ids
 from app.schemas.runs import normalize_http_url
-from app.schemas.workflows import Workflow, WorkflowCreateYAMLRequest, WorkflowDefinition
+from app.schemas.workflows import (
+    Workflow,
+    WorkflowCreateYAMLRequest,
+    WorkflowDefinition,
+    WorkflowParameterYAML,
+)
+from app.scripts.keys import RUN_WITH
+from app.workflows.templates import TemplateInvalid, names_in, render
 from app.workflows.validation import WorkflowInvalid, output_names, parse_request
 
 
@@ -86,8 +94,9 @@ def _checked(session: Session, settings: Settings, organization_id: str,
     if request.persist_browser_session:
         raise WorkflowInvalid("persist_browser_session: not supported; create a browser session "
                               "(POST /v1/browser_sessions) and pass its browser_session_id to each run")
-    if request.run_with != "agent":
-        raise WorkflowInvalid(f"run_with: {request.run_with!r} is not supported; workflows run with 'agent'")
+    if request.run_with not in RUN_WITH:
+        raise WorkflowInvalid(f"run_with: {request.run_with!r} is not one of {', '.join(RUN_WITH)}")
+    _check_cache_key(request)
     for name in ("webhook_callback_url", "totp_verification_url"):
         try:
             normalize_http_url(getattr(request, name))
@@ -161,6 +170,29 @@ def delete_workflow(session: Session, organization_id: str, workflow_permanent_i
     now = utcnow()
     for row in list_versions(session, organization_id, workflow_permanent_id):
         row.deleted_at = now
+
+
+def _check_cache_key(request: WorkflowCreateYAMLRequest) -> None:
+    """cache_key may read the workflow's parameters (`{{ region }}`) and nothing else."""
+    parameters = {parameter.key for parameter in request.workflow_definition.parameters
+                  if isinstance(parameter, WorkflowParameterYAML)}
+    try:
+        unknown = sorted(names_in(request.cache_key or "") - parameters)
+    except TemplateInvalid as exc:
+        raise WorkflowInvalid(f"cache_key: {exc}") from None
+    if unknown:
+        raise WorkflowInvalid(f"cache_key: {', '.join(map(repr, unknown))} is not a parameter of this "
+                              f"workflow (its parameters: {', '.join(sorted(parameters)) or 'none'})")
+
+
+def run_cache_key(spec: WorkflowCreateYAMLRequest, workflow_permanent_id: str,
+                  parameters: dict[str, Any]) -> str:
+    """The scripts a run_with "code" run shares: its cache_key rendered over the run's parameters (each
+    agent block adds its label); the workflow's id when it has none or "default"."""
+    if not spec.cache_key or spec.cache_key == "default":
+        return workflow_permanent_id
+    key = f"{workflow_permanent_id}/{render(spec.cache_key, parameters)}"
+    return key if len(key) <= 400 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def definition_of(row: WorkflowRow) -> WorkflowCreateYAMLRequest:

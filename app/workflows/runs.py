@@ -31,7 +31,8 @@ from app.schemas.workflows import (
     WorkflowRun,
     WorkflowRunRequest,
 )
-from app.workflows.definitions import UnknownWorkflow, definition_of, require_workflow
+from app.workflows.definitions import UnknownWorkflow, definition_of, require_workflow, run_cache_key
+from app.workflows.templates import TemplateInvalid
 
 
 def start_workflow_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
@@ -56,9 +57,19 @@ def start_workflow_run(session: Session, settings: Settings, dispatcher: Dispatc
         extra_http_headers=request.extra_http_headers or spec.extra_http_headers,
         max_screenshot_scrolls=request.max_screenshot_scrolls or spec.max_screenshot_scrolls,
         browser_address=request.browser_address, cdp_connect_headers=request.cdp_connect_headers,
-        model=spec.model)
+        model=spec.model, run_with=request.run_with or ("code" if spec.run_with == "code" else None),
+        ai_fallback=spec.ai_fallback if request.ai_fallback is None else request.ai_fallback,
+        cache_key=_cache_key(spec, row.workflow_permanent_id, parameters))
     source = WorkflowSource(row.workflow_permanent_id, parameters, version_id=row.id, schedule_id=schedule_id)
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, source)
+
+
+def _cache_key(spec: WorkflowCreateYAMLRequest, workflow_permanent_id: str,
+               parameters: dict[str, Any]) -> str:
+    try:
+        return run_cache_key(spec, workflow_permanent_id, parameters)
+    except TemplateInvalid as exc:
+        raise RunRejected(f"cache_key: the workflow's cache_key {exc}") from None
 
 
 def retry_workflow_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,

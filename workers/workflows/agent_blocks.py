@@ -20,9 +20,11 @@ from app.schemas.workflows import (
     LoginBlockYAML,
     ValidationBlockYAML,
 )
-from app.workflows.templates import render
+from app.workflows.templates import LOOP_NAMES, render
+from workers.agent.contract import RunOutcome, TaskSpec
 from workers.agent.loop import drive
 from workers.agent.planner import Planner
+from workers.scripted import CodeRun, drive_code, save_script_run
 from workers.workflows.context import BlockResult, WorkflowContext
 
 AgentBlock = AgentBlockYAML | ValidationBlockYAML
@@ -55,7 +57,10 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
     wf.store.begin_block(block_id)
     planner = Planner(wf.settings, task)
     try:
-        outcome = await drive(task, wf.browser, planner, wf.store, wf.steering)
+        if wf.code is None:
+            outcome = await drive(task, wf.browser, planner, wf.store, wf.steering)
+        else:
+            outcome = await _drive_code(wf, wf.code, block.label, task, planner, values)
     finally:
         await planner.aclose()
         wf.store.begin_block(None)
@@ -64,6 +69,29 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
     if isinstance(block, FileDownloadBlockYAML) and result.succeeded:
         return await _downloaded(wf, downloads_before, result)
     return result
+
+
+async def _drive_code(wf: WorkflowContext, code: CodeRun, label: str, task: TaskSpec, planner: Planner,
+                      values: dict[str, Any]) -> RunOutcome:
+    """run_with "code": the block replays or records its own script, keyed by the run's cache key and
+    the block's label; the run's script_run (summed over its blocks) is stored after each one."""
+    block_code = replace(code, cache_key=f"{code.cache_key}/{label}", title=f"{code.title} / {label}")
+    parameters = {key: values[key] for key in (*wf.parameter_keys, *LOOP_NAMES) if key in values}
+    outcome, script_run = await drive_code(wf.settings, block_code, task, wf.browser, planner, wf.store,
+                                           wf.steering, parameters)
+    wf.script_runs.append({"label": label, **script_run})
+    await asyncio.to_thread(save_script_run, wf.settings, task.run_id, workflow_script_run(wf.script_runs))
+    return outcome
+
+
+def workflow_script_run(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A workflow run's script_run: the first block script's ids, the counts summed, each block's own."""
+    first = next((block for block in blocks if block["script_id"]), blocks[0])
+    summed = {name: sum(block[name] for block in blocks) for name in (
+        "steps_replayed", "steps_healed", "llm_calls", "tokens_saved_estimate")}
+    return {"script_id": first["script_id"], "script_revision_id": first["script_revision_id"],
+            "ai_fallback_triggered": any(block["ai_fallback_triggered"] for block in blocks), **summed,
+            "blocks": blocks}
 
 
 def _goal(block: AgentBlock, text: Callable[[str | None], str | None]) -> str:

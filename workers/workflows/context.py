@@ -10,6 +10,7 @@ from workers.agent.browser import BrowserRun
 from workers.agent.contract import OutcomeStatus, TaskSpec
 from workers.control import RunSteering
 from workers.run_store import DbRunStore
+from workers.scripted import CodeRun
 from workers.workflows.records import BlockRecorder
 
 
@@ -27,6 +28,9 @@ class WorkflowContext:
     recorder: BlockRecorder
     values: dict[str, Any] = field(default_factory=dict)
     credentials: dict[str, str] = field(default_factory=dict)  # parameter key -> credential id (login)
+    code: CodeRun | None = None  # run_with "code": each agent block replays or records its own script
+    parameter_keys: tuple[str, ...] = ()  # the workflow parameters a script stores as references
+    script_runs: list[dict[str, Any]] = field(default_factory=list)  # each code block's script_run
 
 
 @dataclass

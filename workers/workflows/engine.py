@@ -59,6 +59,7 @@ class RunWorkflow:
     spec: WorkflowCreateYAMLRequest
     values: dict[str, Any]
     credentials: dict[str, str]
+    parameter_keys: tuple[str, ...]  # workflow parameters other than credentials (script references)
 
 
 def load_run_workflow(settings: Settings, run: Run) -> RunWorkflow:
@@ -74,11 +75,14 @@ def load_run_workflow(settings: Settings, run: Run) -> RunWorkflow:
                               "workflow_title": spec.title}
     given = (run.run_request or {}).get("parameters") or {}
     credentials: dict[str, str] = {}
+    parameter_keys: list[str] = []
     for parameter in spec.workflow_definition.parameters:
         if isinstance(parameter, WorkflowParameterYAML):
             values[parameter.key] = given.get(parameter.key, parameter.default_value)
             if parameter.workflow_parameter_type == "credential_id":
                 credentials[parameter.key] = values[parameter.key]
+            else:
+                parameter_keys.append(parameter.key)
         elif isinstance(parameter, CredentialParameterYAML):
             credentials[parameter.key] = parameter.credential_id
             values[parameter.key] = parameter.credential_id
@@ -86,7 +90,7 @@ def load_run_workflow(settings: Settings, run: Run) -> RunWorkflow:
         if isinstance(parameter, ContextParameterYAML):
             source = values.get(parameter.source_parameter_key)
             values[parameter.key] = source.get(parameter.key) if isinstance(source, dict) else source
-    return RunWorkflow(spec, values, credentials)
+    return RunWorkflow(spec, values, credentials, tuple(parameter_keys))
 
 
 async def run_workflow(wf: WorkflowContext, definition: Sequence[Block],

@@ -1,0 +1,60 @@
+"""Parameter references in a workflow block's script: a recorded value that came from a run parameter is
+stored as `{{ key }}`, never the literal, and a replay puts the run's own value back in its place.
+
+A parameter counts when its value is a string of at least MIN_LENGTH characters (shorter ones, numbers
+and booleans would match by chance); every occurrence of it in a step's arguments and intent, and in the
+recorded output and summary, becomes the reference, longest values first. Rendering replaces exactly
+those `{{ key }}` references (not Jinja: a credential placeholder such as `{{credential.password}}`
+stays as it is, to be revealed only when typed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from app.scripts.document import ScriptDoc
+
+MIN_LENGTH = 3
+
+
+def reference(key: str) -> str:
+    return "{{ " + key + " }}"
+
+
+def with_references(script: ScriptDoc, parameters: Mapping[str, Any]) -> ScriptDoc:
+    """`script` with each parameter's value written as a reference to the parameter."""
+    pairs = sorted(((value, reference(key)) for key, value in parameters.items()
+                    if isinstance(value, str) and len(value) >= MIN_LENGTH), key=lambda pair: -len(pair[0]))
+    return _mapped(script, lambda text: _substituted(text, pairs))
+
+
+def with_values(script: ScriptDoc, parameters: Mapping[str, Any]) -> ScriptDoc:
+    """`script` with each reference to a parameter replaced by the parameter's value in this run."""
+    pairs = [(reference(key), str(value)) for key, value in parameters.items() if value is not None]
+    return _mapped(script, lambda text: _substituted(text, pairs))
+
+
+def _substituted(text: str, pairs: list[tuple[str, str]]) -> str:
+    for old, new in pairs:
+        text = text.replace(old, new)
+    return text
+
+
+def _mapped(script: ScriptDoc, change: Callable[[str], str]) -> ScriptDoc:
+    steps = [replace(step, args=_walk(step.args, change),
+                     intent=change(step.intent) if step.intent is not None else None)
+             for step in script.steps]
+    return replace(script, steps=steps, output=_walk(script.output, change),
+                   summary=change(script.summary) if script.summary is not None else None)
+
+
+def _walk(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {key: _walk(item, change) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_walk(item, change) for item in value]
+    return value

@@ -1,0 +1,86 @@
+"""run_with "code" on a workflow through the official SDK: the first run's agent block records a script
+in which the typed parameter value is a reference (`{{ name }}`), and a run with another value replays
+it with no LLM call (the fake server's request count) and types the new value."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from skyvern import Skyvern
+from skyvern.client.core.api_error import ApiError
+
+from tests.fakes.fake_llm import FakeLLM
+from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
+from tests.sites.server import SiteServer
+from tests.support.spec import assert_matches_spec
+from tests.support.stack import Stack
+
+
+def order_workflow(token: str, sites: SiteServer, **settings: Any) -> dict[str, Any]:
+    return {"title": f"Daily order {token}", **settings, "workflow_definition": {
+        "parameters": [{"key": "name", "workflow_parameter_type": "string"}],
+        "blocks": [{"block_type": "navigation", "label": "order", "url": sites.url(ORDER),
+                    "navigation_goal": "Order a large insured parcel for {{ name }} (" + token + ")"}]}}
+
+
+def replay_marks(entries: list[dict[str, Any]]) -> set[Any]:
+    """The replay marks of every plan thought in a timeline (blocks nest their steps)."""
+    marks = set()
+    for entry in entries:
+        thought = entry.get("thought") or {}
+        if thought.get("thought_type") == "plan":
+            marks.add((thought.get("output") or {}).get("replay"))
+        marks |= replay_marks(entry.get("children") or [])
+    return marks
+
+
+def test_a_workflow_replays_its_block_with_another_parameter_value(embedded: Stack, fake_llm: FakeLLM,
+                                                                   sites: SiteServer, token: str) -> None:
+    fake_llm.script(token, ORDER_SCRIPT)  # the model types "Ada", the first run's parameter
+    skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+
+    async def run(wpid: str, name: str) -> Any:
+        done = await skyvern.run_workflow(wpid, parameters={"name": name}, wait_for_completion=True,
+                                          timeout=180)
+        assert done.status == "completed", done.failure_reason
+        assert done.output is not None and done.output["order"] == {"greeting": f"Thanks, {name}!"}
+        assert sites.submissions[-1] == {"name": name, "size": "Large", "insured": "yes"}
+        return done
+
+    async def scenario() -> tuple[str, str]:
+        with pytest.raises(ApiError) as unknown:
+            await skyvern.create_workflow(json_definition=order_workflow(  # type: ignore[arg-type]
+                token, sites, cache_key="{{ region }}"))
+        assert unknown.value.status_code == 400 and "cache_key" in str(unknown.value.body)
+        workflow = await skyvern.create_workflow(json_definition=order_workflow(  # type: ignore[arg-type]
+            token, sites, run_with="code", cache_key="daily"))
+        assert workflow.run_with == "code"
+
+        first = await run(workflow.workflow_permanent_id, "Ada")
+        recorded = first.script_run
+        assert recorded is not None and recorded.script_id and not recorded.ai_fallback_triggered
+        calls = len(fake_llm.requests_for(token))
+        assert calls == 2
+
+        second = await run(workflow.workflow_permanent_id, "Grace")
+        assert len(fake_llm.requests_for(token)) == calls  # the replay asked the model nothing
+        assert second.script_run is not None and second.script_run.script_id == recorded.script_id
+        return second.run_id, str(recorded.script_id)
+
+    run_id, script_id = asyncio.run(scenario())
+    with embedded.client() as client:
+        shown = client.get(f"/v1/runs/{run_id}").json()
+        assert_matches_spec("WorkflowRunResponse", shown)
+        assert (shown["run_with"], shown["ai_fallback"]) == ("code", True)
+        raw = shown["script_run"]
+        assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
+        assert [block["label"] for block in raw["blocks"]] == ["order"]
+        assert replay_marks(client.get(f"/v1/runs/{run_id}/timeline").json()) == {"replayed"}
+        files = {f["path"]: f["content"] for f in client.get(f"/v1/scripts/{script_id}").json()["files"]}
+    script = json.loads(files["script.json"])
+    assert script["steps"][0]["args"]["text"] == "{{ name }}"
+    assert script["output"] == {"greeting": "Thanks, {{ name }}!"}
+    assert "Ada" not in files["script.json"] and "Grace" not in files["script.json"]
