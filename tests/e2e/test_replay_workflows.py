@@ -84,3 +84,34 @@ def test_a_workflow_replays_its_block_with_another_parameter_value(embedded: Sta
     assert script["steps"][0]["args"]["text"] == "{{ name }}"
     assert script["output"] == {"greeting": "Thanks, {{ name }}!"}
     assert "Ada" not in files["script.json"] and "Grace" not in files["script.json"]
+
+
+def test_a_loop_block_replays_its_first_iteration_with_each_next_value(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    """Inside a loop the value typed comes from `current_value`: the first iteration records it as a
+    reference, and the next iterations of the same run replay the script with their own value."""
+    fake_llm.script(token, ORDER_SCRIPT)
+    order = {"block_type": "navigation", "label": "order", "url": sites.url(ORDER),
+             "navigation_goal": "Order a large insured parcel for {{ current_value }} (" + token + ")"}
+    definition = {"title": f"Orders {token}", "workflow_definition": {
+        "parameters": [{"key": "names", "workflow_parameter_type": "json"}],
+        "blocks": [{"block_type": "for_loop", "label": "each", "loop_over_parameter_key": "names",
+                    "loop_blocks": [order]}]}}
+
+    async def scenario() -> Any:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        return await skyvern.run_workflow(workflow.workflow_permanent_id,
+                                          parameters={"names": ["Ada", "Lin"]}, run_with="code",
+                                          wait_for_completion=True, timeout=180)
+
+    done = asyncio.run(scenario())
+    assert done.status == "completed", done.failure_reason
+    assert done.output is not None and done.output["each"] == [
+        {"order": {"greeting": "Thanks, Ada!"}}, {"order": {"greeting": "Thanks, Lin!"}}]
+    assert [s["name"] for s in sites.submissions[-2:]] == ["Ada", "Lin"]
+    assert len(fake_llm.requests_for(token)) == 2  # the first iteration's only
+    with embedded.client() as client:
+        raw = client.get(f"/v1/runs/{done.run_id}").json()["script_run"]
+    assert [(b["steps_replayed"], b["llm_calls"]) for b in raw["blocks"]] == [(0, 2), (4, 0)]
+    assert raw["blocks"][0]["script_id"] == raw["blocks"][1]["script_id"] == raw["script_id"]

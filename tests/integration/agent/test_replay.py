@@ -133,3 +133,20 @@ async def test_the_right_elements_on_another_page_are_not_acted_on(agent: Agent)
     assert "script step 1 (input_text textbox 'Name')" in (report.outcome.failure_reason or "")
     assert "not the one the script was recorded on" in (report.outcome.failure_reason or "")
     assert len(agent.sites.submissions) == submissions
+
+
+async def test_a_script_replays_in_a_browser_that_navigated_before(agent: Agent) -> None:
+    """After a navigation Playwright prefixes the main frame's refs too ("f2e5"); a workflow's later block
+    (or a loop's next iteration) replays there what was recorded on a first document ("e5")."""
+    token = f"task-{uuid.uuid4().hex[:10]}"
+    script = await record(agent, token)
+    task = TaskSpec(f"tsk_{uuid.uuid4().hex[:8]}", f"Order a large insured parcel ({token}).",
+                    agent.sites.url(ORDER), 6)
+    browser = await agent.pool.open_run(task.run_id, BrowserOptions(), agent.tmp_path / task.run_id)
+    try:
+        first = await replay(task, browser, script, MemoryStore(), None)
+        again = await replay(task, browser, script, MemoryStore(), None)  # on a page opened after /submit
+    finally:
+        await browser.close()
+    assert first.outcome.status == again.outcome.status == "completed", again.outcome.failure_reason
+    assert again.replayed == 4

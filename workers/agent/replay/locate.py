@@ -83,9 +83,18 @@ async def page_title(page: Page) -> str | None:
 
 
 def frame_of(ref: str) -> str:
-    """The frame prefix of a snapshot ref: "" for the main frame, "f1" for "f1e3"."""
+    """The frame prefix of a snapshot ref: "" for "e3", "f1" for "f1e3"."""
     match = _FRAME.match(ref)
     return (match.group(1) or "") if match else ""
+
+
+def frame_in(ref: str, labels: Mapping[str, str]) -> str:
+    """The frame of a ref as a script keeps it: "" for the main frame, else its prefix. Playwright gives
+    the main frame a prefix too once it has navigated ("f2e5"); the snapshot's first ref, the page's
+    root, says which prefix that is."""
+    frame = frame_of(ref)
+    first = next(iter(labels), None)
+    return "" if first is not None and frame == frame_of(first) else frame
 
 
 def role_and_name(label: str) -> tuple[str, str]:
@@ -102,7 +111,7 @@ def role_and_name(label: str) -> tuple[str, str]:
 def equals(labels: Mapping[str, str], role: str, name: str, frame: str) -> list[str]:
     """The refs with this role and name in this frame, in document order."""
     return [ref for ref, label in labels.items()
-            if frame_of(ref) == frame and role_and_name(label) == (role, name)]
+            if frame_in(ref, labels) == frame and role_and_name(label) == (role, name)]
 
 
 async def describe(page: Page, ref: str, labels: Mapping[str, str]) -> Target | None:
@@ -111,7 +120,7 @@ async def describe(page: Page, ref: str, labels: Mapping[str, str]) -> Target | 
     if label is None:
         return None
     role, name = role_and_name(label)
-    frame = frame_of(ref)
+    frame = frame_in(ref, labels)
     same = equals(labels, role, name, frame)
     try:
         found = await page.locator(f"aria-ref={ref}").evaluate(_DESCRIBE_JS)
@@ -133,7 +142,7 @@ async def resolve(page: Page, labels: Mapping[str, str], target: Target) -> str 
     if not selectors:
         return None
     of_role = [ref for ref, label in labels.items()
-               if frame_of(ref) == target.frame and role_and_name(label)[0] == target.role]
+               if frame_in(ref, labels) == target.frame and role_and_name(label)[0] == target.role]
     hits: list[list[bool]] = []
     for ref in of_role:
         try:
