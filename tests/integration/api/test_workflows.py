@@ -176,6 +176,10 @@ def test_another_organization_cannot_see_a_workflow(api: Api) -> None:
                           "workflow_definition": {"parameters": [], "blocks": [
                               {"block_type": "wait", "label": "w"}]}}},
      ["persist_browser_session", "browser_session_id"]),
+    ({"json_definition": {**blocks_with({"block_type": "wait", "label": "w"})["json_definition"],
+                          "run_with": "python"}}, ["run_with", "'python'", "agent, code"]),
+    ({"json_definition": {**blocks_with({"block_type": "wait", "label": "w"})["json_definition"],
+                          "cache_key": "{{ region }}"}}, ["cache_key", "'region' is not a parameter"]),
 ])
 def test_invalid_definitions_are_400s_naming_block_and_field(api: Api, body: dict[str, Any],
                                                              expected: list[str]) -> None:
@@ -259,6 +263,27 @@ def test_run_parameters_are_checked_before_a_run_exists(api: Api, parameters: di
     assert response.status_code == 400, response.text
     assert expected in response.json()["detail"]
     assert api.client.get(f"/v1/agents/{wpid}/runs", headers=api.headers()).json() == []
+
+
+def test_run_with_code_comes_from_the_run_or_the_definition_with_its_cache_key(api: Api) -> None:
+    """The run's run_with: the request's, else the definition's "code"; its scripts' key: the definition's
+    cache_key rendered over the parameters, under the workflow's id (docs/replay.md)."""
+    coded = create(api, {"json_definition": {**TYPED, "run_with": "code", "ai_fallback": False,
+                                             "cache_key": "daily-{{ text }}"}})
+    assert (coded["run_with"], coded["ai_fallback"]) == ("code", False)
+    assert coded["cache_key"] == "daily-{{ text }}"
+    wpid = coded["workflow_permanent_id"]
+    run = start(api, {"agent_id": wpid, "parameters": GOOD}).json()
+    assert (run["run_with"], run["ai_fallback"]) == ("code", False)
+    assert run["run_request"]["cache_key"] == f"{wpid}/daily-hi"
+    agent = start(api, {"agent_id": wpid, "parameters": GOOD, "run_with": "agent"}).json()
+    assert (agent["run_with"], agent["ai_fallback"]) == ("agent", False)
+    plain = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
+    fallback = start(api, {"agent_id": plain, "parameters": GOOD, "run_with": "code"}).json()
+    assert (fallback["run_with"], fallback["ai_fallback"]) == ("code", True)
+    assert fallback["run_request"]["cache_key"] == plain  # "default": the workflow's own scripts
+    bad = start(api, {"agent_id": plain, "parameters": GOOD, "run_with": "python"})
+    assert bad.status_code == 422 and "run_with" in bad.text
 
 
 def test_running_an_unknown_or_deleted_workflow_is_a_404(api: Api) -> None:
