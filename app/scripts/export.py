@@ -1,8 +1,9 @@
 """A script as a standalone Python file (`main.py`) that drives Playwright by itself, no Wayfarer needed.
 
 `run(page, ...)` takes the script's parameters as arguments: the start URL and every typed value
-(defaulting to what the recording typed), credential placeholders and one-time codes (required: they are
-never written into a script), files to upload. `python main.py --name Grace` runs it in a fresh Chromium
+(defaulting to what the recording typed), a workflow parameter's `{{ key }}` reference as the required
+argument `key`, credential placeholders and one-time codes (required: they are never written into a
+script), files to upload. `python main.py --name Grace` runs it in a fresh Chromium
 (`--chromium` or `CHROMIUM_PATH` names the executable; Playwright's own browser otherwise). Elements are
 found as replay finds them first: role and accessible name (the position among equals when there were
 several), inside the iframes they were in.
@@ -17,12 +18,27 @@ from typing import Any
 from app.scripts.document import ScriptDoc, ScriptStep, Target
 
 _PLACEHOLDER = re.compile(r"^\{\{\s*credential\.(\w+)\s*\}\}$")
+_REFERENCE = re.compile(r"\{\{ (\w+) \}\}")  # a workflow parameter (app/scripts/parameters.py)
 
 
 @dataclass
 class _Parameters:
     names: list[str] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)  # workflow parameter key -> argument
+
+    def value(self, wanted: str, text: str) -> str:
+        """The expression for a typed value: an argument defaulting to it, or, when it holds parameter
+        references, the text with each one the parameter's (required) argument."""
+        parts = _REFERENCE.split(text)
+        if len(parts) == 1:
+            return self.add(wanted, text)
+        for key in parts[1::2]:
+            if key not in self.references:
+                self.references[key] = self.add(key)
+        pieces = [repr(part) if index % 2 == 0 else self.references[part]
+                  for index, part in enumerate(parts) if part or index % 2]
+        return " + ".join(pieces)
 
     def add(self, wanted: str, default: Any = ...) -> str:
         base = re.sub(r"\W+", "_", wanted.lower()).strip("_") or "value"
@@ -65,13 +81,13 @@ def _lines(step: ScriptStep, params: _Parameters) -> list[str]:
     if tool == "input_text" and element:
         text = str(args.get("text", ""))
         secret = _PLACEHOLDER.match(text)
-        name = params.add(f"credential_{secret.group(1)}") if secret else params.add(
+        value = params.add(f"credential_{secret.group(1)}") if secret else params.value(
             target.name if target else "text", text)
-        return [f"{element}.fill({name})"]
+        return [f"{element}.fill({value})"]
     if tool == "verification_code" and element:
         return [f"{element}.fill({params.add('verification_code')})"]
     if tool == "select_option" and element:
-        option = params.add(target.name if target else "option", str(args.get("option", "")))
+        option = params.value(target.name if target else "option", str(args.get("option", "")))
         return [f"select_option(page, {element}, {option})"]
     if tool == "checkbox" and element:
         return [f"{element}.set_checked({bool(args.get('checked'))!r})"]

@@ -50,3 +50,15 @@ def test_parameters_are_arguments_and_secrets_have_no_default() -> None:
     for required in ("credential_password", "verification_code", "upload_path"):
         assert required in names and required not in defaults
     assert "{{credential" not in source
+
+
+def test_a_workflow_parameter_reference_is_a_required_argument() -> None:
+    script = ScriptDoc(start_url=None, steps=[
+        ScriptStep("input_text", {"text": "{{ name }}"}, NAME),
+        ScriptStep("input_text", {"text": "Parcel for {{ name }}, {{ city }}"}, Target("textbox", "Note")),
+    ])
+    source = export_python(script, "order")
+    ast.parse(source)
+    assert "def run(page: Page, name: str, city: str)" in source
+    assert ".fill(name)" in source and ".fill('Parcel for ' + name + ', ' + city)" in source
+    assert "{{" not in source
