@@ -91,6 +91,8 @@ def _workflow_timeline(session: Session, run: Run, llm_model: str) -> list[Workf
     steps_of: dict[str | None, list[Step]] = {}
     for step in steps:
         steps_of.setdefault(step.workflow_run_block_id, []).append(step)
+    script_runs = {block.get("workflow_run_block_id"): block  # run_with "code": each agent block's
+                   for block in (run.script_run or {}).get("blocks", [])}
     blocks_in: dict[str | None, list[WorkflowRunBlockRow]] = {}
     for row in rows:
         blocks_in.setdefault(row.parent_id, []).append(row)
@@ -107,6 +109,7 @@ def _workflow_timeline(session: Session, run: Run, llm_model: str) -> list[Workf
                      for step in own for action in by_step.get(step.id, [])],
             current_index=row.loop_index,
             current_value=value if isinstance(value, str) or value is None else json.dumps(value),
+            script_run=script_runs.get(row.id),
             duration=_duration(row.started_at, row.finished_at), created_at=row.created_at,
             modified_at=row.modified_at)
         children = [_step_thought(run, step, by_step.get(step.id, []), row.id, run.id, llm_model)

@@ -64,6 +64,7 @@ class WorkflowRunBlock(BaseModel):
     parent_workflow_run_block_id: str | None = None  # a workflow loop's block: the loop's
     current_index: int | None = None  # in a loop: the iteration
     current_value: str | None = None  # in a loop: the item (JSON unless it is text)
+    script_run: dict[str, Any] | None = None  # run_with "code": this block's (the run's script_run.blocks)
     created_at: datetime
     modified_at: datetime
 

@@ -78,7 +78,9 @@ def test_a_workflow_replays_its_block_with_another_parameter_value(embedded: Sta
         raw = shown["script_run"]
         assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
         assert [block["label"] for block in raw["blocks"]] == ["order"]
-        assert replay_marks(client.get(f"/v1/runs/{run_id}/timeline").json()) == {"replayed"}
+        timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
+        assert replay_marks(timeline) == {"replayed"}
+        assert timeline[0]["block"]["script_run"]["steps_replayed"] == 4  # WorkflowRunBlock.script_run
         files = {f["path"]: f["content"] for f in client.get(f"/v1/scripts/{script_id}").json()["files"]}
     script = json.loads(files["script.json"])
     assert script["steps"][0]["args"]["text"] == "{{ name }}"

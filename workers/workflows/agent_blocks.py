@@ -60,7 +60,7 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
         if wf.code is None:
             outcome = await drive(task, wf.browser, planner, wf.store, wf.steering)
         else:
-            outcome = await _drive_code(wf, wf.code, block.label, task, planner, values)
+            outcome = await _drive_code(wf, wf.code, block.label, block_id, task, planner, values)
     finally:
         await planner.aclose()
         wf.store.begin_block(None)
@@ -71,15 +71,15 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
     return result
 
 
-async def _drive_code(wf: WorkflowContext, code: CodeRun, label: str, task: TaskSpec, planner: Planner,
-                      values: dict[str, Any]) -> RunOutcome:
+async def _drive_code(wf: WorkflowContext, code: CodeRun, label: str, block_id: str, task: TaskSpec,
+                      planner: Planner, values: dict[str, Any]) -> RunOutcome:
     """run_with "code": the block replays or records its own script, keyed by the run's cache key and
     the block's label; the run's script_run (summed over its blocks) is stored after each one."""
     block_code = replace(code, cache_key=f"{code.cache_key}/{label}", title=f"{code.title} / {label}")
     parameters = {key: values[key] for key in (*wf.parameter_keys, *LOOP_NAMES) if key in values}
     outcome, script_run = await drive_code(wf.settings, block_code, task, wf.browser, planner, wf.store,
                                            wf.steering, parameters)
-    wf.script_runs.append({"label": label, **script_run})
+    wf.script_runs.append({"label": label, "workflow_run_block_id": block_id, **script_run})
     await asyncio.to_thread(save_script_run, wf.settings, task.run_id, workflow_script_run(wf.script_runs))
     return outcome
 
