@@ -20,10 +20,13 @@ from tests.support.stack import Stack
 
 
 def order_workflow(token: str, sites: SiteServer, **settings: Any) -> dict[str, Any]:
+    """An order block, then a validation block (its own fake-LLM marker: `check-` + the token reversed)."""
     return {"title": f"Daily order {token}", **settings, "workflow_definition": {
         "parameters": [{"key": "name", "workflow_parameter_type": "string"}],
         "blocks": [{"block_type": "navigation", "label": "order", "url": sites.url(ORDER),
-                    "navigation_goal": "Order a large insured parcel for {{ name }} (" + token + ")"}]}}
+                    "navigation_goal": "Order a large insured parcel for {{ name }} (" + token + ")"},
+                   {"block_type": "validation", "label": "check",
+                    "complete_criterion": f"the page thanks {{{{ name }}}} (check-{token[::-1]})"}]}}
 
 
 def replay_marks(entries: list[dict[str, Any]]) -> set[Any]:
@@ -40,6 +43,9 @@ def replay_marks(entries: list[dict[str, Any]]) -> set[Any]:
 def test_a_workflow_replays_its_block_with_another_parameter_value(embedded: Stack, fake_llm: FakeLLM,
                                                                    sites: SiteServer, token: str) -> None:
     fake_llm.script(token, ORDER_SCRIPT)  # the model types "Ada", the first run's parameter
+    check = f"check-{token[::-1]}"
+    verdict = {"name": "complete", "args": {"output": {"ok": True}, "summary": "Thanked."}}
+    fake_llm.script(check, [[verdict], [verdict]])
     skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
 
     async def run(wpid: str, name: str) -> Any:
@@ -67,6 +73,7 @@ def test_a_workflow_replays_its_block_with_another_parameter_value(embedded: Sta
 
         second = await run(workflow.workflow_permanent_id, "Grace")
         assert len(fake_llm.requests_for(token)) == calls  # the replay asked the model nothing
+        assert len(fake_llm.requests_for(check)) == 2  # a validation judges the page anew each run
         assert second.script_run is not None and second.script_run.script_id == recorded.script_id
         return second.run_id, str(recorded.script_id)
 
@@ -77,9 +84,10 @@ def test_a_workflow_replays_its_block_with_another_parameter_value(embedded: Sta
         assert (shown["run_with"], shown["ai_fallback"]) == ("code", True)
         raw = shown["script_run"]
         assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
-        assert [block["label"] for block in raw["blocks"]] == ["order"]
+        assert [block["label"] for block in raw["blocks"]] == ["order"]  # validation is not scripted
         timeline = client.get(f"/v1/runs/{run_id}/timeline").json()
-        assert replay_marks(timeline) == {"replayed"}
+        assert replay_marks(timeline[:1]) == {"replayed"}  # the order block; the validation asked
+        assert replay_marks(timeline[1:]) == {None}
         assert timeline[0]["block"]["script_run"]["steps_replayed"] == 4  # WorkflowRunBlock.script_run
         files = {f["path"]: f["content"] for f in client.get(f"/v1/scripts/{script_id}").json()["files"]}
     script = json.loads(files["script.json"])

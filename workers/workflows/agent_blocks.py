@@ -57,7 +57,7 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
     wf.store.begin_block(block_id)
     planner = Planner(wf.settings, task)
     try:
-        if wf.code is None:
+        if wf.code is None or isinstance(block, ValidationBlockYAML):  # a verdict must be judged anew
             outcome = await drive(task, wf.browser, planner, wf.store, wf.steering)
         else:
             outcome = await _drive_code(wf, wf.code, block.label, block_id, task, planner, values)
