@@ -30,18 +30,18 @@ def run_workflow(request: WorkflowRunRequest, session: SessionDep, settings: Set
 
 
 def get_workflow_runs(
-    session: SessionDep, caller: CallerDep,
+    session: SessionDep, settings: SettingsDep, caller: CallerDep,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     status: Annotated[list[str] | None, Query()] = None,
 ) -> list[WorkflowRun]:
     rows = runs.list_workflow_runs(session, caller.organization_id, None, status or (),
                                    (page - 1) * page_size, page_size)
-    return [runs.workflow_run_item(run) for run in rows]
+    return [runs.workflow_run_item(run, settings) for run in rows]
 
 
 def get_workflow_runs_by_id(
-    workflow_id: str, session: SessionDep, caller: CallerDep,
+    workflow_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     status: Annotated[list[str] | None, Query()] = None,
@@ -49,7 +49,7 @@ def get_workflow_runs_by_id(
     require_workflow(session, caller.organization_id, workflow_id)
     rows = runs.list_workflow_runs(session, caller.organization_id, workflow_id, status or (),
                                    (page - 1) * page_size, page_size)
-    return [runs.workflow_run_item(run) for run in rows]
+    return [runs.workflow_run_item(run, settings) for run in rows]
 
 
 def retry_workflow_run(workflow_run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,

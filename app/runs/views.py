@@ -86,7 +86,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
     downloads = [a for a in artifacts if a.artifact_type == "download"]
     response_model = WorkflowRunResponse if run.run_type == WORKFLOW_RUN_TYPE else TaskRunResponse
     return response_model(
-        **(_run_with(run, settings) if response_model is WorkflowRunResponse else {}),
+        **(run_with_fields(run, settings) if response_model is WorkflowRunResponse else {}),
         run_id=run.id,
         run_type=run.run_type,
         status=run.status,
@@ -118,7 +118,7 @@ def task_run_response(session: Session, run: Run, links: ArtifactLinks, settings
     )
 
 
-def _run_with(run: Run, settings: Settings) -> dict[str, Any]:
+def run_with_fields(run: Run, settings: Settings) -> dict[str, Any]:
     """A workflow run's run_with and ai_fallback as it runs them (docs/replay.md)."""
     run_with = run.run_request.get("run_with") or settings.default_run_with
     ai_fallback = run_with == "code" and run.run_request.get("ai_fallback") is not False

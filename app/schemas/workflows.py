@@ -365,6 +365,8 @@ class WorkflowRun(BaseModel):
     failure_reason: str | None = None
     workflow_title: str | None = None
     run_with: str | None = "agent"
+    ai_fallback: bool | None = None
+    script_run: dict[str, Any] | None = None  # run_with "code": ScriptRunResponse plus Wayfarer's counts
     trigger_type: str | None = "api"
     workflow_schedule_id: str | None = None
     queued_at: datetime | None = None

@@ -22,7 +22,7 @@ from app.dispatch import Dispatcher
 from app.platform.settings import Settings
 from app.runs import service
 from app.runs.service import RunRejected, UnknownRun, WorkflowSource
-from app.runs.views import trigger_type
+from app.runs.views import run_with_fields, trigger_type
 from app.schemas.runs import TaskRunRequest, normalize_http_url
 from app.schemas.workflows import (
     CredentialParameterYAML,
@@ -176,9 +176,10 @@ def _typed(key: str, kind: str, value: Any) -> Any:
     return value
 
 
-def workflow_run_item(run: Run) -> WorkflowRun:
+def workflow_run_item(run: Run, settings: Settings) -> WorkflowRun:
     request = run.run_request or {}
     return WorkflowRun(
+        **run_with_fields(run, settings), script_run=run.script_run,
         workflow_run_id=run.id, workflow_id=run.workflow_id or "", organization_id=run.organization_id,
         workflow_permanent_id=run.workflow_permanent_id or "", status=run.status,
         browser_session_id=run.browser_session_id, browser_profile_id=run.browser_profile_id,

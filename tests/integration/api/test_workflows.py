@@ -278,6 +278,9 @@ def test_run_with_code_comes_from_the_run_or_the_definition_with_its_cache_key(a
     assert run["run_request"]["cache_key"] == f"{wpid}/daily-hi"
     agent = start(api, {"agent_id": wpid, "parameters": GOOD, "run_with": "agent"}).json()
     assert (agent["run_with"], agent["ai_fallback"]) == ("agent", False)
+    listed = api.client.get(f"/v1/agents/{wpid}/runs", headers=api.headers()).json()
+    assert_matches_spec("WorkflowRun", listed)
+    assert [item["run_with"] for item in listed] == ["agent", "code"]
     plain = create(api, {"json_definition": TYPED})["workflow_permanent_id"]
     fallback = start(api, {"agent_id": plain, "parameters": GOOD, "run_with": "code"}).json()
     assert (fallback["run_with"], fallback["ai_fallback"]) == ("code", True)
