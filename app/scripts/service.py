@@ -5,7 +5,6 @@ reads and deploys. A revision's files are `script.json` (what replay reads, `app
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -156,7 +155,7 @@ def decode_content(path: str, content: str, encoding: str) -> str:
         return content
     try:
         return base64.b64decode(content, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text given as base64
         raise ScriptRejected(f"files: {path} is not base64 of UTF-8 text; send it so, or with "
                              "encoding \"utf-8\".") from None
 
