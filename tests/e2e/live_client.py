@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from app.live.messages import frame_header
@@ -43,6 +44,10 @@ class LiveClient:
                 message = self.socket.recv(timeout=remaining)
             except TimeoutError:
                 continue
+            except ConnectionClosed as closed:
+                raise AssertionError(f"the server closed the live socket ({closed}); statuses "
+                                     f"{self.statuses[-3:]}, {len(self.frames)} frames, "
+                                     f"errors {self.errors}") from None
             if isinstance(message, bytes):
                 self.frames.append(message)
             else:

@@ -26,6 +26,8 @@ from playwright.async_api import Error as PlaywrightError
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 60  # as the step screenshots (page_state.SCREENSHOT_QUALITY): a frame serves as one
+START_ATTEMPTS = 50  # a tab in its first navigation refuses the start; try again until it can
+START_RETRY_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Screencast:
                         "everyNthFrame": 1}
         self._sinks: list[FrameSink] = []
         self._page: Page | None = None
+        self._wanted: Page | None = None  # the tab the newest follow() asked for
         self._session: CDPSession | None = None
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -68,6 +71,7 @@ class Screencast:
 
     async def follow(self, page: Page | None) -> None:
         """Screencast `page` from now on (None: nothing); a no-op when it already does."""
+        self._wanted = page
         async with self._lock:
             if page is self._page and (page is None or self._session is not None):
                 return
@@ -75,16 +79,27 @@ class Screencast:
             self.latest = None  # until the new tab's first frame
             if old is not None:
                 await _stop(old)
-            if page is None or page.is_closed():
+            if page is None:
                 return
-            try:
-                session = await self._context.new_cdp_session(page)
-                session.on("Page.screencastFrame", partial(self._on_frame, session))
-                self._session = session  # before the start: its first frame may come before the answer
-                await session.send("Page.startScreencast", self._params)
-            except PlaywrightError as exc:  # the tab closed meanwhile; the next follow() moves on
-                log.debug("screencast could not start: %s", exc)
-                self._session = None
+            for _ in range(START_ATTEMPTS):
+                if page.is_closed() or self._wanted is not page:
+                    return  # the tab closed, or a newer follow() wants another one
+                if await self._start(page):
+                    return
+                await asyncio.sleep(START_RETRY_S)
+            log.warning("the screencast of %s did not start", page.url)
+
+    async def _start(self, page: Page) -> bool:
+        try:
+            session = await self._context.new_cdp_session(page)
+            session.on("Page.screencastFrame", partial(self._on_frame, session))
+            self._session = session  # before the start: its first frame may come before the answer
+            await session.send("Page.startScreencast", self._params)
+            return True
+        except PlaywrightError as exc:  # during a tab's first navigation: "Not attached to an active page"
+            log.debug("screencast could not start yet: %s", exc)
+            self._session = None
+            return False
 
     async def stop(self) -> None:
         await self.follow(None)

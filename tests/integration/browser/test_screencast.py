@@ -84,3 +84,23 @@ async def test_a_recorder_that_never_got_a_frame_makes_no_file(tmp_path: Path) -
     recorder = WebmRecorder(tmp_path / "empty.webm", WIDTH, HEIGHT)
     assert await recorder.close() is None
     assert not (tmp_path / "empty.webm").exists()
+
+
+async def test_a_screencast_started_during_the_first_navigation_still_gets_frames(
+        pool: BrowserPool, sites: SiteServer, tmp_path: Path) -> None:
+    """Chromium refuses Page.startScreencast while a new tab's first navigation commits ("Not attached to
+    an active page"); a run starts its screencast just then, and without trying again about half of the
+    runs had no live view and no recording."""
+    for attempt in range(8):
+        run = await pool.open_run(f"tsk_screencast_{attempt}", BrowserOptions(), tmp_path / str(attempt))
+        screencast = Screencast(run.context, WIDTH, HEIGHT)
+        frames: asyncio.Queue[Frame] = asyncio.Queue()
+        screencast.add_sink(frames.put_nowait)
+        try:
+            following = asyncio.ensure_future(screencast.follow(run.active_page))
+            await run.active_page.goto(sites.url("/guestbook.html"))
+            await following
+            assert (await _next_frame(frames)).jpeg[:2] == b"\xff\xd8", f"attempt {attempt}"
+        finally:
+            await screencast.stop()
+            await run.close()
