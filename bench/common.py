@@ -20,6 +20,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from playwright.async_api import Browser, async_playwright
+
 from app.platform.settings import Settings
 from tests.fakes.fake_llm import FakeLLM, start_fake_llm
 from tests.support.browser import browser_settings
@@ -206,3 +208,15 @@ async def agent_pool(data_dir: Path) -> AsyncIterator[tuple[FakeLLM, Settings, B
             yield fake, settings, pool
         finally:
             await pool.stop()
+
+
+@asynccontextmanager
+async def bare_chromium(settings: Settings) -> AsyncIterator[Browser]:
+    """Chromium launched straight from Playwright with the server's flags: the floor without the pool."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
+                                                   args=settings.chromium_args)
+        try:
+            yield browser
+        finally:
+            await browser.close()
