@@ -27,14 +27,13 @@ if __package__ in (None, ""):  # run as `python bench/replay.py`: make the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.scripts.document import ScriptDoc
-from bench.common import Spread, machine, print_table, verdict
+from bench.common import Spread, agent_pool, machine, print_table, verdict
 from bench.step_overhead import TASKS as STEP_TASKS
 from tests.e2e.test_actions_full_stack import SCENARIOS
-from tests.fakes.fake_llm import FakeLLM, start_fake_llm
+from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.memory_store import MemoryStore
 from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
 from tests.sites.server import SiteServer, serve_sites
-from tests.support.browser import browser_settings
 from workers.agent.browser import BrowserPool, RunMedia
 from workers.agent.contract import BrowserOptions, RunOutcome, StepUsage, TaskSpec
 from workers.agent.loop import drive
@@ -146,12 +145,8 @@ def _figure(task: str, kind: str, usage: StepUsage, seconds: float, outcome: Run
 
 async def measure(repeats: int, delay: float, data_dir: Path, names: list[str]) -> list[Figure]:
     figures: list[Figure] = []
-    with serve_sites() as sites, start_fake_llm() as fake:
-        settings = browser_settings(data_dir).model_copy(update={
-            "llm_base_url": fake.base_url, "llm_api_key": "bench", "llm_model": "fake-model"})
-        pool = BrowserPool(settings)
-        await pool.start()
-        try:
+    with serve_sites() as sites:
+        async with agent_pool(data_dir) as (fake, settings, pool):
             for _ in range(repeats):
                 for name in names:
                     path, script = TASKS[name]
@@ -169,8 +164,6 @@ async def measure(repeats: int, delay: float, data_dir: Path, names: list[str]) 
                         after, _ = await replay_run(pool, settings, sites.url(page), rewritten, token,
                                                     data_dir, f"after heal {page}")
                         figures += [replace(healed, task=name), replace(after, task=name)]
-        finally:
-            await pool.stop()
     return figures
 
 
