@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: statistics, ratios, tables, tokens, local serving, process memory.
+"""Shared helpers for the benchmarks: statistics, ratios, tables, tokens, local serving, process memory,
+the agent's set-up (fake LLM, browser pool).
 
 Every benchmark prints each figure next to a baseline measured in the same run (machines here are
 noisy), so helpers here return plain numbers and format `value (ratio x baseline)`.
@@ -11,13 +12,20 @@ import platform
 import statistics
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from playwright.async_api import Browser, async_playwright
+
+from app.platform.settings import Settings
+from tests.fakes.fake_llm import FakeLLM, start_fake_llm
+from tests.support.browser import browser_settings
+from workers.agent.browser import BrowserPool
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_PAGES = REPO / "bench" / "pages"
@@ -186,3 +194,29 @@ class MemorySampler:
             if sample.rss_mib > self.peak.rss_mib:
                 self.peak = sample
             self._stop.wait(self._interval)
+
+
+@asynccontextmanager
+async def agent_pool(data_dir: Path) -> AsyncIterator[tuple[FakeLLM, Settings, BrowserPool]]:
+    """The fake LLM, settings that point the agent at it, and a started browser pool (stopped after)."""
+    with start_fake_llm() as fake:
+        settings = browser_settings(data_dir).model_copy(update={
+            "llm_base_url": fake.base_url, "llm_api_key": "bench", "llm_model": "fake-model"})
+        pool = BrowserPool(settings)
+        await pool.start()
+        try:
+            yield fake, settings, pool
+        finally:
+            await pool.stop()
+
+
+@asynccontextmanager
+async def bare_chromium(settings: Settings) -> AsyncIterator[Browser]:
+    """Chromium launched straight from Playwright with the server's flags: the floor without the pool."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
+                                                   args=settings.chromium_args)
+        try:
+            yield browser
+        finally:
+            await browser.close()

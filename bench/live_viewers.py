@@ -27,12 +27,10 @@ if __package__ in (None, ""):  # run as `python bench/live_viewers.py`: make the
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.live.bus import LOCAL_BUS
-from bench.common import Spread, machine, ratio, token_encoding
+from bench.common import Spread, agent_pool, machine, ratio, token_encoding
 from bench.step_overhead import TASKS, agent_steps
-from tests.fakes.fake_llm import start_fake_llm
 from tests.sites.server import serve_sites
-from tests.support.browser import browser_settings
-from workers.agent.browser import BrowserPool, BrowserRun
+from workers.agent.browser import BrowserRun
 from workers.live import LivePublisher
 
 
@@ -91,22 +89,18 @@ async def measure(data_dir: Path, repeats: int, viewers: int) -> dict[int, list[
     encoding, _ = token_encoding()
     harness: dict[int, list[int]] = {0: [], viewers: []}
     watchers = Viewers()
-    with serve_sites() as sites, start_fake_llm() as fake:
-        settings = browser_settings(data_dir).model_copy(update={
-            "llm_base_url": fake.base_url, "llm_api_key": "bench", "llm_model": "fake-model"})
-        pool = BrowserPool(settings)
-        await pool.start()
-        try:
-            for repeat in range(repeats):
-                for name, (path, script) in TASKS.items():
-                    for count in (0, viewers):
-                        workdir = data_dir / f"{repeat}-{count}-{name.replace(' ', '-')}"
-                        steps = await agent_steps(pool, settings, fake, sites.url(path), workdir, name,
-                                                  script, encoding, watch=watchers.watching(count))
-                        harness[count] += [step.harness_ms for step in steps]
-        finally:
-            await pool.stop()
-            watchers.stop()
+    try:
+        with serve_sites() as sites:
+            async with agent_pool(data_dir) as (fake, settings, pool):
+                for repeat in range(repeats):
+                    for name, (path, script) in TASKS.items():
+                        for count in (0, viewers):
+                            workdir = data_dir / f"{repeat}-{count}-{name.replace(' ', '-')}"
+                            steps = await agent_steps(pool, settings, fake, sites.url(path), workdir, name,
+                                                      script, encoding, watch=watchers.watching(count))
+                            harness[count] += [step.harness_ms for step in steps]
+    finally:
+        watchers.stop()
     print(f"frames per viewer: {Spread.of(watchers.frames).show()}")
     return harness
 

@@ -25,9 +25,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/recording.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.async_api import async_playwright
 
-from bench.common import Spread, machine, ratio
+from bench.common import Spread, bare_chromium, machine, ratio
 from bench.step_overhead import TASKS, floor_steps
 from tests.sites.server import serve_sites
 from tests.support.browser import browser_settings
@@ -49,23 +48,18 @@ async def measure(repeats: int, data_dir: Path) -> dict[str, list[int]]:
     figures: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
     probes: list[dict[str, Any]] = []
     with serve_sites() as sites:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
-                                                       args=settings.chromium_args)
-            try:
-                for repeat in range(repeats):
-                    for name, (path, script) in TASKS.items():
-                        workdir = data_dir / f"{repeat}-{name.replace(' ', '-')}"
-                        url = sites.url(path)
-                        figures["bare"] += await floor_steps(browser, url, script, None)
-                        figures["playwright video"] += await floor_steps(browser, url, script, None,
-                                                                         workdir / "video")
-                        recording = workdir / "screencast.webm"
-                        figures["screencast"] += await floor_steps(browser, url, script, recording)
-                        if recording.exists():
-                            probes.append(probe(recording))
-            finally:
-                await browser.close()
+        async with bare_chromium(settings) as browser:
+            for repeat in range(repeats):
+                for name, (path, script) in TASKS.items():
+                    workdir = data_dir / f"{repeat}-{name.replace(' ', '-')}"
+                    url = sites.url(path)
+                    figures["bare"] += await floor_steps(browser, url, script, None)
+                    figures["playwright video"] += await floor_steps(browser, url, script, None,
+                                                                     workdir / "video")
+                    recording = workdir / "screencast.webm"
+                    figures["screencast"] += await floor_steps(browser, url, script, recording)
+                    if recording.exists():
+                        probes.append(probe(recording))
     codecs = sorted({p["codec"] for p in probes})
     print(f"screencast recordings: {len(probes)}, codecs {codecs}, "
           f"durations {Spread.of(p['seconds'] for p in probes).show(2)} s")

@@ -29,14 +29,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python bench/step_overhead.py`: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
-from bench.common import Spread, machine, ratio, token_encoding, verdict
-from tests.fakes.fake_llm import FakeLLM, start_fake_llm
+from bench.common import Spread, agent_pool, bare_chromium, machine, ratio, token_encoding, verdict
+from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.memory_store import MemoryStore
 from tests.sites.refs import ref_for
 from tests.sites.server import SiteServer, serve_sites
-from tests.support.browser import browser_settings
 from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, TaskSpec
 from workers.agent.loop import drive
@@ -110,26 +109,15 @@ def prompt_tokens(request: dict[str, Any], encoding: Any) -> int:
 async def measure(sites: SiteServer, data_dir: Path, repeats: int, encoding: Any) -> Figures:
     """Harness and floors take turns task by task, so both see the same machine load."""
     figures = Figures([], [], [])
-    with start_fake_llm() as fake:
-        settings = browser_settings(data_dir).model_copy(update={
-            "llm_base_url": fake.base_url, "llm_api_key": "bench", "llm_model": "fake-model"})
-        pool = BrowserPool(settings)
-        await pool.start()
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=settings.resolved_chromium_path(),
-                                                       args=settings.chromium_args)
-            try:
-                for repeat in range(repeats):
-                    for name, (path, script) in TASKS.items():
-                        workdir = data_dir / f"bench-{repeat}-{name.replace(' ', '-')}"
-                        figures.steps += await agent_steps(pool, settings, fake, sites.url(path), workdir,
-                                                           name, script, encoding)
-                        figures.floor_ms += await floor_steps(browser, sites.url(path), script, None)
-                        figures.floor_video_ms += await floor_steps(browser, sites.url(path), script,
-                                                                    workdir / "floor-video.webm")
-            finally:
-                await browser.close()
-                await pool.stop()
+    async with agent_pool(data_dir) as (fake, settings, pool), bare_chromium(settings) as browser:
+        for repeat in range(repeats):
+            for name, (path, script) in TASKS.items():
+                workdir = data_dir / f"bench-{repeat}-{name.replace(' ', '-')}"
+                figures.steps += await agent_steps(pool, settings, fake, sites.url(path), workdir,
+                                                   name, script, encoding)
+                figures.floor_ms += await floor_steps(browser, sites.url(path), script, None)
+                figures.floor_video_ms += await floor_steps(browser, sites.url(path), script,
+                                                            workdir / "floor-video.webm")
     return figures
 
 

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,8 @@ async def _run_sequence(wf: WorkflowContext, sequence: Sequence[Block], values: 
         outputs[block.label] = result.output
         for name in output_names(block.label):
             values[name] = result.output
+        if block.label not in wf.output_labels:
+            wf.output_labels.append(block.label)
         if not result.succeeded:
             reason = f"Block '{block.label}' ({block.block_type}) {result.status}: " \
                      f"{result.failure_reason or 'no reason given'}"
@@ -167,28 +169,22 @@ async def _run_block(wf: WorkflowContext, block: Block, values: dict[str, Any], 
     return result
 
 
+_Handler = Callable[[WorkflowContext, Any, str, dict[str, Any]], Awaitable[BlockResult]]
+
+
+def _without_id(handler: Callable[[WorkflowContext, Any, dict[str, Any]], Awaitable[BlockResult]]
+                ) -> _Handler:
+    async def call(wf: WorkflowContext, block: Any, block_id: str, values: dict[str, Any]) -> BlockResult:
+        return await handler(wf, block, values)
+    return call
+
+
 async def _execute(wf: WorkflowContext, block: Block, block_id: str, values: dict[str, Any]) -> BlockResult:
-    if isinstance(block, AgentBlockYAML | ValidationBlockYAML):
-        return await run_agent_block(wf, block, block_id, values)
-    if isinstance(block, ForLoopBlockYAML):
-        return await _for_loop(wf, block, block_id, values)
-    if isinstance(block, ConditionalBlockYAML):
-        return _conditional(block, values)
-    if isinstance(block, UrlBlockYAML):
-        return await blocks.goto_url(wf, block, values)
-    if isinstance(block, WaitBlockYAML):
-        return await blocks.wait(wf, block, values)
-    if isinstance(block, TextPromptBlockYAML):
-        return await blocks.text_prompt(wf, block, values)
-    if isinstance(block, HttpRequestBlockYAML):
-        return await blocks.http_request(wf, block, values)
-    if isinstance(block, SendEmailBlockYAML):
-        return await blocks.send_email(wf, block, values)
-    if isinstance(block, FileParserBlockYAML):
-        return await blocks.file_url_parser(wf, block, values)
-    if isinstance(block, CodeBlockYAML):
-        return await blocks.code(wf, block, values)
-    raise AssertionError(f"no handler for {block.block_type}")  # the union is closed
+    # by class, most derived first: the agent block types (task, login, ...) share AgentBlockYAML's entry
+    handler = next((_HANDLERS[kind] for kind in type(block).__mro__ if kind in _HANDLERS), None)
+    if handler is None:
+        raise AssertionError(f"no handler for {block.block_type}")  # the union is closed
+    return await handler(wf, block, block_id, values)
 
 
 async def _for_loop(wf: WorkflowContext, block: ForLoopBlockYAML, block_id: str,
@@ -227,7 +223,8 @@ def loop_items(block: ForLoopBlockYAML, values: dict[str, Any]) -> list[Any]:
     return value
 
 
-def _conditional(block: ConditionalBlockYAML, values: dict[str, Any]) -> BlockResult:
+async def _conditional(wf: WorkflowContext, block: ConditionalBlockYAML,
+                       values: dict[str, Any]) -> BlockResult:
     default = next((branch for branch in block.branch_conditions if branch.is_default), None)
     for branch in block.branch_conditions:
         if branch.is_default or branch.criteria is None:
@@ -239,6 +236,21 @@ def _conditional(block: ConditionalBlockYAML, values: dict[str, Any]) -> BlockRe
     chosen = default.next_block_label if default else None
     output = {"executed_branch_expression": None, "executed_branch_next_block": chosen}
     return BlockResult("completed", output, next_label=chosen)
+
+
+_HANDLERS: dict[type, _Handler] = {
+    AgentBlockYAML: run_agent_block,
+    ValidationBlockYAML: run_agent_block,
+    ForLoopBlockYAML: _for_loop,
+    ConditionalBlockYAML: _without_id(_conditional),
+    UrlBlockYAML: _without_id(blocks.goto_url),
+    WaitBlockYAML: _without_id(blocks.wait),
+    TextPromptBlockYAML: _without_id(blocks.text_prompt),
+    HttpRequestBlockYAML: _without_id(blocks.http_request),
+    SendEmailBlockYAML: _without_id(blocks.send_email),
+    FileParserBlockYAML: _without_id(blocks.file_url_parser),
+    CodeBlockYAML: _without_id(blocks.code),
+}
 
 
 def _truthy(value: Any) -> bool:
