@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from dataclasses import dataclass
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
@@ -12,20 +13,46 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from workers.agent.tools.registry import ActionError, Done, Flag, Ref, Text, ToolArgs, ToolContext, tool
 
+_CONTROLS_JS = "e => e.getAttribute('aria-controls') || e.getAttribute('aria-owns') || ''"
+# What the tools ask about an element, read in the same round trip as the check that the ref still
+# names one. Its keys are Element's fields.
+_ELEMENT_JS = f"""e => {{
+  const link = e.closest('a[href], area[href]');
+  const target = (link && link.target || '').toLowerCase();
+  return {{tag: e.tagName.toLowerCase(), kind: (e.getAttribute('type') || '').toLowerCase(),
+          role: e.getAttribute('role') || '', expanded: e.getAttribute('aria-expanded'),
+          editable: e.tagName === 'INPUT' && !e.readOnly, controls: ({_CONTROLS_JS})(e),
+          opens_tab: target !== '' && !['_self', '_parent', '_top'].includes(target)}};
+}}"""
 
-async def element(ctx: ToolContext, ref: str) -> tuple[Locator, str]:
-    """The element `ref` names on the active page, and its label for the outcome line."""
-    locator = ctx.browser.active_page.locator(f"aria-ref={ref}")
-    if await locator.count() == 0:
+
+@dataclass(frozen=True)
+class Element:
+    """The element a ref names on the active page, its label for the outcome line, and its facts."""
+
+    locator: Locator
+    label: str
+    tag: str  # lower case
+    kind: str  # its type attribute, lower case
+    role: str
+    expanded: str | None  # aria-expanded
+    editable: bool  # an <input> that is not read-only
+    controls: str  # the id(s) in aria-controls or aria-owns
+    opens_tab: bool  # a link whose target opens another browsing context
+
+
+async def element(ctx: ToolContext, ref: str) -> Element:
+    """The element `ref` names on the active page (one round trip, which never waits for it)."""
+    selector = f"aria-ref={ref}"
+    page = ctx.browser.active_page
+    try:
+        facts = await page.eval_on_selector(selector, _ELEMENT_JS)
+    except PlaywrightError as exc:
+        if "Failed to find element" not in str(exc):
+            raise
         raise ActionError(f"no element with ref {ref} on the current page; the page has changed since, "
-                          "use a ref from the latest snapshot.")
-    return locator, ctx.label(ref)
-
-
-async def tag_and_type(locator: Locator) -> tuple[str, str]:
-    tag, kind = await locator.evaluate(
-        "e => [e.tagName.toLowerCase(), (e.getAttribute('type') || '').toLowerCase()]")
-    return str(tag), str(kind)
+                          "use a ref from the latest snapshot.") from None
+    return Element(page.locator(selector), ctx.label(ref), **facts)
 
 
 class ElementArgs(ToolArgs):
@@ -47,46 +74,38 @@ class CheckboxArgs(ToolArgs):
     checked: Flag
 
 
-# A link whose target opens another browsing context: the new tab's page event can arrive after the
-# click and one frame of settling, so such a click waits for the tab itself.
-_OPENS_TAB_JS = """element => {
-  const link = element.closest('a[href], area[href]');
-  const target = (link && link.target || '').toLowerCase();
-  return target !== '' && !['_self', '_parent', '_top'].includes(target);
-}"""
-
-
 @tool("click", "Click an element.")
 async def click(ctx: ToolContext, args: ElementArgs) -> Done:
-    locator, label = await element(ctx, args.ref)
-    if not await locator.evaluate(_OPENS_TAB_JS):
-        await locator.click()
-        return Done(f"click {label}", stale=True)
+    target = await element(ctx, args.ref)
+    if not target.opens_tab:
+        await target.locator.click()
+        return Done(f"click {target.label}", stale=True)
+    # The new tab's page event can arrive after the click and one frame of settling: wait for the tab.
     run = ctx.browser
     new_tab = asyncio.ensure_future(run.context.wait_for_event("page", timeout=run.settle_timeout_ms))
     try:
-        await locator.click()
+        await target.locator.click()
     except BaseException:
         new_tab.cancel()
         raise
     with contextlib.suppress(PlaywrightTimeoutError):  # a named target may reuse an open tab
         await new_tab
-    return Done(f"click {label}", stale=True)
+    return Done(f"click {target.label}", stale=True)
 
 
 @tool("input_text", "Clear a field, then type text (dates/times as ISO, e.g. 2024-05-31).")
 async def input_text(ctx: ToolContext, args: TextArgs) -> Done:
-    locator, label = await element(ctx, args.ref)
+    target = await element(ctx, args.ref)
     try:  # the value is typed, never recorded: the call's args keep the placeholder
         text = ctx.store.reveal(args.text)
     except ValueError as exc:
         raise ActionError(str(exc)) from None
-    await fill(locator, text)
-    return Done(f"input_text {label}", f"typed {len(text)} character(s)")
+    await fill(target, text)
+    return Done(f"input_text {target.label}", f"typed {len(text)} character(s)")
 
 
-async def fill(locator: Locator, text: str) -> None:
-    _, kind = await tag_and_type(locator)
+async def fill(target: Element, text: str) -> None:
+    kind, locator = target.kind, target.locator
     if kind in _ISO_FORMATS:
         text = _iso_value(kind, text)
         if not _ISO_FORMATS[kind][0].fullmatch(text):
@@ -124,13 +143,12 @@ def _iso_value(kind: str, text: str) -> str:
 
 @tool("select_option", "Pick an option of a select or listbox by its label or value.")
 async def select_option(ctx: ToolContext, args: OptionArgs) -> Done:
-    locator, label = await element(ctx, args.ref)
-    tag, _ = await tag_and_type(locator)
-    if tag == "select":
-        chosen = await _select_native(locator, args.option)
-        return Done(f"select_option {label}", f"selected '{chosen}'")
-    await _select_aria(ctx.browser.active_page, locator, args.option)
-    return Done(f"select_option {label}", f"picked '{args.option}'", stale=True)
+    target = await element(ctx, args.ref)
+    if target.tag == "select":
+        chosen = await _select_native(target.locator, args.option)
+        return Done(f"select_option {target.label}", f"selected '{chosen}'")
+    await _select_aria(ctx.browser.active_page, target, args.option)
+    return Done(f"select_option {target.label}", f"picked '{args.option}'", stale=True)
 
 
 async def _select_native(locator: Locator, wanted: str) -> str:
@@ -148,18 +166,19 @@ async def _select_native(locator: Locator, wanted: str) -> str:
     raise ActionError(f"no option '{wanted}'; the options are {labels}.")
 
 
-async def _select_aria(page: Page, locator: Locator, wanted: str) -> None:
+async def _select_aria(page: Page, target: Element, wanted: str) -> None:
     """Custom ARIA combobox/listbox: open it if needed, then click the option with that name."""
-    role = await locator.evaluate("e => e.getAttribute('role') || ''")
+    locator, role, controlled = target.locator, target.role, target.controls
     if role == "option":
         await locator.click()
         return
     if role != "listbox":
-        if await locator.get_attribute("aria-expanded") != "true":
+        if target.expanded != "true":
             await locator.click()
-        if await locator.evaluate("e => e.tagName === 'INPUT' && !e.readOnly"):
+        if target.editable:
             await locator.fill(wanted)  # an editable combobox filters its options as the user types
-    controlled = await locator.get_attribute("aria-controls") or await locator.get_attribute("aria-owns")
+        if not controlled and (target.expanded != "true" or target.editable):
+            controlled = await locator.evaluate(_CONTROLS_JS)  # some widgets name their list once open
     scope: Page | Locator = locator if role == "listbox" else page
     if controlled:
         scope = page.locator(f"id={controlled.split()[0]}")
@@ -177,6 +196,6 @@ async def _select_aria(page: Page, locator: Locator, wanted: str) -> None:
 
 @tool("checkbox", "Check or uncheck a checkbox, radio or switch.")
 async def checkbox(ctx: ToolContext, args: CheckboxArgs) -> Done:
-    locator, label = await element(ctx, args.ref)
-    await locator.set_checked(args.checked)
-    return Done(f"checkbox {label}", "checked" if args.checked else "unchecked")
+    target = await element(ctx, args.ref)
+    await target.locator.set_checked(args.checked)
+    return Done(f"checkbox {target.label}", "checked" if args.checked else "unchecked")

@@ -14,7 +14,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from app.artifacts.names import safe_filename
 from app.platform.url_policy import fetch
 from workers.agent.browser import BrowserRun, DownloadTooSlow
-from workers.agent.tools.elements import ElementArgs, element, tag_and_type
+from workers.agent.tools.elements import ElementArgs, element
 from workers.agent.tools.registry import ActionError, Done, Ref, Text, ToolArgs, ToolContext, tool
 from workers.agent.tools.settle import NavigationWatch
 
@@ -29,16 +29,16 @@ class UploadArgs(ToolArgs):
 @tool("upload_file", "Upload the file at file_url via a file input or the button that opens it.")
 async def upload_file(ctx: ToolContext, args: UploadArgs) -> Done:
     run = ctx.browser
-    locator, label = await element(ctx, args.ref)
+    target = await element(ctx, args.ref)
+    locator, label = target.locator, target.label
     uploaded = run.upload_files.get(args.file_url.strip())  # a file_ids id
     path = uploaded or await _fetch_upload(args.file_url, run)
-    tag, kind = await tag_and_type(locator)
-    if tag == "input" and kind == "file":
+    if target.tag == "input" and target.kind == "file":
         await locator.set_input_files(path)
     else:
-        target = await _associated_file_input(locator)
-        if target is not None:
-            await target.set_input_files(path)
+        file_input = await _associated_file_input(locator)
+        if file_input is not None:
+            await file_input.set_input_files(path)
         else:
             try:
                 async with run.active_page.expect_file_chooser(timeout=run.action_timeout_ms) as chooser:
@@ -96,11 +96,11 @@ def _filename(disposition: str | None, url: str) -> str:
 @tool("download_file", "Click what downloads a file and keep the file.")
 async def download_file(ctx: ToolContext, args: ElementArgs) -> Done:
     run = ctx.browser
-    locator, label = await element(ctx, args.ref)
+    target = await element(ctx, args.ref)
     before = run.downloads_started
     watch = NavigationWatch(run.active_page)
     try:
-        await locator.click()
+        await target.locator.click()
         path = await run.download_after(before, run.action_timeout_ms / 1000)
     except DownloadTooSlow as exc:
         raise ActionError(str(exc)) from None
@@ -113,7 +113,7 @@ async def download_file(ctx: ToolContext, args: ElementArgs) -> Done:
         watch.stop()
     if path is None:
         raise ActionError("the download started but failed.")
-    return Done(f"download_file {label}", f"downloaded '{path.name}' ({path.stat().st_size} bytes)")
+    return Done(f"download_file {target.label}", f"downloaded '{path.name}' ({path.stat().st_size} bytes)")
 
 
 async def _slow_download(run: BrowserRun, before: int) -> Path | None:

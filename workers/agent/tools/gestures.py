@@ -15,9 +15,9 @@ from workers.agent.tools.registry import ActionError, Done, Ref, ToolArgs, ToolC
 
 @tool("hover", "Hover an element (opens hover menus).")
 async def hover(ctx: ToolContext, args: ElementArgs) -> Done:
-    locator, label = await element(ctx, args.ref)
-    await locator.hover()
-    return Done(f"hover {label}", stale=True)
+    target = await element(ctx, args.ref)
+    await target.locator.hover()
+    return Done(f"hover {target.label}", stale=True)
 
 
 def _keys(raw: Any) -> list[str]:
@@ -93,8 +93,9 @@ async def scroll(ctx: ToolContext, args: ScrollArgs) -> Done:
 
 
 async def _scroll_panel(ctx: ToolContext, ref: str, direction: str) -> Done:
-    locator, label = await element(ctx, ref)
-    moved = await locator.evaluate(_SCROLL_PANEL_JS, direction == "down")
+    target = await element(ctx, ref)
+    label = target.label
+    moved = await target.locator.evaluate(_SCROLL_PANEL_JS, direction == "down")
     if moved is None:
         raise ActionError(f"{label} is not a scrollable panel nor inside one; scroll without a ref to "
                           "move the page.")
