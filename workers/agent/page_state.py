@@ -73,17 +73,21 @@ class PageState:
 async def capture(run: BrowserRun, *, screenshot: bool) -> PageState:
     page = run.active_page
     shot_task = asyncio.ensure_future(take_screenshot(page)) if screenshot else None
-    raw = await _aria_snapshot(page)
-    if _TEXTBOX_VALUE.search(raw):  # only a textbox that shows a value can show a password
-        raw = mask_passwords(raw, await _password_values(page))
+    pages = list(run.pages)  # a tab may open or close while the titles are read
+    if page not in pages:
+        pages.append(page)
+    titles_task = asyncio.gather(*(_title(tab) for tab in pages))  # read while the snapshot is taken
+    try:
+        raw = await _aria_snapshot(page)
+        if _TEXTBOX_VALUE.search(raw):  # only a textbox that shows a value can show a password
+            raw = mask_passwords(raw, await _password_values(page))
+        titles = await titles_task
+    finally:
+        titles_task.cancel()  # only still running when the capture was cancelled meanwhile
     shot = await shot_task if shot_task is not None else None
     viewport = page.viewport_size or {"width": 1280, "height": 720}
     trim = SnapshotTrim(raw, viewport["height"])
     snapshot = trim.text(await scrolling(page, trim.panel_candidates()) if trim.trimmed else None)
-    pages = list(run.pages)  # a tab may open or close while the titles are read
-    if page not in pages:
-        pages.append(page)
-    titles = await asyncio.gather(*(_title(tab) for tab in pages))
     tabs = [f"{index}: {title or '(untitled)'} — {tab.url}" + (" (active)" if tab is page else "")
             for index, (tab, title) in enumerate(zip(pages, titles, strict=True))]
     active = pages.index(page)  # the tab this state describes, even if another became active meanwhile
