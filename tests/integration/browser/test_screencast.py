@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,36 @@ async def test_a_screencast_started_during_the_first_navigation_still_gets_frame
         finally:
             await screencast.stop()
             await run.close()
+
+
+def _jpeg(rgb: tuple[int, int, int]) -> bytes:
+    """A WIDTH x HEIGHT JPEG of one colour, as the screencast sends."""
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    picture = av.VideoFrame(WIDTH, HEIGHT, "rgb24")
+    picture.planes[0].update(bytes(rgb) * (picture.planes[0].buffer_size // 3))
+    return b"".join(bytes(packet) for packet in encoder.encode(picture.reformat(format="yuvj420p")))
+
+
+def _colour(picture: av.VideoFrame) -> tuple[int, int, int]:
+    red, green, blue = bytes(picture.to_rgb().planes[0])[:3]
+    return red, green, blue
+
+
+async def test_a_burst_of_frames_is_recorded_up_to_its_newest_picture(tmp_path: Path) -> None:
+    """Frames closer together than the recorder encodes are thinned, never the last of a burst: the
+    video ends on the newest picture, however long the page then stays idle."""
+    recorder = WebmRecorder(tmp_path / "burst.webm", WIDTH, HEIGHT)
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
+    started = time.monotonic()
+    for index, colour in enumerate(colours):
+        recorder.add(Frame(_jpeg(colour), started + index * 0.02, WIDTH, HEIGHT))
+    await asyncio.sleep(0.5)
+    path = await recorder.close()
+    assert path is not None
+    with av.open(str(path)) as video:
+        pictures = [(picture.time, _colour(picture)) for picture in video.decode(video=0)]
+    assert all(abs(a - b) < 40 for a, b in zip(pictures[0][1], colours[0], strict=True))
+    assert all(abs(a - b) < 40 for a, b in zip(pictures[-1][1], colours[-1], strict=True))
+    assert pictures[-1][0] is not None and pictures[-1][0] >= 0.45  # the last picture lasts until close()
