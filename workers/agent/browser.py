@@ -277,6 +277,7 @@ class BrowserRun:
         self._downloads: list[asyncio.Task[Path | None]] = []
         self._download_started = asyncio.Event()
         self.screencast: Screencast | None = None  # the active tab's frames: recording and live view
+        self.acted_at = 0.0  # time.time() when the last action on the page (or a person's takeover) ended
         self._recorder: WebmRecorder | None = None
         self._following: asyncio.Future[None] | None = None
         self._closed = False

@@ -50,6 +50,7 @@ async def drive(task: TaskSpec, run: BrowserRun, planner: Planner, store: RunSto
             await _save_action_screenshot(run, store, acted_step)  # the page as the agent left it
             acted_step = None
             repetition = RepetitionGuard(task.max_repeated_actions)  # what a person did is no loop
+            run.acted_at = time.time()
             history.append(f"paused ({why}) -> a person had control of the browser and may have changed "
                            f"the page; they left it on {run.active_page.url}. Look at the page afresh.")
             if run.crashed:

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import re
+import time
 import weakref
 from dataclasses import dataclass, field
 
@@ -185,17 +186,21 @@ async def scrolling(page: Page, candidates: dict[int, tuple[float, float, float,
 
 
 SCREENCAST_CATCH_UP_S = 0.035
+FRAME_INTERVAL_S = 1 / 60  # Chromium draws at most one frame per display frame
 _CDP_SESSIONS: weakref.WeakKeyDictionary[Page, CDPSession] = weakref.WeakKeyDictionary()
 
 
 async def step_screenshot(run: BrowserRun) -> bytes | None:
     """The step's screenshot: the screencast's newest frame of the active tab (Chromium already encoded it
-    for the recording and the live view), else a fresh one. A frame painted just before the step began
-    reaches the screencast within a frame or two, hence the short wait (the snapshot is taken meanwhile)."""
+    for the recording and the live view), else a fresh one. The frame of what the last action painted
+    reaches the screencast a few ms after the action ended: one Chromium drew less than a frame interval
+    before that end, or later, is the newest that can show the page as the action left it, so it is
+    taken as soon as it is there; else the newest frame SCREENCAST_CATCH_UP_S after the action (the
+    snapshot is taken meanwhile)."""
     screencast = run.screencast
     if screencast is not None and screencast.page is run.active_page:
-        await asyncio.sleep(SCREENCAST_CATCH_UP_S)
-        frame = screencast.latest
+        left = run.acted_at + SCREENCAST_CATCH_UP_S - time.time()
+        frame = await screencast.frame_swapped_since(run.acted_at - FRAME_INTERVAL_S, max(0.0, left))
         if frame is not None and screencast.page is run.active_page:
             return frame.jpeg
     return await take_screenshot(run.active_page)

@@ -36,6 +36,7 @@ class Frame:
     at: float  # time.monotonic() when it arrived
     width: int  # CSS pixels of the page's viewport
     height: int
+    swapped_at: float = 0.0  # time.time() when Chromium drew it (0: unknown)
 
 
 FrameSink = Callable[[Frame], None]
@@ -57,10 +58,23 @@ class Screencast:
         self._pending: set[asyncio.Future[Any]] = set()
         self.latest: Frame | None = None
         self.frames = 0
+        self._arrived = asyncio.Event()  # set by every frame
 
     @property
     def page(self) -> Page | None:
         return self._page
+
+    async def frame_swapped_since(self, since: float, timeout_s: float) -> Frame | None:
+        """The newest frame as soon as it is one Chromium drew at or after `since` (time.time()), waiting
+        at most `timeout_s` for such a frame; then the newest there is (None: none yet)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._arrived.clear()
+            frame, left = self.latest, deadline - time.monotonic()
+            if (frame is not None and frame.swapped_at >= since) or left <= 0:
+                return frame
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
 
     def add_sink(self, sink: FrameSink) -> None:
         self._sinks.append(sink)
@@ -115,9 +129,11 @@ class Screencast:
             return  # a late frame of the tab it just left
         metadata = params.get("metadata") or {}
         frame = Frame(base64.b64decode(params["data"]), time.monotonic(),
-                      int(metadata.get("deviceWidth") or 0), int(metadata.get("deviceHeight") or 0))
+                      int(metadata.get("deviceWidth") or 0), int(metadata.get("deviceHeight") or 0),
+                      float(metadata.get("timestamp") or 0.0))
         self.latest = frame
         self.frames += 1
+        self._arrived.set()
         for sink in list(self._sinks):
             try:
                 sink(frame)

@@ -8,6 +8,7 @@ back as a failed ActionResult whose outcome says what to do instead; it never ra
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
@@ -47,7 +48,10 @@ async def apply(ctx: ToolContext, call: ToolCall) -> ActionResult:
             problem = _explain(exc)
             return ActionResult(False, f"{_describe(ctx, call)} -> {problem}",
                                 page_changed=_navigated(run.active_page.url, url_before), problem=problem)
-        await settle(run, watch, run.settle_timeout_ms)
+        else:
+            await settle(run, watch, run.settle_timeout_ms)
+        finally:
+            run.acted_at = time.time()
     page = run.active_page
     opened = len(run.pages) > tabs_before
     if opened:
