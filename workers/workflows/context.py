@@ -31,6 +31,7 @@ class WorkflowContext:
     code: CodeRun | None = None  # run_with "code": each agent block replays or records its own script
     parameter_keys: tuple[str, ...] = ()  # the workflow parameters a script stores as references
     script_runs: list[dict[str, Any]] = field(default_factory=list)  # each code block's script_run
+    outputs: dict[str, Any] = field(default_factory=dict)  # each finished block's output, by label
 
 
 @dataclass
