@@ -7,7 +7,7 @@ recorded script, in the same browser pool, on the test pages, the fake LLM answe
 targets: replay LLM calls <= 10% of the first run's, wall time <= a third, outputs equal; a perturbed
 page heals with at most one call per changed step and the healed script then replays with none.
 
-    .venv/bin/python -m bench.replay [--repeats N] [--llm-delay SECONDS]
+    .venv/bin/python -m bench.replay [--repeats N] [--llm-delay SECONDS] [--task NAME ...]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.fakes.fake_llm import FakeLLM
 from tests.integration.agent.memory_store import MemoryStore
 from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
 from tests.sites.server import SiteServer, serve_sites
-from workers.agent.browser import BrowserPool
+from workers.agent.browser import BrowserPool, RunMedia
 from workers.agent.contract import BrowserOptions, RunOutcome, StepUsage, TaskSpec
 from workers.agent.loop import drive
 from workers.agent.planner import Planner
@@ -52,6 +52,9 @@ TASKS: dict[str, tuple[str, list[Any]]] = {
         [{"name": "click", "args": {"ref": {"role": "button", "name": "Press same"}}}],
         [{"name": "click", "args": {"ref": {"role": "button", "name": "Press cross"}}}],
         [{"name": "complete", "args": {"output": {"seen": "cross pressed"}, "summary": "done"}}]]),
+    "download": ("/download.html", [  # the replay must save the file again: compared with the first run's
+        [{"name": "download_file", "args": {"ref": {"role": "link", "name": "Download report"}}}],
+        [{"name": "complete", "args": {"output": {"page": "Reports"}, "summary": "downloaded"}}]]),
 }
 CONFIRM = [{"name": "click", "args": {"ref": {"role": "button", "name": "Confirm"}}}]
 PERTURBED = {  # page -> the heal answers the model gives (one per changed step)
@@ -69,6 +72,7 @@ class Figure:
     seconds: float
     output: Any
     status: str
+    files: list[str]  # the names of the files the run downloaded
 
 
 def delayed(steps: list[Any], delay: float, sites: SiteServer) -> list[Any]:
@@ -95,9 +99,9 @@ async def first_run(pool: BrowserPool, settings: Any, fake: FakeLLM, sites: Site
     finally:
         seconds = time.monotonic() - started
         await planner.aclose()
-        await browser.close()
+        media = await browser.close()
     recorder.script.llm_calls, recorder.script.tokens = store.usage.llm_calls, store.tokens
-    return _figure("", "first run", store.usage, seconds, outcome), recorder.script, token
+    return _figure("", "first run", store.usage, seconds, outcome, media), recorder.script, token
 
 
 async def replay_run(pool: BrowserPool, settings: Any, url: str, script: ScriptDoc, token: str,
@@ -111,8 +115,8 @@ async def replay_run(pool: BrowserPool, settings: Any, url: str, script: ScriptD
     finally:
         seconds = time.monotonic() - started
         await planner.aclose()
-        await browser.close()
-    return _figure("", kind, report.usage, seconds, report.outcome), report.script
+        media = await browser.close()
+    return _figure("", kind, report.usage, seconds, report.outcome, media), report.script
 
 
 class UsageStore(MemoryStore):
@@ -133,17 +137,19 @@ class UsageStore(MemoryStore):
         self.usage.completion_tokens += usage.completion_tokens
 
 
-def _figure(task: str, kind: str, usage: StepUsage, seconds: float, outcome: RunOutcome) -> Figure:
+def _figure(task: str, kind: str, usage: StepUsage, seconds: float, outcome: RunOutcome,
+            media: RunMedia) -> Figure:
     return Figure(task, kind, usage.llm_calls, usage.prompt_tokens + usage.completion_tokens, seconds,
-                  outcome.output, outcome.status)
+                  outcome.output, outcome.status, sorted(path.name for path in media.downloads))
 
 
-async def measure(repeats: int, delay: float, data_dir: Path) -> list[Figure]:
+async def measure(repeats: int, delay: float, data_dir: Path, names: list[str]) -> list[Figure]:
     figures: list[Figure] = []
     with serve_sites() as sites:
         async with agent_pool(data_dir) as (fake, settings, pool):
             for _ in range(repeats):
-                for name, (path, script) in TASKS.items():
+                for name in names:
+                    path, script = TASKS[name]
                     url = task_url(sites, path)
                     first, recorded, token = await first_run(pool, settings, fake, sites, url, script,
                                                              data_dir, delay)
@@ -163,18 +169,19 @@ async def measure(repeats: int, delay: float, data_dir: Path) -> list[Figure]:
 
 def report(figures: list[Figure], delay: float) -> None:
     print(f"# replay — {machine()}; fake LLM answering after {delay} s")
-    print_table(["task", "run", "status", "LLM calls", "tokens", "seconds"],
-                [[f.task, f.kind, f.status, f.llm_calls, f.tokens, f"{f.seconds:.2f}"] for f in figures])
+    print_table(["task", "run", "status", "LLM calls", "tokens", "seconds", "downloads"],
+                [[f.task, f.kind, f.status, f.llm_calls, f.tokens, f"{f.seconds:.2f}", len(f.files)]
+                 for f in figures])
     firsts = [f for f in figures if f.kind == "first run"]
     replays = [f for f in figures if f.kind == "replay"]
     calls = sum(f.llm_calls for f in replays) / max(1, sum(f.llm_calls for f in firsts))
     speed = [r.seconds / f.seconds for f, r in zip(firsts, replays, strict=True)]
     pairs = list(zip(firsts, replays, strict=True))
-    equal = all(f.output == r.output and r.status == "completed" for f, r in pairs)
+    equal = all(f.output == r.output and f.files == r.files and r.status == "completed" for f, r in pairs)
     print(f"\nreplay LLM calls / first run's: {calls:.0%} (target <= 10%: {verdict(calls <= 0.10)})")
     print(f"replay time / first run's: {Spread.of(speed).show(2)} (target <= 0.33: "
           f"{verdict(max(speed) <= 1 / 3)})")
-    print(f"outputs equal and completed: {verdict(equal)}")
+    print(f"outputs and downloaded files equal, completed: {verdict(equal)}")
     heals = [f for f in figures if f.kind.startswith("heal ")]
     afters = [f for f in figures if f.kind.startswith("after heal ")]
     clean = not any(f.llm_calls for f in afters)
@@ -186,9 +193,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--llm-delay", type=float, default=0.0, help="seconds the fake model takes to answer")
+    parser.add_argument("--task", action="append", choices=list(TASKS), help="only this task (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wayfarer-bench-replay-") as tmp:
-        figures = asyncio.run(measure(args.repeats, args.llm_delay, Path(tmp)))
+        figures = asyncio.run(measure(args.repeats, args.llm_delay, Path(tmp), args.task or list(TASKS)))
     report(figures, args.llm_delay)
 
 

@@ -2,8 +2,9 @@
 
 `run(page, ...)` takes the script's parameters as arguments: the start URL and every typed value
 (defaulting to what the recording typed), a workflow parameter's `{{ key }}` reference as the required
-argument `key`, credential placeholders and one-time codes (required: they are never written into a
-script), files to upload. `python main.py --name Grace` runs it in a fresh Chromium
+argument `key` (an earlier block's output `{{ pick_output.name }}` as `pick_output_name`), credential
+placeholders and one-time codes (required: they are never written into a script), files to upload.
+`python main.py --name Grace` runs it in a fresh Chromium
 (`--chromium` or `CHROMIUM_PATH` names the executable; Playwright's own browser otherwise). Elements are
 found as replay finds them first: role and accessible name (the position among equals when there were
 several), inside the iframes they were in.
@@ -18,14 +19,14 @@ from typing import Any
 from app.scripts.document import ScriptDoc, ScriptStep, Target
 
 _PLACEHOLDER = re.compile(r"^\{\{\s*credential\.(\w+)\s*\}\}$")
-_REFERENCE = re.compile(r"\{\{ (\w+) \}\}")  # a workflow parameter (app/scripts/parameters.py)
+_REFERENCE = re.compile(r"\{\{ (\w+(?:\.\w+)*) \}\}")  # a parameter or output (app/scripts/parameters.py)
 
 
 @dataclass
 class _Parameters:
     names: list[str] = field(default_factory=list)
     defaults: dict[str, Any] = field(default_factory=dict)
-    references: dict[str, str] = field(default_factory=dict)  # workflow parameter key -> argument
+    references: dict[str, str] = field(default_factory=dict)  # parameter key or output path -> argument
 
     def value(self, wanted: str, text: str) -> str:
         """The expression for a typed value: an argument defaulting to it, or, when it holds parameter

@@ -1,15 +1,18 @@
-"""Parameter references in a workflow block's script: a recorded value that came from a run parameter is
-stored as `{{ key }}`, never the literal, and a replay puts the run's own value back in its place.
+"""Parameter references in a workflow block's script: a recorded value that came from a run parameter or
+an earlier block's output is stored as `{{ key }}`, never the literal, and a replay puts the run's own
+value back in its place.
 
 A parameter counts when its value is a string of at least MIN_LENGTH characters (shorter ones, numbers
 and booleans would match by chance); every occurrence of it in a step's arguments and intent, and in the
-recorded output and summary, becomes the reference, longest values first. Rendering replaces exactly
-those `{{ key }}` references (not Jinja: a credential placeholder such as `{{credential.password}}`
-stays as it is, to be revealed only when typed).
+recorded output and summary, becomes the reference, longest values first. An output is taken apart into
+its values by path (`extract_output.code`, `extract_output.items.0`: `outputs_by_path`). Rendering
+replaces exactly those `{{ key }}` references (not Jinja: a credential placeholder such as
+`{{credential.password}}` stays as it is, to be revealed only when typed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -17,10 +20,23 @@ from typing import Any
 from app.scripts.document import ScriptDoc
 
 MIN_LENGTH = 3
+_NAME = re.compile(r"\w+")  # a path part a reference can hold (and the export can name an argument after)
 
 
 def reference(key: str) -> str:
     return "{{ " + key + " }}"
+
+
+def outputs_by_path(name: str, output: Any) -> dict[str, Any]:
+    """An output's values under their paths from `name` (an object's keys and a list's indexes, joined by
+    dots); a value under a key that is not a plain name is left out."""
+    if isinstance(output, dict):
+        return {path: value for key, item in output.items() if isinstance(key, str) and _NAME.fullmatch(key)
+                for path, value in outputs_by_path(f"{name}.{key}", item).items()}
+    if isinstance(output, list):
+        return {path: value for index, item in enumerate(output)
+                for path, value in outputs_by_path(f"{name}.{index}", item).items()}
+    return {name: output}
 
 
 def with_references(script: ScriptDoc, parameters: Mapping[str, Any]) -> ScriptDoc:

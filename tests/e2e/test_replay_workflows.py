@@ -125,3 +125,46 @@ def test_a_loop_block_replays_its_first_iteration_with_each_next_value(
         raw = client.get(f"/v1/runs/{done.run_id}").json()["script_run"]
     assert [(b["steps_replayed"], b["llm_calls"]) for b in raw["blocks"]] == [(0, 2), (4, 0)]
     assert raw["blocks"][0]["script_id"] == raw["blocks"][1]["script_id"] == raw["script_id"]
+
+
+def test_a_block_that_types_an_earlier_blocks_output_replays_with_this_runs_output(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    """A text_prompt block (asked anew every run) names the customer, and the order block types that name:
+    the recorded script holds a reference to the output, so the second run types the second answer."""
+    pick = f"pick-{token[::-1]}"
+    fake_llm.script(pick, [{"content": json.dumps({"name": name})} for name in ("Ada", "Grace")])
+    fake_llm.script(token, ORDER_SCRIPT)  # the model types "Ada", the first run's answer
+    goal = "Order a large insured parcel for {{ pick_output.name }} (" + token + ")"
+    definition = {"title": f"Picked order {token}", "run_with": "code", "workflow_definition": {
+        "parameters": [],
+        "blocks": [{"block_type": "text_prompt", "label": "pick", "prompt": f"Who is next? ({pick})",
+                    "json_schema": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                   {"block_type": "navigation", "label": "order", "url": sites.url(ORDER),
+                    "navigation_goal": goal}]}}
+
+    async def scenario() -> tuple[Any, Any]:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        runs = []
+        for name in ("Ada", "Grace"):
+            done = await skyvern.run_workflow(workflow.workflow_permanent_id, wait_for_completion=True,
+                                              timeout=180)
+            assert done.status == "completed", done.failure_reason
+            assert done.output is not None and done.output["order"] == {"greeting": f"Thanks, {name}!"}
+            assert sites.submissions[-1] == {"name": name, "size": "Large", "insured": "yes"}
+            runs.append(done)
+        return runs[0], runs[1]
+
+    first, second = asyncio.run(scenario())
+    assert len(fake_llm.requests_for(token)) == 2  # the recording's; the replay asked nothing
+    assert len(fake_llm.requests_for(pick)) == 2
+    assert second.script_run is not None and second.script_run.script_id == first.script_run.script_id
+    with embedded.client() as client:
+        raw = client.get(f"/v1/runs/{second.run_id}").json()["script_run"]
+        assert (raw["steps_replayed"], raw["steps_healed"], raw["llm_calls"]) == (4, 0, 0)
+        files = {f["path"]: f["content"]
+                 for f in client.get(f"/v1/scripts/{raw['script_id']}").json()["files"]}
+    script = json.loads(files["script.json"])
+    assert script["steps"][0]["args"]["text"] == "{{ pick_output.name }}"
+    assert script["output"] == {"greeting": "Thanks, {{ pick_output.name }}!"}
+    assert "Ada" not in files["script.json"] and "pick_output_name" in files["main.py"]

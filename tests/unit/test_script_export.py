@@ -52,13 +52,14 @@ def test_parameters_are_arguments_and_secrets_have_no_default() -> None:
     assert "{{credential" not in source
 
 
-def test_a_workflow_parameter_reference_is_a_required_argument() -> None:
+def test_parameter_and_output_references_are_required_arguments() -> None:
     script = ScriptDoc(start_url=None, steps=[
         ScriptStep("input_text", {"text": "{{ name }}"}, NAME),
-        ScriptStep("input_text", {"text": "Parcel for {{ name }}, {{ city }}"}, Target("textbox", "Note")),
+        ScriptStep("input_text", {"text": "Parcel for {{ name }}, {{ pick_output.city }}"},
+                   Target("textbox", "Note")),
     ])
     source = export_python(script, "order")
     ast.parse(source)
-    assert "def run(page: Page, name: str, city: str)" in source
-    assert ".fill(name)" in source and ".fill('Parcel for ' + name + ', ' + city)" in source
+    assert "def run(page: Page, name: str, pick_output_city: str)" in source  # an earlier block's output
+    assert ".fill(name)" in source and ".fill('Parcel for ' + name + ', ' + pick_output_city)" in source
     assert "{{" not in source

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.scripts.document import ScriptDoc, ScriptStep
-from app.scripts.parameters import with_references, with_values
+from app.scripts.parameters import outputs_by_path, with_references, with_values
 
 
 def recorded() -> ScriptDoc:
@@ -28,3 +28,15 @@ def test_parameter_values_become_references_and_a_replay_types_the_new_ones() ->
     assert replayed.steps[1].args == {"text": "{{credential.password}}"}  # revealed only when typed
     assert replayed.output == {"greeting": "Thanks, Grace Hopper!", "count": 7}
     assert replayed.summary == "Ordered for Grace Hopper."
+
+
+def test_an_earlier_blocks_output_is_referenced_by_the_path_of_each_value() -> None:
+    output = {"name": "Ada Lovelace", "items": ["Large box", {"id": 7}], "odd key": "Ada Lovelace"}
+    paths = outputs_by_path("pick_output", output)
+    assert paths == {"pick_output.name": "Ada Lovelace", "pick_output.items.0": "Large box",
+                     "pick_output.items.1.id": 7}  # a key that is not a plain name is left out
+    assert outputs_by_path("note_output", "Grace") == {"note_output": "Grace"}
+    stored = with_references(recorded(), paths)
+    assert stored.steps[0].args == {"text": "{{ pick_output.name }}"}
+    replayed = with_values(stored, outputs_by_path("pick_output", {"name": "Grace Hopper", "items": []}))
+    assert replayed.steps[0].args == {"text": "Grace Hopper"}

@@ -20,7 +20,9 @@ from app.schemas.workflows import (
     LoginBlockYAML,
     ValidationBlockYAML,
 )
+from app.scripts.parameters import outputs_by_path
 from app.workflows.templates import LOOP_NAMES, render
+from app.workflows.validation import output_names
 from workers.agent.contract import RunOutcome, TaskSpec
 from workers.agent.loop import drive
 from workers.agent.planner import Planner
@@ -74,9 +76,13 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
 async def _drive_code(wf: WorkflowContext, code: CodeRun, label: str, block_id: str, task: TaskSpec,
                       planner: Planner, values: dict[str, Any]) -> RunOutcome:
     """run_with "code": the block replays or records its own script, keyed by the run's cache key and
-    the block's label; the run's script_run (summed over its blocks) is stored after each one."""
+    the block's label; the run's script_run (summed over its blocks) is stored after each one. The
+    script's references: the workflow's parameters, the loop's values, earlier blocks' outputs."""
     block_code = replace(code, cache_key=f"{code.cache_key}/{label}", title=f"{code.title} / {label}")
     parameters = {key: values[key] for key in (*wf.parameter_keys, *LOOP_NAMES) if key in values}
+    for name in (output_names(earlier)[0] for earlier in wf.output_labels):
+        if name in values:  # a block inside a loop's earlier iteration is out of scope
+            parameters.update(outputs_by_path(name, values[name]))
     outcome, script_run = await drive_code(wf.settings, block_code, task, wf.browser, planner, wf.store,
                                            wf.steering, parameters)
     wf.script_runs.append({"label": label, "workflow_run_block_id": block_id, **script_run})

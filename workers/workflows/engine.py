@@ -131,6 +131,8 @@ async def _run_sequence(wf: WorkflowContext, sequence: Sequence[Block], values: 
         outputs[block.label] = result.output
         for name in output_names(block.label):
             values[name] = result.output
+        if block.label not in wf.output_labels:
+            wf.output_labels.append(block.label)
         if not result.succeeded:
             reason = f"Block '{block.label}' ({block.block_type}) {result.status}: " \
                      f"{result.failure_reason or 'no reason given'}"

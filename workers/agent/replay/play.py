@@ -3,7 +3,8 @@ fits with one planner call (when ai_fallback allows), or end the run naming that
 
 Per script step: capture the page (no screenshot), find the step's element (`locate.resolve`, waiting up
 to the settle timeout for it to appear: the page's own signal, never a fixed sleep), apply the recorded
-call through the tool registry, and write the step down again for the script this run leaves behind. A
+call through the tool registry, and keep the step (with this page's URL and title) for the script this
+run leaves behind; only a healed step's element is described afresh. A
 miss — the element cannot be told apart, or the call fails — goes to the planner once, with the recorded
 intent in its prompt; its call replaces the step in the new script. The recorded output is reused when
 every value in it is on the final page; otherwise the planner is asked for it once.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.schemas.extraction import output_problem
@@ -99,12 +100,11 @@ async def _step(state: _Replay, index: int, step: ScriptStep) -> RunOutcome | No
         call = ToolCall(step.tool, {**step.args, **({"ref": ref} if ref else {})},
                         reasoning=f"replayed script step {index + 1}")
         context = ToolContext(state.run, state.store, page_state.labels, state.task)
-        await state.recorder.before(call, page_state.labels)
         result = await apply(context, call)
-        state.recorder.after(call, result)
         await state.store.record_action(step_id, 0, call.name, call.args, call.reasoning, result.succeeded,
                                         result.outcome, replay="replayed")
-        if result.succeeded:
+        if result.succeeded:  # kept as recorded (its element was found by that description), on this page
+            state.recorder.script.steps.append(replace(step, url=page_state.url, title=page_state.title))
             state.history.append(result.outcome)
             state.report.replayed += 1
             await state.store.finish_step(step_id, StepUsage(), ms_since(started))

@@ -7,9 +7,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from playwright.async_api import Download, Page, Request
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Request
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from workers.agent.browser import BrowserRun
 
@@ -37,7 +36,8 @@ _DOM_SETTLED_JS = """([quiet, cap]) => new Promise(resolve => {
 
 class NavigationWatch:
     """What an action set off on its page: a main-frame navigation request (settling waits for the new
-    document) and fetch/XHR requests still unanswered (settling waits for their answers)."""
+    document, unless the answer was a download: then no document comes) and fetch/XHR requests still
+    unanswered (settling waits for their answers)."""
 
     def __init__(self, page: Page) -> None:
         self.page = page
@@ -46,9 +46,11 @@ class NavigationWatch:
         self.in_flight: set[Request] = set()
         self._answered = asyncio.Event()
         self._answered.set()
+        self._downloaded = asyncio.Event()
         page.on("request", self._on_request)
         page.on("requestfinished", self._on_request_done)
         page.on("requestfailed", self._on_request_done)
+        page.on("download", self._on_download)
 
     def _on_request(self, request: Request) -> None:
         with contextlib.suppress(PlaywrightError):
@@ -63,9 +65,26 @@ class NavigationWatch:
         if not self.in_flight:
             self._answered.set()
 
+    def _on_download(self, _download: Download) -> None:
+        self._downloaded.set()
+
     async def answered(self, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._answered.wait(), timeout_s)
+
+    async def committed(self, timeout_ms: float) -> None:
+        """Until the requested navigation commits a new URL or turns out to be a download (at most
+        `timeout_ms`)."""
+        if self._downloaded.is_set():
+            return
+        navigated = asyncio.ensure_future(self.page.wait_for_url(
+            lambda current: current != self.url_before, timeout=timeout_ms, wait_until="commit"))
+        downloaded = asyncio.ensure_future(self._downloaded.wait())
+        await asyncio.wait((navigated, downloaded), return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (navigated, downloaded):
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, PlaywrightError):
+                await waiter
 
     def __enter__(self) -> NavigationWatch:
         return self
@@ -77,6 +96,7 @@ class NavigationWatch:
         self.page.remove_listener("request", self._on_request)
         self.page.remove_listener("requestfinished", self._on_request_done)
         self.page.remove_listener("requestfailed", self._on_request_done)
+        self.page.remove_listener("download", self._on_download)
 
 
 async def settle(run: BrowserRun, watch: NavigationWatch, cap_ms: int) -> None:
@@ -94,9 +114,7 @@ async def settle(run: BrowserRun, watch: NavigationWatch, cap_ms: int) -> None:
         page = settled = run.active_page
         with contextlib.suppress(PlaywrightError):
             if page is watch.page and watch.requested and page.url == watch.url_before:
-                with contextlib.suppress(PlaywrightTimeoutError):  # e.g. a download: no new document
-                    await page.wait_for_url(lambda current: current != watch.url_before,
-                                            timeout=left_ms(), wait_until="commit")
+                await watch.committed(left_ms())
             if page is not watch.page or watch.requested:
                 await page.wait_for_load_state("load", timeout=left_ms())
         await _dom_settled(page, watch if page is watch.page else None, left_ms)
