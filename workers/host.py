@@ -69,11 +69,13 @@ class RunHost:
         failed_starts: how often starting it failed before (WAYFARER_RUN_START_TRIES)."""
         with self._lock:
             future = self._in_flight.get(run_id)
-            if future is None:
-                future = asyncio.run_coroutine_threadsafe(self._run(run_id, failed_starts), self._loop)
-                self._in_flight[run_id] = future
-                future.add_done_callback(lambda done: self._forget(run_id, done))
-            return future
+            if future is not None:
+                return future
+            future = asyncio.run_coroutine_threadsafe(self._run(run_id, failed_starts), self._loop)
+            self._in_flight[run_id] = future
+        # Outside the lock: on a future already done, the callback runs at once, here, and takes the lock.
+        future.add_done_callback(lambda done: self._forget(run_id, done))
+        return future
 
     def run_blocking(self, run_id: str, failed_starts: int = 0) -> bool:
         return self.submit(run_id, failed_starts).result()

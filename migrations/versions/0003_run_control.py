@@ -18,7 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('runs') as batch:
-        batch.add_column(sa.Column('pause_requested', sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column('pause_requested', sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
         batch.add_column(sa.Column('pause_reason', sa.Text(), nullable=True))
         batch.add_column(sa.Column('control_key_id', sa.String(length=64), nullable=True))
         batch.add_column(sa.Column('paused_at', sa.DateTime(), nullable=True))

@@ -33,8 +33,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('workflow_permanent_id', 'version', name='uq_workflows_permanent_id_version')
     )
-    op.create_index('ix_workflows_org_permanent_id', 'workflows', ['organization_id', 'workflow_permanent_id'],
-                    unique=False)
+    op.create_index('ix_workflows_org_permanent_id', 'workflows',
+                    ['organization_id', 'workflow_permanent_id'], unique=False)
 
 
 def downgrade() -> None:

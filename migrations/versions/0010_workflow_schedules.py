@@ -37,7 +37,8 @@ def upgrade() -> None:
     )
     op.create_index('ix_workflow_schedules_org_permanent_id', 'workflow_schedules',
                     ['organization_id', 'workflow_permanent_id'], unique=False)
-    op.create_index('ix_workflow_schedules_due', 'workflow_schedules', ['enabled', 'next_fire_at'], unique=False)
+    op.create_index('ix_workflow_schedules_due', 'workflow_schedules', ['enabled', 'next_fire_at'],
+                    unique=False)
     op.create_table('schedule_firings',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('schedule_id', sa.String(length=64), nullable=False),

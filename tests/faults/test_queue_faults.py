@@ -142,7 +142,9 @@ def test_redis_crash_during_a_burst_loses_no_accepted_run(
     assert [status for status, _ in answers["before"] + answers["after"]] == [200] * 40
     assert len(refused) == 10 and all("queue is unavailable" in detail for detail in refused)
     assert not lost, f"never finished: {lost}\n{stack.logs()}"
-    assert all(run["status"] == "completed" for run in final.values()), final
+    not_completed = {run_id: (run["status"], run["failure_reason"]) for run_id, run in final.items()
+                     if run["status"] != "completed"}
+    assert not not_completed, f"{not_completed}\n{stack.logs()}"
     with psycopg.connect(production.database_url.replace("+psycopg", "")) as conn:
         left = conn.execute("SELECT count(*) FROM runs WHERE prompt LIKE %s", (f"%{token}-d%",)).fetchone()
     assert left == (0,)  # a refused submission left no run behind

@@ -57,7 +57,8 @@ class Stack:
         proc.wait(timeout=30)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-6000:]}"
+        """The tail of each process's log, without the access log lines that would crowd it out."""
+        return "\n".join(f"--- {p.name} ---\n{_without_access_lines(p.read_text(errors='replace'))[-6000:]}"
                          for p in sorted(self.log_dir.glob("*.log")))
 
     def create_run(self, **request: Any) -> dict[str, Any]:
@@ -138,6 +139,10 @@ def running_stack(tmp_path: Path, *, llm_base_url: str | None, database_url: str
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _without_access_lines(log: str) -> str:
+    return "\n".join(line for line in log.splitlines() if "uvicorn.access" not in line)
 
 
 def _wait_healthy(stack: Stack, timeout: float = 40.0) -> None:

@@ -1,21 +1,24 @@
 """replay(): play a recorded script back on a fresh browser with no LLM call; heal a step that no longer
 fits with one planner call (when ai_fallback allows), or end the run naming that step.
 
-Per script step: capture the page (no screenshot), find the step's element (`locate.resolve`, waiting up
-to the settle timeout for it to appear: the page's own signal, never a fixed sleep), apply the recorded
-call through the tool registry, and keep the step (with this page's URL and title) for the script this
-run leaves behind; only a healed step's element is described afresh. A
-miss — the element cannot be told apart, or the call fails — goes to the planner once, with the recorded
-intent in its prompt; its call replaces the step in the new script. The recorded output is reused when
+Per script step: capture the page (no screenshot), find the step's element (`locate.resolve`, looking
+again whenever the document changes, up to the settle timeout: the page's own signal, never a fixed
+sleep), apply the recorded call through the tool registry, and keep the step (with this page's URL and
+title) for the script this run leaves behind; only a healed step's element is described afresh. A miss —
+the element cannot be told apart, or the call fails — goes to the planner once, with the recorded intent
+in its prompt; its call replaces the step in the new script. The recorded output is reused when
 every value in it is on the final page; otherwise the planner is asked for it once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from playwright.async_api import Error as PlaywrightError
 
 from app.schemas.extraction import output_problem
 from app.scripts.document import ScriptDoc, ScriptStep
@@ -37,7 +40,15 @@ from workers.agent.replay.locate import resolve, same_page
 from workers.agent.replay.record import Recorder
 from workers.agent.tools import ToolContext, apply, get_tool
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.25  # the longest a missing element waits between two looks
+MIN_POLL_SECONDS = 0.05  # the shortest: a page that changes all the time is not captured nonstop
+# Resolves at the document's next change, or after `ms`.
+_CHANGED_JS = """ms => new Promise(resolve => {
+  const done = () => { observer.disconnect(); clearTimeout(timer); resolve(); };
+  const observer = new MutationObserver(done);
+  observer.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  const timer = setTimeout(done, ms);
+})"""
 AI_FALLBACK_OFF = ("ai_fallback is off, so the model was not asked; run again with ai_fallback true, or with "
                    "run_with \"agent\"")
 
@@ -129,7 +140,19 @@ async def _find(run: BrowserRun, step: ScriptStep) -> tuple[PageState, str | Non
             why = None if ref else f"its element ({step.target.label}) is not on the page"
         if why is None or time.monotonic() >= deadline:
             return page_state, ref, why
-        await asyncio.sleep(POLL_SECONDS)
+        await _changed(run, POLL_SECONDS)
+
+
+async def _changed(run: BrowserRun, timeout_s: float) -> None:
+    """Until the page changes (at least MIN_POLL_SECONDS, at most `timeout_s`): late content is looked
+    for as soon as it lands."""
+    started = time.monotonic()
+    # PlaywrightError: a navigation replaced the document (look at the new one); TimeoutError: the page's
+    # script is stuck (a dialog), so its timer never fired
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout(timeout_s + POLL_SECONDS):
+            await run.active_page.evaluate(_CHANGED_JS, int(timeout_s * 1000))
+    await asyncio.sleep(max(MIN_POLL_SECONDS - (time.monotonic() - started), 0.0))
 
 
 async def _heal(state: _Replay, index: int, step: ScriptStep, step_id: str, page_state: PageState,
