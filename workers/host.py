@@ -71,8 +71,14 @@ class RunHost:
             future = self._in_flight.get(run_id)
             if future is not None:
                 return future
-            future = asyncio.run_coroutine_threadsafe(self._run(run_id, failed_starts), self._loop)
-            self._in_flight[run_id] = future
+            if not self._stopping.is_set():
+                future = asyncio.run_coroutine_threadsafe(self._run(run_id, failed_starts), self._loop)
+                self._in_flight[run_id] = future
+        if future is None:  # stopping: the loop may be gone already; the run goes back as it came
+            self._retry_start(run_id, failed_starts)
+            future = concurrent.futures.Future()
+            future.set_result(False)
+            return future
         # Outside the lock: on a future already done, the callback runs at once, here, and takes the lock.
         future.add_done_callback(lambda done: self._forget(run_id, done))
         return future
@@ -173,12 +179,12 @@ class RunHost:
     def stop(self, grace_seconds: float | None = None) -> None:
         """Start no more runs; let the runs in flight go on for up to grace_seconds (default
         WAYFARER_SHUTDOWN_GRACE_SECONDS), hand back those still going; then close the browser and loop."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        grace = self._settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
-        with self._lock:
+        with self._lock:  # a run submitted from now on is sent back: its future is never left unanswered
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
             pending = list(self._in_flight.values())
+        grace = self._settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         _done, not_done = concurrent.futures.wait(pending, timeout=grace)
         if not_done:
             log.info("shutting down: handing back %d run(s) still going after %s s", len(not_done), grace)

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
 from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
+from workers.deadline import RunDeadline, run_deadline
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
 from workers.scripted import code_run, drive_run, planner_for
@@ -204,11 +205,14 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
         else:
             work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
         try:
-            outcome = await _supervise(ctx, run_id, work, store, steering)
+            outcome = await _supervise(ctx, run_id, work, store, steering, run_deadline(ctx.settings, run),
+                                       recorder)
         finally:
             await live.stop()
         if outcome is HAND_BACK and recorder is not None and recorder.started:
             outcome = _not_restarted(recorder)
+        if workflow is not None and outcome is not HAND_BACK and outcome.output is None:  # stopped midway
+            outcome = replace(outcome, output=context.outputs)  # what the finished blocks produced
         handing_back = outcome is HAND_BACK
     except Exception as exc:  # every failure becomes a reason the user can act on
         log.exception("run %s failed", run_id)
@@ -241,11 +245,11 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
 
 
 async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore,
-                     steering: RunSteering) -> RunOutcome:
-    """Await the agent while renewing the lease; stop it on cancel, at the deadline, or to hand it back.
-    Paused time does not count against the deadline, up to WAYFARER_MAX_PAUSE_SECONDS."""
+                     steering: RunSteering, limit: RunDeadline, recorder: BlockRecorder | None) -> RunOutcome:
+    """Await the agent while renewing the lease; stop it on cancel, at the deadline (workers/deadline.py),
+    or to hand it back. Paused time does not count against the deadline, up to WAYFARER_MAX_PAUSE_SECONDS."""
     agent = asyncio.ensure_future(work)
-    deadline = time.monotonic() + ctx.settings.run_deadline_seconds
+    deadline = time.monotonic() + limit.seconds
     while True:
         done, _ = await asyncio.wait({agent}, timeout=HEARTBEAT_SECONDS)
         if done:
@@ -263,16 +267,15 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
         elif verdict.terminate is not None:
             stop = RunOutcome("terminated", failure_reason=verdict.terminate)
         elif time.monotonic() >= deadline + paused_allowance:
-            stop = RunOutcome("timed_out", failure_reason=(
-                f"The run hit its wall-clock deadline of {ctx.settings.run_deadline_seconds} s "
-                f"(WAYFARER_RUN_DEADLINE_SECONDS) after {store.steps_started} step(s)"
-                + (f"; last action: {store.last_outcome}." if store.last_outcome else ".")))
+            stop = limit.timed_out(store, recorder)
         elif over_token_cap(ctx.settings, store.tokens_used):
             stop = RunOutcome("timed_out", failure_reason=(
                 f"The run used {store.tokens_used} LLM tokens, over its cap of "
                 f"{ctx.settings.run_max_tokens} (WAYFARER_RUN_MAX_TOKENS), after {store.steps_started} "
                 "step(s)."))
         if stop is not None:
+            if recorder is not None:
+                recorder.stopped_by = stop
             agent.cancel()
             await asyncio.gather(agent, return_exceptions=True)
             return stop

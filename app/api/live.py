@@ -50,11 +50,15 @@ async def _admit(websocket: WebSocket, topic: str, status: Callable[[Settings, L
     return viewer
 
 
+def _admit_run(websocket: WebSocket, run_id: str) -> Awaitable[LiveViewer | None]:
+    return _admit(websocket, targets.run_topic(run_id), lambda s, v: targets.run_status(s, v, run_id),
+                  f"Run {run_id}")
+
+
 @router.websocket("/v1/runs/{run_id}/live")
 async def run_live(websocket: WebSocket, run_id: str) -> None:
     settings: Settings = websocket.app.state.settings
-    viewer = await _admit(websocket, targets.run_topic(run_id),
-                          lambda s, v: targets.run_status(s, v, run_id), f"Run {run_id}")
+    viewer = await _admit_run(websocket, run_id)
     if viewer is None:
         return
     await websocket.accept()
@@ -71,8 +75,7 @@ async def run_live(websocket: WebSocket, run_id: str) -> None:
 @router.websocket("/v1/runs/{run_id}/live/input")
 async def run_live_input(websocket: WebSocket, run_id: str) -> None:
     settings: Settings = websocket.app.state.settings
-    viewer = await _admit(websocket, targets.run_topic(run_id),
-                          lambda s, v: targets.run_status(s, v, run_id), f"Run {run_id}")
+    viewer = await _admit_run(websocket, run_id)
     if viewer is None:
         return
     if not await run_in_threadpool(targets.holds_paused_run, settings, viewer, run_id):

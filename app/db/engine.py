@@ -25,6 +25,7 @@ retry_transient = retry(retry=retry_if_exception_type((OperationalError, OSError
                         before_sleep=before_sleep_log(log, logging.WARNING))
 
 
+NEW_CONNECTION = "wayfarer_new"  # in a pool record's info: made since its last checkout
 RECYCLE_SECONDS = 1800  # connections a firewall or NAT dropped silently (no FIN) go within this time
 
 
@@ -38,14 +39,25 @@ def get_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=RECYCLE_SECONDS)
+    event.listen(engine, "connect", _mark_new)
     event.listen(engine, "checkout", _drop_if_closed)
     return engine
 
 
-def _drop_if_closed(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+def _mark_new(_dbapi_conn: Any, record: Any) -> None:
+    record.info[NEW_CONNECTION] = True
+
+
+def _drop_if_closed(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
     """The liveness check on checkout, in place of pool_pre_ping's SELECT 1 round trip: a pooled, idle
     connection with something to read has been closed by the server (a restart, a failover, a killed
-    backend: PostgreSQL sends its FATAL and closes), so the pool drops it and connects anew."""
+    backend: PostgreSQL sends its FATAL and closes), so the pool drops it and connects anew.
+
+    A connection made for this checkout is not checked: the pool gives up after a second failed check
+    with an InvalidRequestError (a 500), while a query on a connection lost meanwhile fails with an
+    OperationalError, which callers retry and the API answers as a 503."""
+    if record.info.pop(NEW_CONNECTION, False):
+        return
     try:
         fd = dbapi_conn.fileno()
     except Exception as exc:  # psycopg raises once the connection is closed

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.schemas.runs import CdpAddressField, HttpUrlField, RunEngine
 
@@ -19,6 +19,16 @@ WorkflowParameterType = Literal["string", "integer", "float", "boolean", "json",
 WorkflowStatus = Literal["published", "draft", "auto_generated", "importing", "import_failed"]
 FileType = Literal["auto_detect", "csv", "excel", "pdf", "image", "docx", "zip"]
 Label = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):  # Pydantic takes true for 1; Skyvern refuses it
+        raise ValueError("max_elapsed_time_minutes must be an integer, not a boolean")
+    return value
+
+
+# a workflow run's time limit (the run request's, else the workflow's): then it ends timed_out
+ElapsedMinutes = Annotated[Annotated[int, Field(ge=1, le=480)] | None, BeforeValidator(_not_a_boolean)]
 
 
 class _Definition(BaseModel):
@@ -263,7 +273,7 @@ class WorkflowCreateYAMLRequest(_Definition):
     workflow_definition: WorkflowDefinitionYAML
     is_saved_task: bool = False
     max_screenshot_scrolls: int | None = Field(default=None, ge=0, le=100)
-    max_elapsed_time_minutes: int | None = Field(default=None, ge=1, le=480)
+    max_elapsed_time_minutes: ElapsedMinutes = None
     extra_http_headers: dict[str, str] | None = None
     status: WorkflowStatus = "published"
     run_with: str = "agent"  # "code": agent blocks replay recorded scripts (docs/replay.md)
@@ -345,6 +355,7 @@ class WorkflowRunRequest(BaseModel):
     browser_address: CdpAddressField = None
     run_with: Literal["agent", "code"] | None = None  # null: the workflow's, else WAYFARER_DEFAULT_RUN_WITH
     ai_fallback: bool | None = None  # null: the workflow's
+    max_elapsed_time_minutes: ElapsedMinutes = None  # null: the workflow's
 
 
 class WorkflowRun(BaseModel):
@@ -367,6 +378,7 @@ class WorkflowRun(BaseModel):
     run_with: str | None = "agent"
     ai_fallback: bool | None = None
     script_run: dict[str, Any] | None = None  # run_with "code": ScriptRunResponse plus Wayfarer's counts
+    max_elapsed_time_minutes: int | None = None
     trigger_type: str | None = "api"
     workflow_schedule_id: str | None = None
     queued_at: datetime | None = None

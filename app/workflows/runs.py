@@ -60,7 +60,9 @@ def start_workflow_run(session: Session, settings: Settings, dispatcher: Dispatc
         model=spec.model, run_with=request.run_with or ("code" if spec.run_with == "code" else None),
         ai_fallback=spec.ai_fallback if request.ai_fallback is None else request.ai_fallback,
         cache_key=_cache_key(spec, row.workflow_permanent_id, parameters))
-    source = WorkflowSource(row.workflow_permanent_id, parameters, version_id=row.id, schedule_id=schedule_id)
+    source = WorkflowSource(row.workflow_permanent_id, parameters, version_id=row.id, schedule_id=schedule_id,
+                            max_elapsed_time_minutes=request.max_elapsed_time_minutes
+                            or spec.max_elapsed_time_minutes)
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, source)
 
 
@@ -180,6 +182,7 @@ def workflow_run_item(run: Run, settings: Settings) -> WorkflowRun:
     request = run.run_request or {}
     return WorkflowRun(
         **run_with_fields(run, settings), script_run=run.script_run,
+        max_elapsed_time_minutes=request.get("max_elapsed_time_minutes"),
         workflow_run_id=run.id, workflow_id=run.workflow_id or "", organization_id=run.organization_id,
         workflow_permanent_id=run.workflow_permanent_id or "", status=run.status,
         browser_session_id=run.browser_session_id, browser_profile_id=run.browser_profile_id,

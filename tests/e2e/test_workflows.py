@@ -150,6 +150,43 @@ def test_cancel_stops_a_workflow_at_its_current_block(embedded: Stack, fake_llm:
     asyncio.run(scenario())
 
 
+def test_max_elapsed_time_minutes_times_a_run_out_in_its_block(embedded: Stack, sites: SiteServer,
+                                                               token: str) -> None:
+    """The run request's limit (1 minute) wins over the workflow's (30); the run ends timed_out in the
+    long wait, naming the limit and that block (whose row ends timed_out too), and keeps what the block
+    before it produced."""
+    definition = {"title": f"Lingers {token}", "max_elapsed_time_minutes": 30, "workflow_definition": {
+        "parameters": [], "blocks": [
+            {"block_type": "goto_url", "label": "open", "url": sites.url(FORM_PATH)},
+            {"block_type": "wait", "label": "linger", "wait_sec": 600},
+            {"block_type": "wait", "label": "never_reached", "wait_sec": 0}]}}
+
+    async def scenario() -> tuple[dict[str, Any], Any]:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+        wpid = workflow.workflow_permanent_id
+        started = await skyvern.run_workflow(wpid, max_elapsed_time_minutes=1)
+        ended = await asyncio.to_thread(embedded.wait_final, started.run_id, 240)
+        listed = next(run for run in await skyvern.get_workflow_runs_by_id(wpid)
+                      if run.workflow_run_id == started.run_id)
+        return ended, listed
+
+    ended, listed = asyncio.run(scenario())
+    assert ended["status"] == "timed_out", ended["failure_reason"]
+    assert "max elapsed runtime limit of 1 minute" in ended["failure_reason"]
+    assert "block 'linger' (wait)" in ended["failure_reason"]
+    assert ended["output"] == {"open": {"url": sites.url(FORM_PATH)}}
+    assert ended["run_request"]["max_elapsed_time_minutes"] == 1
+    assert listed.max_elapsed_time_minutes == 1
+    with embedded.client() as client:
+        timeline = client.get(f"/v1/runs/{ended['run_id']}/timeline").json()
+    blocks = {entry["block"]["label"]: entry["block"] for entry in timeline if entry["type"] == "block"}
+    assert set(blocks) == {"open", "linger"}
+    assert blocks["open"]["status"] == "completed"
+    assert blocks["linger"]["status"] == "timed_out"
+    assert blocks["linger"]["failure_reason"] == ended["failure_reason"]
+
+
 async def _wait(skyvern: Skyvern, run_id: str) -> Any:
     async with asyncio.timeout(120):
         while True:

@@ -52,3 +52,22 @@ def test_a_message_answered_before_its_sender_resumes_still_returns(tmp_path: Pa
     assert answers == [False]
     assert host.run_blocking(ids.new_id(ids.TASK)) is False  # and the host still takes runs
     host.stop(grace_seconds=0)
+
+
+def test_a_message_that_comes_after_the_host_stopped_goes_back_at_once(tmp_path: Path) -> None:
+    """A Celery worker in its warm shutdown still receives a message or two: once the host has stopped
+    (its loop is gone), such a run goes back to the queue as it came instead of waiting for ever, which
+    kept the worker from ever exiting."""
+    settings = Settings(_env_file=None, data_dir=tmp_path, secret_key="s")  # type: ignore[call-arg]
+    upgrade(settings.database_url)
+    sent_back: list[tuple[str, int]] = []
+    host = RunHost(settings, on_final=lambda _run_id: None,
+                   retry_start=lambda run_id, failed_starts: sent_back.append((run_id, failed_starts)))
+    host.stop(grace_seconds=0)
+    run_id = ids.new_id(ids.TASK)
+    answers: list[bool] = []
+    late = threading.Thread(target=lambda: answers.append(host.run_blocking(run_id, 1)), daemon=True)
+    late.start()
+    late.join(timeout=30)
+    assert not late.is_alive(), "a message received after the stop was never answered"
+    assert answers == [False] and sent_back == [(run_id, 1)]

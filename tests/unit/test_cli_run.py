@@ -173,13 +173,20 @@ def _status(stack: Stack, run_id: str) -> str:
         return str(client.get(f"/v1/runs/{run_id}").json()["status"])
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C as at a shell. A test run started in the background (as CI may) ignores
+    SIGINT, and an ignored signal stays ignored across exec, so the CLI would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_without_a_terminal_says_the_run_keeps_running(stack: Stack, fake_llm: FakeLLM,
                                                                sites: SiteServer) -> None:
     token = _token()
     fake_llm.script(token, stall_script())
     proc = subprocess.Popen([WAYFARER, "run", f"Stall ({token})", "--url", sites.url(FORM_PATH), "--wait",
                              "--poll-interval", "0.2"], env=_client_env(stack), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
     run_id = _wait_until_running(proc)
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
@@ -195,7 +202,8 @@ def test_ctrl_c_at_a_terminal_asks_and_cancels(stack: Stack, fake_llm: FakeLLM, 
     terminal, their_end = pty.openpty()
     proc = subprocess.Popen([WAYFARER, "run", f"Stall ({token})", "--url", sites.url(FORM_PATH), "--wait",
                              "--poll-interval", "0.2"], env=_client_env(stack), stdin=their_end,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
     os.close(their_end)
     try:
         run_id = _wait_until_running(proc)

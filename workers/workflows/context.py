@@ -32,6 +32,7 @@ class WorkflowContext:
     parameter_keys: tuple[str, ...] = ()  # the workflow parameters a script stores as references
     output_labels: list[str] = field(default_factory=list)  # blocks that ran, whose outputs are references
     script_runs: list[dict[str, Any]] = field(default_factory=list)  # each code block's script_run
+    outputs: dict[str, Any] = field(default_factory=dict)  # each finished block's output, by label
 
 
 @dataclass

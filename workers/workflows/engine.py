@@ -95,7 +95,7 @@ def load_run_workflow(settings: Settings, run: Run) -> RunWorkflow:
 
 async def run_workflow(wf: WorkflowContext, definition: Sequence[Block],
                        finally_label: str | None) -> RunOutcome:
-    outputs: dict[str, Any] = {}
+    outputs = wf.outputs  # kept on the context: a run stopped midway still has what its blocks produced
     main = [block for block in definition if block.label != finally_label]
     stop = await _run_sequence(wf, main, wf.values, outputs)
     if finally_label is not None and (stop is None or stop.status != "canceled"):
@@ -159,7 +159,9 @@ async def _run_block(wf: WorkflowContext, block: Block, values: dict[str, Any], 
     try:
         result = await _execute(wf, block, block_id, values)
     except asyncio.CancelledError:
-        await asyncio.shield(wf.recorder.finish(block_id, "canceled", failure_reason="the run was stopped"))
+        stop = wf.recorder.stopped_by or RunOutcome("canceled")
+        await asyncio.shield(wf.recorder.finish(block_id, stop.status,
+                                                failure_reason=stop.failure_reason or "the run was stopped"))
         raise
     except Exception as exc:  # a block's own error is that block's failure, named by the caller
         log.warning("block %s failed: %s", block.label, exc)

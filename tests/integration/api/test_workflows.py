@@ -289,6 +289,21 @@ def test_run_with_code_comes_from_the_run_or_the_definition_with_its_cache_key(a
     assert bad.status_code == 422 and "run_with" in bad.text
 
 
+def test_a_run_s_max_elapsed_time_minutes_is_the_request_s_else_the_workflow_s(api: Api) -> None:
+    limited = create(api, {"json_definition": {**TYPED, "max_elapsed_time_minutes": 30}})
+    wpid = limited["workflow_permanent_id"]
+    inherited = start(api, {"agent_id": wpid, "parameters": GOOD}).json()
+    own = start(api, {"agent_id": wpid, "parameters": GOOD, "max_elapsed_time_minutes": 5}).json()
+    assert inherited["run_request"]["max_elapsed_time_minutes"] == 30
+    assert own["run_request"]["max_elapsed_time_minutes"] == 5
+    listed = api.client.get(f"/v1/agents/{wpid}/runs", headers=api.headers()).json()
+    assert_matches_spec("WorkflowRun", listed)
+    assert [item["max_elapsed_time_minutes"] for item in listed] == [5, 30]
+    for bad in (True, 0, 481):
+        refused = start(api, {"agent_id": wpid, "parameters": GOOD, "max_elapsed_time_minutes": bad})
+        assert refused.status_code == 422 and "max_elapsed_time_minutes" in refused.text
+
+
 def test_running_an_unknown_or_deleted_workflow_is_a_404(api: Api) -> None:
     assert start(api, {"agent_id": "wpid_404"}).status_code == 404
     assert start(api, {}).status_code == 400
