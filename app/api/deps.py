@@ -47,7 +47,10 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response is sent. By default FastAPI ends a
+# yield dependency after sending, so a client told "created" could ask again before the commit (and get
+# a 404), and a commit that failed then was lost behind a 200.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_links(request: Request, settings: SettingsDep, store: StoreDep) -> ArtifactLinks:
