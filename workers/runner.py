@@ -199,7 +199,8 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
             recorder = BlockRecorder(ctx.settings.database_url, run_id)
             context = WorkflowContext(ctx.settings, run.organization_id, task, browser, store, steering,
                                       recorder, dict(workflow.values), workflow.credentials,
-                                      code_run(run, ctx.settings), workflow.parameter_keys)
+                                      code_run(run, ctx.settings), workflow.parameter_keys,
+                                      workflow.output_keys)
             definition = workflow.spec.workflow_definition
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
         else:

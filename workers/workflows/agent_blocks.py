@@ -22,7 +22,6 @@ from app.schemas.workflows import (
 )
 from app.scripts.parameters import outputs_by_path
 from app.workflows.templates import LOOP_NAMES, render
-from app.workflows.validation import output_names
 from workers.agent.contract import RunOutcome, TaskSpec
 from workers.agent.loop import drive
 from workers.agent.planner import Planner
@@ -80,8 +79,8 @@ async def _drive_code(wf: WorkflowContext, code: CodeRun, label: str, block_id: 
     script's references: the workflow's parameters, the loop's values, earlier blocks' outputs."""
     block_code = replace(code, cache_key=f"{code.cache_key}/{label}", title=f"{code.title} / {label}")
     parameters = {key: values[key] for key in (*wf.parameter_keys, *LOOP_NAMES) if key in values}
-    for name in (output_names(earlier)[0] for earlier in wf.output_labels):
-        if name in values:  # a block inside a loop's earlier iteration is out of scope
+    for name in wf.output_keys:
+        if name in values:  # only blocks that ran before this one, in its scope, have one
             parameters.update(outputs_by_path(name, values[name]))
     outcome, script_run = await drive_code(wf.settings, block_code, task, wf.browser, planner, wf.store,
                                            wf.steering, parameters)

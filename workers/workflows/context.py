@@ -30,7 +30,7 @@ class WorkflowContext:
     credentials: dict[str, str] = field(default_factory=dict)  # parameter key -> credential id (login)
     code: CodeRun | None = None  # run_with "code": each agent block replays or records its own script
     parameter_keys: tuple[str, ...] = ()  # the workflow parameters a script stores as references
-    output_labels: list[str] = field(default_factory=list)  # blocks that ran, whose outputs are references
+    output_keys: tuple[str, ...] = ()  # the names blocks' outputs take in values (script references)
     script_runs: list[dict[str, Any]] = field(default_factory=list)  # each code block's script_run
     outputs: dict[str, Any] = field(default_factory=dict)  # each finished block's output, by label
 

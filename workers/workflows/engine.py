@@ -40,7 +40,7 @@ from app.schemas.workflows import (
     WorkflowParameterYAML,
 )
 from app.workflows.templates import evaluate
-from app.workflows.validation import output_names
+from app.workflows.validation import output_names, walk_blocks
 from workers.agent.contract import OutcomeStatus, RunOutcome
 from workers.workflows import blocks
 from workers.workflows.agent_blocks import run_agent_block
@@ -60,6 +60,7 @@ class RunWorkflow:
     values: dict[str, Any]
     credentials: dict[str, str]
     parameter_keys: tuple[str, ...]  # workflow parameters other than credentials (script references)
+    output_keys: tuple[str, ...]  # `label_output` of every block, loops' included (script references)
 
 
 def load_run_workflow(settings: Settings, run: Run) -> RunWorkflow:
@@ -90,7 +91,9 @@ def load_run_workflow(settings: Settings, run: Run) -> RunWorkflow:
         if isinstance(parameter, ContextParameterYAML):
             source = values.get(parameter.source_parameter_key)
             values[parameter.key] = source.get(parameter.key) if isinstance(source, dict) else source
-    return RunWorkflow(spec, values, credentials, tuple(parameter_keys))
+    blocks_of_run = walk_blocks(spec.workflow_definition.blocks)
+    output_keys = tuple(output_names(block.label)[0] for block in blocks_of_run)
+    return RunWorkflow(spec, values, credentials, tuple(parameter_keys), output_keys)
 
 
 async def run_workflow(wf: WorkflowContext, definition: Sequence[Block],
@@ -131,8 +134,6 @@ async def _run_sequence(wf: WorkflowContext, sequence: Sequence[Block], values: 
         outputs[block.label] = result.output
         for name in output_names(block.label):
             values[name] = result.output
-        if block.label not in wf.output_labels:
-            wf.output_labels.append(block.label)
         if not result.succeeded:
             reason = f"Block '{block.label}' ({block.block_type}) {result.status}: " \
                      f"{result.failure_reason or 'no reason given'}"
