@@ -248,3 +248,21 @@ async def test_model_mistakes_come_back_as_failed_results(driver: Driver) -> Non
     for tool, args, hint in cases:
         result = await driver.act(tool, **args)
         assert not result.succeeded and hint in result.outcome, result.outcome
+
+
+async def test_a_ref_whose_element_or_its_frame_is_gone_asks_for_a_fresh_one(driver: Driver) -> None:
+    """Playwright words a vanished ref differently by case ("Failed to find element" for a removed
+    element, "Invalid frame in aria-ref selector" for an element whose iframe was removed); either way
+    the model is asked for a ref from the latest snapshot."""
+    page = driver.run.active_page
+    await driver.open("/frames.html")
+    await page.frame_locator("#same").get_by_role("button").wait_for()
+    await driver.capture()
+    press_in_frame = ref_in_frame(driver, "button", "Press same", index=0)
+    note_in_frame = ref_in_frame(driver, "textbox", "Note", index=0)
+    await page.evaluate("() => document.querySelector('h1').remove()")
+    heading = await driver.act("click", ref=driver.ref("heading", "Frames"))
+    await page.evaluate("() => document.querySelector('#same').remove()")
+    for result in (heading, await driver.act("click", ref=press_in_frame),
+                   await driver.act("input_text", ref=note_in_frame, text="x")):
+        assert not result.succeeded and "latest snapshot" in (result.problem or ""), result.outcome

@@ -47,12 +47,23 @@ async def element(ctx: ToolContext, ref: str) -> Element:
     page = ctx.browser.active_page
     try:
         facts = await page.eval_on_selector(selector, _ELEMENT_JS)
-    except PlaywrightError as exc:
-        if "Failed to find element" not in str(exc):
+    except PlaywrightError:
+        # Told by asking again, not by Playwright's wording, which differs by case ("Failed to find
+        # element" for a removed element, "Invalid frame" for one whose iframe is gone) and by version.
+        if ctx.browser.crashed or page.is_closed() or await _names_an_element(page, selector):
             raise
         raise ActionError(f"no element with ref {ref} on the current page; the page has changed since, "
                           "use a ref from the latest snapshot.") from None
     return Element(page.locator(selector), ctx.label(ref), **facts)
+
+
+async def _names_an_element(page: Page, selector: str) -> bool:
+    """Whether an aria-ref selector still matches an element; one whose frame is gone matches none
+    (Playwright raises rather than count 0 for it)."""
+    try:
+        return await page.locator(selector).count() > 0
+    except PlaywrightError:
+        return False
 
 
 class ElementArgs(ToolArgs):
