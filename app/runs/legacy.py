@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -15,7 +14,7 @@ from app.runs.kinds import LEGACY_RUN_TYPE
 from app.runs.service import RunRejected
 from app.schemas.legacy import TaskRequest, TaskResponse
 from app.schemas.runs import TaskRunRequest
-from app.webhooks.payload import build_payload
+from app.webhooks.payload import task_run_fields
 
 
 def task_run_request(request: TaskRequest, max_steps: int | None) -> TaskRunRequest:
@@ -36,7 +35,7 @@ def task_run_request(request: TaskRequest, max_steps: int | None) -> TaskRunRequ
 def legacy_task_response(session: Session, settings: Settings, run: Run,
                          links: ArtifactLinks) -> TaskResponse:
     """The webhook payload's fields plus the legacy `request`."""
-    fields = json.loads(build_payload(settings, run, session, links))
+    fields = task_run_fields(settings, run, session, links)
     run_request = run.run_request or {}
     request = {"url": run.url, "title": run.title, "navigation_goal": run.prompt,
                "webhook_callback_url": run.webhook_url, "totp_verification_url": run.totp_url,

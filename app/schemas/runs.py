@@ -23,6 +23,8 @@ from app.schemas.extraction import check_extraction_schema
 
 RunEngine = Literal["skyvern-1.0", "skyvern-2.0", "skyvern-3.0", "openai-cua", "anthropic-cua", "ui-tars",
                     "yutori-navigator"]
+RunType = Literal["task_v1", "task_v2", "task_v3", "workflow_run", "openai_cua", "anthropic_cua", "ui_tars",
+                  "yutori_navigator"]
 
 _SCHEMES = ("http://", "https://")
 

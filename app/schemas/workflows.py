@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
 
-from app.schemas.runs import CdpAddressField, HttpUrlField, RunEngine
+from app.schemas.runs import CdpAddressField, FileInfo, HttpUrlField, RunEngine
 
 WorkflowParameterType = Literal["string", "integer", "float", "boolean", "json", "file_url", "credential_id"]
 WorkflowStatus = Literal["published", "draft", "auto_generated", "importing", "import_failed"]
@@ -386,3 +386,64 @@ class WorkflowRun(BaseModel):
     finished_at: datetime | None = None
     created_at: datetime
     modified_at: datetime
+
+
+class WorkflowRunResponseBase(BaseModel):
+    """A workflow run's status as Skyvern builds it for the run's webhook, under the run response's fields
+    (app/webhooks/payload.py). `workflow_id` is the workflow's wpid_ (a one-off run's: login,
+    download_files); `outputs` is what `output` holds."""
+
+    workflow_id: str
+    workflow_run_id: str
+    status: str
+    failure_reason: str | None = None
+    failure_category: list[dict[str, Any]] | None = None
+    retried_from_workflow_run_id: str | None = None
+    retried_by_workflow_run_id: str | None = None
+    proxy_location: str | dict[str, Any] | None = None
+    webhook_callback_url: str | None = None
+    webhook_failure_reason: str | None = None
+    totp_verification_url: str | None = None
+    totp_identifier: str | None = None
+    extra_http_headers: dict[str, str] | None = None
+    cdp_connect_headers: dict[str, str] | None = None  # masked, as run_request keeps them
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime
+    modified_at: datetime
+    parameters: dict[str, Any]
+    screenshot_urls: list[str] | None = None
+    recording_url: str | None = None
+    recording_urls: list[str] | None = None
+    recording_archived: bool = False
+    downloaded_files: list[FileInfo] | None = None
+    downloaded_file_urls: list[str] | None = None
+    outputs: dict[str, Any] | list[Any] | str | None = None
+    total_steps: int | None = None
+    total_cost: float | None = None
+    credits_used: int = 0
+    cached_credits_used: int = 0
+    task_v2: dict[str, Any] | None = None
+    workflow_title: str | None = None
+    browser_session_id: str | None = None
+    browser_profile_id: str | None = None
+    browser_seed_source: str | None = None
+    browser_sink_profile_id: str | None = None
+    max_screenshot_scrolls: int | None = None
+    browser_address: str | None = None
+    run_with: str | None = "agent"
+    browser_type: str | None = None
+    script_run: dict[str, Any] | None = None
+    script_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def agent_id(self) -> str:
+        return self.workflow_id
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def agent_run_id(self) -> str:
+        return self.workflow_run_id

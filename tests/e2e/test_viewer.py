@@ -291,6 +291,24 @@ def test_forms_without_the_csrf_token_are_refused(stack: Stack, fake_llm: FakeLL
         assert client.get(f"/v1/runs/{run_id}").json()["status"] == "canceled"
 
 
+def test_live_view_shows_only_the_controls_that_apply(stack: Stack, fake_llm: FakeLLM,
+                                                      context: BrowserContext) -> None:
+    token = _token()
+    fake_llm.script(token, stall_script(60))
+    run_id = stack.create_run(prompt=f"Keep busy ({token})")["run_id"]
+    page = context.new_page()
+    sign_in(page, stack, stack.api_key, f"/runs/{run_id}")
+    live = page.locator("#live")
+    expect(live.locator("[data-live-state]")).to_contain_text("The agent is working", timeout=60_000)
+    expect(live.get_by_role("button", name="Take control")).to_be_visible()
+    expect(live.get_by_role("button", name="Give back")).to_be_hidden()  # nobody holds control
+    with stack.client() as client:
+        assert client.post(f"/v1/runs/{run_id}/cancel").status_code == 200
+    expect(live.locator("[data-live-state]")).to_contain_text("ended", timeout=60_000)
+    expect(live.get_by_role("button", name="Take control")).to_be_hidden()
+    expect(live.get_by_role("button", name="Give back")).to_be_hidden()
+
+
 def test_another_organizations_run_answers_like_a_missing_one(
         stack: Stack, finished_run: dict[str, Any], context: BrowserContext) -> None:
     page = context.new_page()

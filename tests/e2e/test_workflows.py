@@ -11,14 +11,27 @@ import pytest
 from skyvern import Skyvern
 from skyvern.client.core.api_error import ApiError
 
+from app.platform.security import sign_hex
 from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.sites.server import SiteServer
-from tests.support.spec import assert_matches_spec
+from tests.support.spec import assert_fields_match_spec, assert_matches_spec
 from tests.support.stack import Stack
 from tests.support.webhook_receiver import Receiver
 
 DOWNLOAD_PATH = "/download.html"
+# The fields of Skyvern's workflow run status (WorkflowRunResponseBase, skyvern 1.0.56), which its workflow
+# run webhook sends under the WorkflowRunResponse fields; the spec has no schema of it.
+WORKFLOW_RUN_STATUS_FIELDS = frozenset({
+    "workflow_id", "workflow_run_id", "agent_id", "agent_run_id", "status", "failure_reason",
+    "failure_category", "retried_from_workflow_run_id", "retried_by_workflow_run_id", "proxy_location",
+    "webhook_callback_url", "webhook_failure_reason", "totp_verification_url", "totp_identifier",
+    "extra_http_headers", "cdp_connect_headers", "queued_at", "started_at", "finished_at", "created_at",
+    "modified_at", "parameters", "screenshot_urls", "recording_url", "recording_urls", "recording_archived",
+    "downloaded_files", "downloaded_file_urls", "outputs", "total_steps", "total_cost", "credits_used",
+    "cached_credits_used", "task_v2", "workflow_title", "browser_session_id", "browser_profile_id",
+    "browser_seed_source", "browser_sink_profile_id", "max_screenshot_scrolls", "browser_address",
+    "run_with", "browser_type", "script_run", "script_id", "errors"})
 
 
 def call(name: str, **args: Any) -> dict[str, Any]:
@@ -66,7 +79,9 @@ def test_a_workflow_created_from_yaml_runs_with_parameters(embedded: Stack, fake
     fake_llm.script(f"{token}-summary", [{"content": json.dumps({"signed": True})}])
     fake_llm.script(f"{token}-dl", download_steps() * 2)
 
-    async def scenario() -> str:
+    reports = [sites.url(DOWNLOAD_PATH), sites.url(DOWNLOAD_PATH)]
+
+    async def scenario() -> tuple[str, str]:
         skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
         workflow = await skyvern.create_workflow(yaml_definition=guestbook_yaml(token, sites))
         wpid = workflow.workflow_permanent_id
@@ -77,7 +92,6 @@ def test_a_workflow_created_from_yaml_runs_with_parameters(embedded: Stack, fake
             await skyvern.run_workflow(wpid, parameters={"name": 7, "reports": []})
         assert wrong.value.status_code == 400 and "'name' must be a string" in str(wrong.value.body)
 
-        reports = [sites.url(DOWNLOAD_PATH), sites.url(DOWNLOAD_PATH)]
         done = await skyvern.run_workflow(wpid, parameters={"name": "Ada", "reports": reports},
                                           webhook_url=receiver.url, wait_for_completion=True, timeout=240)
         assert done.run_id.startswith("wr_") and done.status == "completed", done.failure_reason
@@ -91,15 +105,44 @@ def test_a_workflow_created_from_yaml_runs_with_parameters(embedded: Stack, fake
         runs = await skyvern.get_workflow_runs_by_id(wpid)
         assert [run.workflow_run_id for run in runs] == [done.run_id]
         assert done.run_id in [run.workflow_run_id for run in await skyvern.get_workflow_runs()]
-        return done.run_id
+        return done.run_id, wpid
 
-    run_id = asyncio.run(scenario())
+    run_id, wpid = asyncio.run(scenario())
     with embedded.client() as client:
         body = client.get(f"/v1/runs/{run_id}").json()
     assert_matches_spec("WorkflowRunResponse", body)
     assert body["run_type"] == "workflow_run"
-    payloads = [json.loads(hook.body) for hook in receiver.wait_for(1)]
-    assert any(p.get("run_id") == run_id and p.get("status") == "completed" for p in payloads)
+    hooks = [hook for hook in receiver.wait_for(1) if json.loads(hook.body).get("run_id") == run_id]
+    assert len(hooks) == 1
+    assert hooks[0].headers["x-skyvern-signature"] == sign_hex(embedded.api_key, hooks[0].body)
+    _assert_skyvern_workflow_webhook(json.loads(hooks[0].body), body, wpid,
+                                     {"name": "Ada", "reports": reports})
+
+
+def _assert_skyvern_workflow_webhook(payload: dict[str, Any], run: dict[str, Any], wpid: str,
+                                     parameters: dict[str, Any]) -> None:
+    """The body Skyvern's clients get for a workflow run: its workflow run status under the run's
+    GET /v1/runs fields, and none of a task's legacy fields."""
+    assert_matches_spec("WorkflowRunResponse", payload)
+    assert "status" in assert_fields_match_spec("WorkflowRun", payload)
+    assert not WORKFLOW_RUN_STATUS_FIELDS - set(payload), sorted(WORKFLOW_RUN_STATUS_FIELDS - set(payload))
+    assert not {"task_id", "prompt", "navigation_goal", "extracted_information"} & set(payload)
+    assert set(run) <= set(payload)  # GET /v1/runs's fields win, as in Skyvern (links are signed anew)
+    stable = ("run_id", "run_type", "status", "output", "created_at", "finished_at", "step_count",
+              "run_request", "app_url", "run_with")
+    assert {key: payload[key] for key in stable} == {key: run[key] for key in stable}
+    assert payload["workflow_id"] == payload["agent_id"] == wpid
+    assert payload["workflow_run_id"] == payload["agent_run_id"] == run["run_id"]
+    assert payload["status"] == "completed" and payload["run_type"] == "workflow_run"
+    assert payload["parameters"] == payload["run_request"]["parameters"] == parameters
+    assert payload["run_request"]["workflow_id"] == wpid
+    assert payload["outputs"] == payload["output"] and payload["outputs"]["summary"] == {"signed": True}
+    assert payload["total_steps"] == payload["step_count"] and payload["total_steps"] > 0
+    assert payload["downloaded_file_urls"] == [f["url"] for f in payload["downloaded_files"]]
+    assert len(payload["downloaded_file_urls"]) == 2
+    assert payload["recording_urls"] == [payload["recording_url"]]
+    assert payload["webhook_callback_url"] == run["run_request"]["webhook_url"]
+    assert payload["workflow_title"] == run["run_request"]["title"]
 
 
 def test_a_failing_block_is_named_and_the_run_can_be_retried(embedded: Stack, fake_llm: FakeLLM,

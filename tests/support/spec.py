@@ -40,6 +40,19 @@ def assert_matches_spec(schema_name: str, value: Any) -> None:
         _assert_valid({"$ref": f"#/components/schemas/{schema_name}"}, item)
 
 
+def assert_fields_match_spec(schema_name: str, value: dict[str, Any]) -> list[str]:
+    """Each of `value`'s fields that components.schemas[schema_name] defines is valid against that
+    property's schema (for a body Skyvern builds from that model and others); returns the fields checked."""
+    properties = spec_document()["components"]["schemas"][schema_name]["properties"]
+    checked = sorted(set(properties) & set(value))
+    for name in checked:
+        try:
+            _assert_valid(properties[name], value[name])
+        except AssertionError as exc:
+            raise AssertionError(f"{schema_name}.{name}: {exc}") from None
+    return checked
+
+
 def assert_answers_as_declared(method: str, path: str, status: int, value: Any) -> bool:
     """`value` is valid against the JSON response the spec's operation (`path` as the spec writes it, e.g.
     /v1/runs/{run_id}) declares for `status`; False when it declares none to check against."""

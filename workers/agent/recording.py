@@ -5,7 +5,7 @@ thread, at a lower CPU priority, with PyAV (libav releases the GIL while it work
 arrival time as the presentation time (milliseconds), so an idle page adds nothing to encode and still
 lasts as long in the video as it did in the run. A frame that repeats the last picture byte for byte
 is dropped, and of frames that come faster than ten a second only the newest is encoded (an animated
-page sends up to 60 a second, ~10 ms of a core each), never the last of a burst. Closing repeats the
+page sends up to 60 a second, ~6 ms of a core each), never the last of a burst. Closing repeats the
 last frame at the closing time, so the video covers the whole run, and writes the cues a player needs
 to seek.
 """
@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 
 MILLISECONDS = Fraction(1, 1000)
 MAX_BACKLOG = 50  # frames waiting for the encoder; beyond it the oldest waiting ones are skipped
-MIN_FRAME_INTERVAL_S = 0.1  # at most ~10 pictures a second are encoded (each ~10 ms of a core at 720p)
+MIN_FRAME_INTERVAL_S = 0.1  # at most ~10 pictures a second are encoded (each ~6 ms of a core at 800 x 450)
 ENCODER_NICENESS = 10
 VP8_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "b": "1M", "crf": "10", "lag-in-frames": "0"}
 KEYFRAME_EVERY = 60  # frames; a seek decodes at most this many
+MAX_VIDEO_SIDE = 800  # as Playwright's recorder: the video fits in 800 x 800, keeping the page's shape
 
 
 class WebmRecorder:
@@ -46,7 +47,7 @@ class WebmRecorder:
 
     def __init__(self, path: Path, width: int, height: int) -> None:
         self.path = path
-        self.width, self.height = width - width % 2, height - height % 2  # 4:2:0 needs even sizes
+        self.width, self.height = video_size(width, height)
         self._frames: queue.SimpleQueue[Frame | float] = queue.SimpleQueue()  # a float: the end time
         self._thread = threading.Thread(target=self._encode, name=f"recorder-{path.stem}", daemon=True)
         self._started_at: float | None = None
@@ -154,3 +155,11 @@ class WebmRecorder:
         for packet in stream.encode(picture):
             container.mux(packet)
         return pts
+
+
+def video_size(width: int, height: int) -> tuple[int, int]:
+    """The recording's size for a `width` x `height` page: scaled down to fit MAX_VIDEO_SIDE, as even
+    numbers (4:2:0 needs them)."""
+    scale = min(1.0, MAX_VIDEO_SIDE / max(width, height))
+    scaled_width, scaled_height = int(width * scale), int(height * scale)
+    return scaled_width - scaled_width % 2, scaled_height - scaled_height % 2

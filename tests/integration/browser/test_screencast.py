@@ -23,6 +23,7 @@ from workers.agent.screencast import Frame, Screencast
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 WIDTH, HEIGHT = 1280, 720
+VIDEO_WIDTH, VIDEO_HEIGHT = 800, 450  # the page scaled down to fit 800 x 800, as Playwright records
 
 
 async def _next_frame(frames: asyncio.Queue[Frame]) -> Frame:
@@ -73,13 +74,13 @@ async def test_frames_follow_the_tab_and_the_recording_covers_the_whole_run(
     assert path is not None
     probe = _ffprobe(path)
     stream, container = probe["streams"][0], probe["format"]
-    assert (stream["codec_name"], stream["width"], stream["height"]) == ("vp8", WIDTH, HEIGHT)
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("vp8", VIDEO_WIDTH, VIDEO_HEIGHT)
     assert "webm" in container["format_name"]
     assert float(container["duration"]) >= 1.5
     with av.open(str(path)) as video:  # seeking to the middle lands on a picture
         stream_ = video.streams.video[0]
         video.seek(int(float(container["duration"]) / 2 * 1000), stream=stream_)
-        assert next(video.decode(stream_)).width == WIDTH
+        assert next(video.decode(stream_)).width == VIDEO_WIDTH
 
 
 async def test_a_recorder_that_never_got_a_frame_makes_no_file(tmp_path: Path) -> None:
