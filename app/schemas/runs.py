@@ -45,6 +45,9 @@ def normalize_http_url(value: str | None) -> str | None:
         url = "https://" + url
     if not url.lower().startswith(_SCHEMES):
         raise ValueError("must be an http:// or https:// URL")
+    host = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if any(char.isspace() for char in host):  # the parser would call it an invalid international name
+        raise ValueError("is not a valid URL (a host has no spaces)")
     try:  # Skyvern's HttpUrl check without its 2083-character cap; the URL is kept as written
         _URL.validate_python(url)
     except ValidationError as exc:

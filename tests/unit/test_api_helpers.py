@@ -31,6 +31,11 @@ def test_other_schemes_are_refused(raw: str) -> None:
         normalize_http_url(raw)
 
 
+def test_a_url_that_is_words_says_so() -> None:
+    with pytest.raises(ValueError, match="a host has no spaces"):
+        normalize_http_url("not a url")
+
+
 @pytest.mark.parametrize(("header", "expected"), [
     ("bytes=0-3", (0, 3)), ("bytes=4-", (4, 9)), ("bytes=-2", (8, 9)), ("bytes=5-100", (5, 9)),
     ("bytes=-20", (0, 9)), ("bytes=10-", None), ("bytes=4-2", None), ("bytes=-0", None), ("items=0-1", None),
