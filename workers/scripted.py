@@ -3,9 +3,10 @@
 `drive_run` is what the runner drives: an ordinary agent run when run_with is "agent"; with "code", the
 organization's script for the run's cache key is replayed (`workers.agent.replay.play`), or, when there
 is none yet, the agent runs with a Recorder and a completed run stores what it did as version 1. A
-replay that needed healing and completed stores the healed script as the next version. Either way the run
-gets its `script_run` (ScriptRunResponse plus Wayfarer's counts). A workflow's agent blocks call
-`drive_code` themselves, one script per block (workers/workflows/agent_blocks.py).
+replay that completed after healing a step the page no longer fits stores the healed script as the next
+version. Either way the run gets its `script_run` (ScriptRunResponse plus Wayfarer's counts). A
+workflow's agent blocks call `drive_code` themselves, one script per block
+(workers/workflows/agent_blocks.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from app.platform.settings import Settings
 from app.scripts import service as scripts
 from app.scripts.document import ScriptDoc
 from app.scripts.keys import cache_key
-from app.scripts.parameters import with_references, with_values
+from app.scripts.parameters import References, with_references, with_values
 from app.scripts.service import StoredScript
 from workers.agent.browser import BrowserRun
 from workers.agent.contract import RunOutcome, Steering, TaskSpec
@@ -72,11 +73,12 @@ async def drive_run(settings: Settings, run: Run, task: TaskSpec, browser: Brows
 
 async def drive_code(settings: Settings, code: CodeRun, task: TaskSpec, browser: BrowserRun,
                      planner: Planner | None, store: DbRunStore, steering: Steering | None,
-                     parameters: Mapping[str, Any] | None = None) -> tuple[RunOutcome, dict[str, Any]]:
+                     references: References | None = None) -> tuple[RunOutcome, dict[str, Any]]:
     """Replay the script of `code.cache_key`, or record one; the outcome and this part's script_run (its
-    counts only: the store may hold earlier parts of the run, a workflow's other blocks). `parameters`:
-    values stored as references in the script (app/scripts/parameters.py)."""
-    parameters = parameters or {}
+    counts only: the store may hold earlier parts of the run, a workflow's other blocks). `references`:
+    what the script stores as references (a workflow block's, app/scripts/parameters.py)."""
+    references = references or References()
+    parameters = references.values
     stored = await asyncio.to_thread(_find, settings, code)
     if stored is None:
         if planner is None:
@@ -85,9 +87,9 @@ async def drive_code(settings: Settings, code: CodeRun, task: TaskSpec, browser:
     unhealable = AI_FALLBACK_OFF if not code.ai_fallback else (
         "No LLM is configured to heal it (set WAYFARER_LLM_BASE_URL and WAYFARER_LLM_MODEL)")
     report = await replay(task, browser, with_values(stored.document, parameters), store,
-                          planner if code.ai_fallback else None, steering, unhealable)
+                          planner if code.ai_fallback else None, steering, unhealable, references)
     revision_id = stored.revision_id
-    if report.healed and report.outcome.status == "completed":
+    if report.rewritten and report.outcome.status == "completed":
         _, revision_id = await asyncio.to_thread(_save, settings, code, task.run_id,
                                                  with_references(report.script, parameters), stored.script_id)
     saved = max(0, stored.document.tokens - report.usage.prompt_tokens - report.usage.completion_tokens)

@@ -16,6 +16,7 @@ from app.runs.views import workflow_run_response
 from app.schemas.credentials import (
     CreateCredentialRequest,
     CredentialResponse,
+    CredentialType,
     LoginRequest,
     TOTPCode,
     TOTPCodeCreate,
@@ -43,7 +44,7 @@ def get_credentials(
     session: SessionDep, caller: CallerDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,  # the offset must fit in a bigint
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
-    credential_type: Annotated[str | None, Query()] = None,
+    credential_type: Annotated[CredentialType | None, Query()] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[CredentialResponse]:
     rows = vault.list_credentials(session, caller.organization_id, page, page_size, credential_type, search)

@@ -10,6 +10,7 @@ from pydantic import SerializeAsAny
 
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
 from app.runs import queries, service
+from app.runs.lifecycle import RunStatus
 from app.runs.timeline import run_timeline, webhook_attempts
 from app.runs.views import (
     artifact_response,
@@ -23,6 +24,7 @@ from app.schemas.runs import (
     BulkCancelRunsRequest,
     BulkCancelRunsResponse,
     RetryRunWebhookRequest,
+    RunType,
     RunWebhookReplayResponse,
     TaskRunListItem,
     TaskRunRequest,
@@ -56,8 +58,8 @@ def list_runs(
     session: SessionDep, caller: CallerDep,
     page: Annotated[int, Query(ge=1, le=100)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
-    status: Annotated[list[str] | None, Query()] = None,
-    run_type: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,  # typed: a misspelt filter is a 422, not []
+    run_type: Annotated[list[RunType] | None, Query()] = None,
     search_key: Annotated[str | None, Query(min_length=3)] = None,
 ) -> list[TaskRunListItem]:
     run_filter = queries.RunFilter(statuses=status or (), run_types=run_type or (), search=search_key)

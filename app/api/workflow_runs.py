@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
+from app.runs.lifecycle import RunStatus
 from app.runs.views import workflow_run_response
 from app.schemas.runs import WorkflowRunResponse
 from app.schemas.workflows import WorkflowRun, WorkflowRunRequest
@@ -33,7 +34,7 @@ def get_workflow_runs(
     session: SessionDep, settings: SettingsDep, caller: CallerDep,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,
 ) -> list[WorkflowRun]:
     rows = runs.list_workflow_runs(session, caller.organization_id, None, status or (),
                                    (page - 1) * page_size, page_size)
@@ -44,7 +45,7 @@ def get_workflow_runs_by_id(
     workflow_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,
 ) -> list[WorkflowRun]:
     require_workflow(session, caller.organization_id, workflow_id)
     rows = runs.list_workflow_runs(session, caller.organization_id, workflow_id, status or (),

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from app.api.deps import CallerDep, SessionDep, SettingsDep
-from app.schemas.workflows import Workflow, WorkflowRequest
+from app.schemas.workflows import Workflow, WorkflowRequest, WorkflowStatus
 from app.workflows import definitions
 from app.workflows.definitions import WorkflowFilter, workflow_response
 
@@ -40,7 +40,7 @@ def get_workflows(
     search_key: Annotated[str | None, Query(max_length=500)] = None,
     title: Annotated[str | None, Query(max_length=500)] = None,
     folder_id: str | None = None,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[WorkflowStatus] | None, Query()] = None,
 ) -> list[Workflow]:
     if only_templates:  # this server has no template gallery
         return []

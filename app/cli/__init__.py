@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version as package_version
@@ -20,9 +21,14 @@ __all__ = ["DEFAULT_PORT", "main"]
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`wayfarer runs list | head`): stop as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail
+        return 1
     except (CommandFailed, InvalidSettings, DatabaseNotReady, SecretKeyRefused) as exc:  # said, no traceback
         for line in str(exc).splitlines():
             fail(line)

@@ -15,7 +15,7 @@ import httpx
 from app.cli.common import DEFAULT_PORT, CommandFailed, add_command, fail, note, print_table
 
 FINAL_STATUSES = {"completed", "failed", "terminated", "timed_out", "canceled"}
-STATUSES = ("created", "queued", "running", *sorted(FINAL_STATUSES))
+STATUSES = ("created", "queued", "running", "paused", *sorted(FINAL_STATUSES))
 
 
 def add_commands(commands: Any) -> None:

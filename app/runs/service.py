@@ -265,8 +265,7 @@ def cancel_runs(settings: Settings, organization_id: str,
             try:
                 outcome = lifecycle.request_cancel(s, run_id)
             except lifecycle.InvalidTransition as exc:
-                failed[run_id] = (f"Run {run_id} is already {exc.current}; "
-                                  "only created, queued or running runs can be canceled.")
+                failed[run_id] = f"Run {run_id} is already {exc.current}; an ended run cannot be canceled."
                 continue
             cancelled.append(run_id)
             if outcome != RunStatus.canceled:

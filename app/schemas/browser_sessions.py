@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,9 @@ MIN_TIMEOUT_MINUTES = 5
 MAX_TIMEOUT_MINUTES = 240
 DEFAULT_TIMEOUT_MINUTES = 60
 
+PersistentBrowserType = Literal["msedge", "chrome", "stealth-chromium"]
+Extension = Literal["ad-blocker", "captcha-solver"]
+
 
 class CreateBrowserSessionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -21,8 +24,8 @@ class CreateBrowserSessionRequest(BaseModel):
     timeout: int | None = Field(default=None, ge=MIN_TIMEOUT_MINUTES)  # null: the 60 minute default
     proxy_location: Any = None
     proxy_session_id: str | None = None
-    extensions: list[str] | None = None
-    browser_type: str | None = None
+    extensions: list[Extension] | None = None  # stored and echoed, not applied (docs/architecture.md)
+    browser_type: PersistentBrowserType | None = None
     browser_profile_id: str | None = Field(default=None, pattern=r"^bp_")
     generate_browser_profile: bool | None = None
     needs_live_view: bool | None = None

@@ -10,11 +10,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AnyUrl,
     BaseModel,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -23,8 +26,11 @@ from app.schemas.extraction import check_extraction_schema
 
 RunEngine = Literal["skyvern-1.0", "skyvern-2.0", "skyvern-3.0", "openai-cua", "anthropic-cua", "ui-tars",
                     "yutori-navigator"]
+RunType = Literal["task_v1", "task_v2", "task_v3", "workflow_run", "openai_cua", "anthropic_cua", "ui_tars",
+                  "yutori_navigator"]
 
 _SCHEMES = ("http://", "https://")
+_URL = TypeAdapter(AnyUrl)
 
 
 def normalize_http_url(value: str | None) -> str | None:
@@ -39,8 +45,12 @@ def normalize_http_url(value: str | None) -> str | None:
         url = "https://" + url
     if not url.lower().startswith(_SCHEMES):
         raise ValueError("must be an http:// or https:// URL")
-    if not url.split("://", 1)[1].split("/", 1)[0]:
-        raise ValueError("must name a host")
+    try:  # Skyvern's HttpUrl check without its 2083-character cap; the URL is kept as written
+        _URL.validate_python(url)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        reason = problem.get("ctx", {}).get("error") or problem["msg"]
+        raise ValueError(f"is not a valid URL ({reason})") from None
     return url
 
 

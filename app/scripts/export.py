@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.scripts.document import ScriptDoc, ScriptStep, Target
+from app.scripts.parameters import REFERENCE
 
 _PLACEHOLDER = re.compile(r"^\{\{\s*credential\.(\w+)\s*\}\}$")
-_REFERENCE = re.compile(r"\{\{ (\w+(?:\.\w+)*) \}\}")  # a parameter or output (app/scripts/parameters.py)
 
 
 @dataclass
@@ -31,7 +31,7 @@ class _Parameters:
     def value(self, wanted: str, text: str) -> str:
         """The expression for a typed value: an argument defaulting to it, or, when it holds parameter
         references, the text with each one the parameter's (required) argument."""
-        parts = _REFERENCE.split(text)
+        parts = REFERENCE.split(text)
         if len(parts) == 1:
             return self.add(wanted, text)
         for key in parts[1::2]:

@@ -7,24 +7,50 @@ and booleans would match by chance); every occurrence of it in a step's argument
 recorded output and summary, becomes the reference, longest values first. An output is taken apart into
 its values by path (`extract_output.code`, `extract_output.items.0`: `outputs_by_path`). Rendering
 replaces exactly those `{{ key }}` references (not Jinja: a credential placeholder such as
-`{{credential.password}}` stays as it is, to be revealed only when typed).
+`{{credential.password}}` stays as it is, to be revealed only when typed). A reference this run has no
+value for (an earlier block's output without that path, or null) stays, and `References.unfilled` names
+it, so a replay never types it as text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.scripts.document import ScriptDoc
 
 MIN_LENGTH = 3
 _NAME = re.compile(r"\w+")  # a path part a reference can hold (and the export can name an argument after)
+REFERENCE = re.compile(r"\{\{ (\w+(?:\.\w+)*) \}\}")  # as `reference` writes it; group 1 is the key
 
 
 def reference(key: str) -> str:
     return "{{ " + key + " }}"
+
+
+@dataclass(frozen=True)
+class References:
+    """What a workflow block's script may refer to in this run: the value of each parameter key and output
+    path (`outputs_by_path`), and every name a reference may start with (the workflow's parameters, the
+    loop's values, the blocks' outputs), whether this run has a value for it or not."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    names: frozenset[str] = frozenset()
+
+    def unfilled(self, value: Any) -> list[str]:
+        """The references to one of `names` still in `value` (strings inside dicts and lists, after
+        with_values): those this run has no value for. Other `{{ … }}` text was typed as such."""
+        found: dict[str, None] = {}
+
+        def collect(text: str) -> str:
+            found.update((reference(key), None) for key in REFERENCE.findall(text)
+                         if key.split(".", 1)[0] in self.names)
+            return text
+
+        _walk(value, collect)
+        return list(found)
 
 
 def outputs_by_path(name: str, output: Any) -> dict[str, Any]:

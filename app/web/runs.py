@@ -1,4 +1,4 @@
-"""The runs list and one run's page, with its cancel and retry-webhook buttons."""
+"""The runs list and one run's page, with its cancel, retry-webhook and (workflow runs') run-again buttons."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from app.runs import queries, service
 from app.web.auth import FormViewerDep, ViewerDep
 from app.web.render import PageNotFound, is_active, page
 from app.webhooks.delivery import ReplayRefused
+from app.workflows import runs as workflow_runs
+from app.workflows.definitions import UnknownWorkflow
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,6 +25,9 @@ NOTICES = {
     "webhook-failed": "The webhook was sent again but its receiver did not accept it: see the attempts "
                       "below.",
     "webhook-refused": "This run has no webhook URL, so there was nothing to send.",
+    "run-again-refused": "The workflow refused this run's request now (a parameter or credential may have "
+                         "changed): the API's POST /v1/agents/runs/RUN_ID/retry says why.",
+    "workflow-gone": "This run's workflow was deleted, so it cannot run again.",
 }
 
 @router.get("/runs")
@@ -81,3 +86,19 @@ def retry_webhook(run_id: str, viewer: FormViewerDep, settings: SettingsDep) -> 
         return _back_to_run(run_id, "webhook-refused")
     delivered = result["error"] is None and 200 <= (result["status_code"] or 0) < 300
     return _back_to_run(run_id, "webhook-delivered" if delivered else "webhook-failed")
+
+
+@router.post("/runs/{run_id}/run_again")
+def run_workflow_again(run_id: str, viewer: FormViewerDep, session: SessionDep, settings: SettingsDep,
+                       dispatcher: DispatcherDep) -> Response:
+    """A workflow run again with the same request (the API's retry); a task runs again from the form."""
+    try:
+        run = workflow_runs.retry_workflow_run(session, settings, dispatcher, viewer.organization_id, run_id,
+                                               viewer.api_key)
+    except service.UnknownRun as exc:
+        raise _no_such_run(run_id) from exc
+    except UnknownWorkflow:
+        return _back_to_run(run_id, "workflow-gone")
+    except service.RunRejected:
+        return _back_to_run(run_id, "run-again-refused")
+    return RedirectResponse(f"/runs/{run.id}", status_code=303)

@@ -182,6 +182,9 @@ def test_timeout_extend_and_validation(embedded: Stack, fake_llm: FakeLLM, token
         client.post(f"/v1/browser_sessions/{capped['browser_session_id']}/close")
         too_short = client.post("/v1/browser_sessions", json={"timeout": 4})
         assert too_short.status_code == 422 and "timeout" in too_short.text
+        for field, value in (("browser_type", "netscape"), ("extensions", ["adblock"])):  # outside the enums
+            refused = client.post("/v1/browser_sessions", json={field: value})
+            assert refused.status_code == 422 and field in refused.json()["detail"][0]["loc"], refused.text
         over = client.post(f"/v1/browser_sessions/{session_id}/extend", json={"additional_minutes": 400})
         assert over.status_code == 400 and "additional_minutes" in over.json()["detail"]
 

@@ -12,7 +12,7 @@ import pytest
 from skyvern import Skyvern
 from skyvern.client.core.api_error import ApiError
 
-from tests.fakes.fake_llm import FakeLLM
+from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.integration.agent.test_replay import ORDER, ORDER_SCRIPT
 from tests.sites.server import SiteServer
 from tests.support.spec import assert_matches_spec
@@ -127,6 +127,18 @@ def test_a_loop_block_replays_its_first_iteration_with_each_next_value(
     assert raw["blocks"][0]["script_id"] == raw["blocks"][1]["script_id"] == raw["script_id"]
 
 
+def picked_order_workflow(token: str, pick: str, sites: SiteServer, whom: str,
+                          **settings: Any) -> dict[str, Any]:
+    """A text_prompt block `pick` (the fake's script `pick`) names the customer; an order block orders
+    `whom` (a template)."""
+    return {"title": f"Picked order {token}", "run_with": "code", **settings, "workflow_definition": {
+        "parameters": [],
+        "blocks": [{"block_type": "text_prompt", "label": "pick", "prompt": f"Who is next? ({pick})",
+                    "json_schema": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                   {"block_type": "navigation", "label": "order", "url": sites.url(ORDER),
+                    "navigation_goal": f"Order a large insured parcel {whom} ({token})"}]}}
+
+
 def test_a_block_that_types_an_earlier_blocks_output_replays_with_this_runs_output(
         embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
     """A text_prompt block (asked anew every run) names the customer, and the order block types that name:
@@ -134,13 +146,7 @@ def test_a_block_that_types_an_earlier_blocks_output_replays_with_this_runs_outp
     pick = f"pick-{token[::-1]}"
     fake_llm.script(pick, [{"content": json.dumps({"name": name})} for name in ("Ada", "Grace")])
     fake_llm.script(token, ORDER_SCRIPT)  # the model types "Ada", the first run's answer
-    goal = "Order a large insured parcel for {{ pick_output.name }} (" + token + ")"
-    definition = {"title": f"Picked order {token}", "run_with": "code", "workflow_definition": {
-        "parameters": [],
-        "blocks": [{"block_type": "text_prompt", "label": "pick", "prompt": f"Who is next? ({pick})",
-                    "json_schema": {"type": "object", "properties": {"name": {"type": "string"}}}},
-                   {"block_type": "navigation", "label": "order", "url": sites.url(ORDER),
-                    "navigation_goal": goal}]}}
+    definition = picked_order_workflow(token, pick, sites, "for {{ pick_output.name }}")
 
     async def scenario() -> tuple[Any, Any]:
         skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
@@ -168,3 +174,63 @@ def test_a_block_that_types_an_earlier_blocks_output_replays_with_this_runs_outp
     assert script["steps"][0]["args"]["text"] == "{{ pick_output.name }}"
     assert script["output"] == {"greeting": "Thanks, {{ pick_output.name }}!"}
     assert "Ada" not in files["script.json"] and "pick_output_name" in files["main.py"]
+
+
+def test_a_reference_this_runs_output_lacks_is_healed_and_never_typed(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    """The second run's text_prompt answers another shape, so `{{ pick_output.name }}` has no value: the
+    step is a miss healed by one call (the final output by another), the reference text is never typed,
+    and the script keeps its reference, so a third run with a name replays it with no call."""
+    pick = f"pick-{token[::-1]}"
+    answers = ({"name": "Ada"}, {"customer": "Grace"}, {"name": "Lin"})
+    fake_llm.script(pick, [{"content": json.dumps(answer)} for answer in answers])
+    fake_llm.script(token, [*ORDER_SCRIPT,  # the recording; then the heal of the second run
+                            [{"name": "input_text", "args": {"ref": {"role": "textbox", "name": "Name"},
+                                                              "text": "Grace"}}],
+                            [{"name": "complete", "args": {"output": {"greeting": "Thanks, Grace!"}}}]])
+
+    async def scenario() -> list[Any]:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=picked_order_workflow(  # type: ignore[arg-type]
+            token, pick, sites, "for the customer {{ pick_output }} names"))
+        return [await skyvern.run_workflow(workflow.workflow_permanent_id, wait_for_completion=True,
+                                           timeout=180) for _ in answers]
+
+    runs = asyncio.run(scenario())
+    assert [run.status for run in runs] == ["completed"] * 3, [run.failure_reason for run in runs]
+    assert [s["name"] for s in sites.submissions[-3:]] == ["Ada", "Grace", "Lin"]
+    assert runs[1].output is not None and runs[1].output["order"] == {"greeting": "Thanks, Grace!"}
+    requests = fake_llm.requests_for(token)
+    assert len(requests) == 4  # two recording, two healing; the third run asked nothing
+    assert "{{ pick_output.name }}, which this run has no value for" in last_user_text(requests[2])
+    with embedded.client() as client:
+        healed, third = (client.get(f"/v1/runs/{run.run_id}").json()["script_run"] for run in runs[1:])
+    assert (healed["steps_replayed"], healed["steps_healed"], healed["llm_calls"]) == (3, 2, 2)
+    assert (third["steps_replayed"], third["steps_healed"], third["llm_calls"]) == (4, 0, 0)
+    recorded = runs[0].script_run
+    assert recorded is not None  # no new version: the heal was for the second run's data only
+    assert healed["script_revision_id"] == third["script_revision_id"] == recorded.script_revision_id
+
+
+def test_without_ai_fallback_a_reference_to_a_null_output_fails_naming_it(
+        embedded: Stack, fake_llm: FakeLLM, sites: SiteServer, token: str) -> None:
+    pick = f"pick-{token[::-1]}"
+    fake_llm.script(pick, [{"content": json.dumps({"name": "Ada"})}, {"content": "null"}])
+    fake_llm.script(token, ORDER_SCRIPT)
+
+    async def scenario() -> list[Any]:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=picked_order_workflow(  # type: ignore[arg-type]
+            token, pick, sites, "for the customer {{ pick_output }} names", ai_fallback=False))
+        return [await skyvern.run_workflow(workflow.workflow_permanent_id, wait_for_completion=True,
+                                           timeout=180) for _ in range(2)]
+
+    submitted = len(sites.submissions)
+    first, second = asyncio.run(scenario())
+    assert first.status == "completed" and second.status == "failed"
+    assert second.failure_reason is not None
+    assert ("Replay stopped at script step 1 (input_text textbox 'Name'): it refers to "
+            "{{ pick_output.name }}, which this run has no value for") in second.failure_reason
+    assert "ai_fallback is off" in second.failure_reason
+    assert len(sites.submissions) == submitted + 1  # the first run's; the second typed and sent nothing
+    assert len(fake_llm.requests_for(token)) == 2

@@ -265,6 +265,32 @@ def test_finished_run_page_shows_steps_output_and_a_recording_that_seeks(
     expect(page.locator("#url")).to_have_value(re.compile(FORM_PATH))
 
 
+def test_run_again_on_a_workflow_run_starts_the_workflow_again(
+        stack: Stack, fake_llm: FakeLLM, sites: SiteServer, context: BrowserContext) -> None:
+    token = _token()
+    fake_llm.script(token, sign_guest_book({"greeting": "Thanks, Ada!"}) * 2)
+    definition = {"title": "Guest book workflow", "workflow_definition": {
+        "parameters": [{"parameter_type": "workflow", "key": "name", "workflow_parameter_type": "string"}],
+        "blocks": [{"block_type": "navigation", "label": "sign", "url": sites.url(FORM_PATH),
+                    "navigation_goal": f"Sign the guest book as {{{{ name }}}} ({token})"}]}}
+    with stack.client() as client:
+        workflow = client.post("/v1/agents", json={"json_definition": definition}).json()
+        first = client.post("/v1/run/agents", json={"agent_id": workflow["workflow_permanent_id"],
+                                                     "parameters": {"name": "Ada"}}).json()["run_id"]
+        wait_final(client, first)
+    page = context.new_page()
+    sign_in(page, stack, stack.api_key, f"/runs/{first}")
+    page.get_by_role("button", name="Run again").click()  # not an empty task form: a workflow has no prompt
+    expect(page).to_have_url(re.compile(r"/runs/wr_\d+$"))
+    again = page.url.rsplit("/", 1)[1]
+    assert again != first
+    expect(page.locator(".outcome")).to_contain_text("Completed", timeout=60_000)
+    with stack.client() as client:
+        run = client.get(f"/v1/runs/{again}").json()
+    assert run["run_request"]["workflow_id"] == workflow["workflow_permanent_id"]
+    assert run["run_request"]["parameters"] == {"name": "Ada"}
+
+
 def test_forms_without_the_csrf_token_are_refused(stack: Stack, fake_llm: FakeLLM,
                                                   context: BrowserContext) -> None:
     token = _token()

@@ -16,6 +16,7 @@ from app.schemas.runs import normalize_http_url
 @pytest.mark.parametrize(("raw", "expected"), [
     ("example.com", "https://example.com"),
     ("http://127.0.0.1:8080/x", "http://127.0.0.1:8080/x"),
+    ("https://example.com/a b?q=" + "x" * 3000, "https://example.com/a b?q=" + "x" * 3000),  # kept as written
     (" HTTPS://a.test ", "HTTPS://a.test"),
 ])
 def test_urls_are_normalized(raw: str, expected: str) -> None:
@@ -23,7 +24,8 @@ def test_urls_are_normalized(raw: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("raw", ["file:///etc/passwd", "javascript:alert(1)", "chrome://gpu", "ftp://a",
-                                 "data:text/html,x", "https://", ""])
+                                 "data:text/html,x", "https://", "", "not a url", "https://exa mple.com/",
+                                 "http://127.0.0.1:99999/"])
 def test_other_schemes_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):
         normalize_http_url(raw)

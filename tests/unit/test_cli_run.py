@@ -159,6 +159,32 @@ def test_runs_list_get_cancel_and_artifacts(stack: Stack, fake_llm: FakeLLM, sit
     assert missing.returncode == 1 and "404" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_runs_list_finds_paused_runs_and_stops_quietly_when_the_reader_goes(
+        stack: Stack, fake_llm: FakeLLM, sites: SiteServer) -> None:
+    token = _token()
+    fake_llm.script(token, stall_script())
+    created = wayfarer(stack, "run", f"Stall ({token})", "--url", sites.url(FORM_PATH))
+    run_id = json.loads(created.stdout)["run_id"]
+    with stack.client() as client:
+        assert client.post(f"/v1/runs/{run_id}/pause", json={"reason": "checking"}).status_code == 200
+        deadline = time.monotonic() + 60
+        while _status(stack, run_id) != "paused":
+            assert time.monotonic() < deadline, "the run did not pause"
+            time.sleep(0.2)
+        paused = wayfarer(stack, "runs", "list", "--status", "paused")
+        assert paused.returncode == 0, paused.stderr
+        assert any(line.startswith(f"{run_id}  paused") for line in paused.stdout.splitlines()), paused.stdout
+
+        # `wayfarer runs list --json | head -1`: the reader is gone before the answer is written
+        proc = subprocess.Popen([WAYFARER, "runs", "list", "--json"], env=_client_env(stack),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        errors = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) != 0 and "Traceback" not in errors and "Exception" not in errors, errors
+        assert client.post(f"/v1/runs/{run_id}/cancel").status_code == 200
+
+
 def _wait_until_running(proc: subprocess.Popen[str]) -> str:
     """The run id, once the CLI's progress shows the run running (a step is under way)."""
     assert proc.stderr is not None

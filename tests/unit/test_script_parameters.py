@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.scripts.document import ScriptDoc, ScriptStep
-from app.scripts.parameters import outputs_by_path, with_references, with_values
+from app.scripts.parameters import References, outputs_by_path, with_references, with_values
 
 
 def recorded() -> ScriptDoc:
@@ -40,3 +40,14 @@ def test_an_earlier_blocks_output_is_referenced_by_the_path_of_each_value() -> N
     assert stored.steps[0].args == {"text": "{{ pick_output.name }}"}
     replayed = with_values(stored, outputs_by_path("pick_output", {"name": "Grace Hopper", "items": []}))
     assert replayed.steps[0].args == {"text": "Grace Hopper"}
+
+
+def test_a_reference_this_run_has_no_value_for_is_named_and_other_braces_are_not() -> None:
+    references = References(outputs_by_path("pick_output", None), frozenset({"pick_output", "name"}))
+    replayed = with_values(ScriptDoc(start_url=None, steps=[
+        ScriptStep("input_text", {"text": "{{ pick_output.name }} and {{ name }}"}),
+        ScriptStep("input_text", {"text": "{{credential.password}} {{ other }} {{ pick_output.name }}"}),
+    ]), references.values)
+    assert [references.unfilled(step.args) for step in replayed.steps] == [
+        ["{{ pick_output.name }}", "{{ name }}"], ["{{ pick_output.name }}"]]
+    assert References().unfilled({"text": "{{ name }}"}) == []  # a task's script holds no references

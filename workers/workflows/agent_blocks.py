@@ -20,7 +20,7 @@ from app.schemas.workflows import (
     LoginBlockYAML,
     ValidationBlockYAML,
 )
-from app.scripts.parameters import outputs_by_path
+from app.scripts.parameters import References, outputs_by_path
 from app.workflows.templates import LOOP_NAMES, render
 from workers.agent.contract import RunOutcome, TaskSpec
 from workers.agent.loop import drive
@@ -82,8 +82,9 @@ async def _drive_code(wf: WorkflowContext, code: CodeRun, label: str, block_id: 
     for name in wf.output_keys:
         if name in values:  # only blocks that ran before this one, in its scope, have one
             parameters.update(outputs_by_path(name, values[name]))
+    references = References(parameters, frozenset((*wf.parameter_keys, *LOOP_NAMES, *wf.output_keys)))
     outcome, script_run = await drive_code(wf.settings, block_code, task, wf.browser, planner, wf.store,
-                                           wf.steering, parameters)
+                                           wf.steering, references)
     wf.script_runs.append({"label": label, "workflow_run_block_id": block_id, **script_run})
     await asyncio.to_thread(save_script_run, wf.settings, task.run_id, workflow_script_run(wf.script_runs))
     return outcome

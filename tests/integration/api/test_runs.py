@@ -108,6 +108,24 @@ def test_list_runs_with_repeated_query_keys(api: Api) -> None:
     assert api.client.get("/v1/runs?page_size=0", headers=api.headers()).status_code == 422
 
 
+def test_a_misspelt_list_filter_is_refused_naming_it(api: Api) -> None:
+    """A filter value outside its enum in the spec is a 422 naming the parameter, not an empty list that
+    reads as 'no such runs' (get_runs_v2(status="complete") answered [] before)."""
+    workflow = api.client.post("/v1/agents", headers=api.headers(), json={"json_definition": {
+        "title": "filters", "workflow_definition": {"blocks": [
+            {"block_type": "goto_url", "label": "open", "url": "https://example.com"}]}}}).json()
+    for path, name, good in [("/v1/runs", "status", "completed"), ("/v1/runs", "run_type", "workflow_run"),
+                             ("/v1/agents/runs", "status", "completed"),
+                             (f"/v1/agents/{workflow['workflow_permanent_id']}/runs", "status", "canceled"),
+                             ("/v1/agents", "status", "published"),
+                             ("/v1/credentials", "credential_type", "secret")]:
+        assert api.client.get(path, params={name: good}, headers=api.headers()).status_code == 200, path
+        refused = api.client.get(path, params={name: "complete"}, headers=api.headers())
+        assert refused.status_code == 422, (path, name, refused.text)
+        assert refused.json()["detail"][0]["loc"][:2] == ["query", name]
+        assert good in refused.json()["detail"][0]["msg"]  # it lists the values there are
+
+
 def test_cancel_queued_then_final_then_bulk(api: Api) -> None:
     run_id = api.create(webhook_url="http://127.0.0.1:9/hook")["run_id"]
     response = api.client.post(f"/v1/runs/{run_id}/cancel", headers={"x-api-key": api.api_key})
@@ -116,7 +134,8 @@ def test_cancel_queued_then_final_then_bulk(api: Api) -> None:
     with session_scope(api.settings.database_url) as s:  # the API ended it: its webhook is owed
         assert s.scalar(select(WebhookDelivery.status).where(WebhookDelivery.run_id == run_id)) == "pending"
     again = api.client.post(f"/v1/runs/{run_id}/cancel", headers=api.headers())
-    assert again.status_code == 400 and "canceled" in again.json()["detail"]
+    assert again.status_code == 400  # paused runs can be canceled too: the answer must not say otherwise
+    assert again.json()["detail"] == f"Run {run_id} is already canceled; an ended run cannot be canceled."
 
     queued = api.create()["run_id"]
     bulk = api.client.post("/v1/runs/cancel", json={"run_ids": [queued, run_id, queued, "tsk_404"]},

@@ -6,7 +6,9 @@ again whenever the document changes, up to the settle timeout: the page's own si
 sleep), apply the recorded call through the tool registry, and keep the step (with this page's URL and
 title) for the script this run leaves behind; only a healed step's element is described afresh. A miss —
 the element cannot be told apart, or the call fails — goes to the planner once, with the recorded intent
-in its prompt; its call replaces the step in the new script. The recorded output is reused when
+in its prompt; its call replaces the step in the new script. A step whose arguments hold a reference
+this run has no value for (app/scripts/parameters.py) is a miss too, never typed as text; its heal is for
+this run only, and the new script keeps the step with its reference. The recorded output is reused when
 every value in it is on the final page; otherwise the planner is asked for it once.
 """
 
@@ -22,6 +24,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from app.schemas.extraction import output_problem
 from app.scripts.document import ScriptDoc, ScriptStep
+from app.scripts.parameters import References
 from workers.agent.browser import BrowserRun
 from workers.agent.contract import (
     ActionResult,
@@ -61,6 +64,7 @@ class ReplayReport:
     healed: int = 0
     usage: StepUsage = field(default_factory=StepUsage)  # the heals' LLM calls and tokens
     healed_steps: list[int] = field(default_factory=list)  # 1-based script step numbers
+    rewritten: bool = False  # a heal replaced a step or the output: `script` is a new version
 
 
 @dataclass
@@ -72,17 +76,20 @@ class _Replay:
     unhealable: str
     recorder: Recorder
     report: ReplayReport
+    references: References
     history: list[str] = field(default_factory=list)
 
 
 async def replay(task: TaskSpec, run: BrowserRun, script: ScriptDoc, store: RunStore,
                  planner: Planner | None, steering: Steering | None = None,
-                 unhealable: str = AI_FALLBACK_OFF) -> ReplayReport:
-    """`planner` None: a step that does not fit ends the run, `unhealable` saying why no model was asked."""
+                 unhealable: str = AI_FALLBACK_OFF, references: References | None = None) -> ReplayReport:
+    """`planner` None: a step that does not fit ends the run, `unhealable` saying why no model was asked.
+    `script` has this run's values in place of its references (`with_values`); `references` names those
+    left unfilled."""
     recorder = Recorder(run, task.url)
     recorder.script.llm_calls, recorder.script.tokens = script.llm_calls, script.tokens
     state = _Replay(task, run, store, planner, unhealable, recorder,
-                    ReplayReport(RunOutcome("failed"), recorder.script))
+                    ReplayReport(RunOutcome("failed"), recorder.script), references or References())
     state.report.outcome = await _play(state, script, steering)
     return state.report
 
@@ -104,7 +111,11 @@ async def _play(state: _Replay, script: ScriptDoc, steering: Steering | None) ->
 async def _step(state: _Replay, index: int, step: ScriptStep) -> RunOutcome | None:
     """One script step as one run step; a run outcome when it ended the run."""
     started = time.monotonic()
-    page_state, ref, why = await _find(state.run, step)
+    unfilled = state.references.unfilled(step.args)
+    if not unfilled:
+        page_state, ref, why = await _find(state.run, step)
+    else:  # never typed as text: a miss, healed or failed as any other
+        page_state, ref, why = await capture(state.run, screenshot=False), None, f"it {_lacking(unfilled)}"
     step_id = await state.store.start_step(index, page_state.url)
     await _save_snapshot(state.store, step_id, page_state)
     if why is None:
@@ -122,7 +133,12 @@ async def _step(state: _Replay, index: int, step: ScriptStep) -> RunOutcome | No
             return None
         why = result.problem or result.outcome
         page_state = await capture(state.run, screenshot=False)
-    return await _heal(state, index, step, step_id, page_state, why, started)
+    return await _heal(state, index, step, step_id, page_state, why, started, keep=bool(unfilled))
+
+
+def _lacking(unfilled: list[str]) -> str:
+    return (f"refers to {', '.join(unfilled)}, which this run has no value for (an earlier block's "
+            "output without that path, or null)")
 
 
 async def _find(run: BrowserRun, step: ScriptStep) -> tuple[PageState, str | None, str | None]:
@@ -156,7 +172,9 @@ async def _changed(run: BrowserRun, timeout_s: float) -> None:
 
 
 async def _heal(state: _Replay, index: int, step: ScriptStep, step_id: str, page_state: PageState,
-                why: str, started: float) -> RunOutcome | None:
+                why: str, started: float, keep: bool) -> RunOutcome | None:
+    """`keep`: the step missed for want of a value in this run, not because the page changed; the new
+    script keeps it as recorded (with its reference), not the heal's calls."""
     name = f"script step {index + 1} ({step.intent or step.tool})"
     if state.planner is None:
         await state.store.finish_step(step_id, StepUsage(), ms_since(started))
@@ -166,17 +184,21 @@ async def _heal(state: _Replay, index: int, step: ScriptStep, step_id: str, page
               f"{step.intent or step.tool} (tool {step.tool}, arguments {step.args}). It could not be "
               f"replayed: {why}. Do that one step on this page now; call complete only if the task is "
               "already done.")
-    outcome = await _ask(state, step_id, page_state, notice, started)
+    outcome = await _ask(state, step_id, page_state, notice, started, record=not keep)
     if outcome is None:
         state.report.healed += 1
         state.report.healed_steps.append(index + 1)
+        if keep:
+            state.recorder.script.steps.append(step)
+        else:
+            state.report.rewritten = True
     return outcome
 
 
 async def _ask(state: _Replay, step_id: str, page_state: PageState, notice: str,
-               started: float) -> RunOutcome | None:
+               started: float, record: bool = True) -> RunOutcome | None:
     """One planner call on this step: its calls applied until one changes the page (as the step loop
-    does), each marked healed and recorded into the new script."""
+    does), each marked healed and (`record`) recorded into the new script."""
     assert state.planner is not None
     try:
         decision = await state.planner.decide(page_state, state.history, None, notice)
@@ -189,9 +211,11 @@ async def _ask(state: _Replay, step_id: str, page_state: PageState, notice: str,
     outcome: RunOutcome | None = None
     result: ActionResult | None = None
     for number, call in enumerate(decision.calls):
-        await state.recorder.before(call, page_state.labels)
+        if record:
+            await state.recorder.before(call, page_state.labels)
         result = await apply(context, call)
-        state.recorder.after(call, result)
+        if record:
+            state.recorder.after(call, result)
         await state.store.record_action(step_id, number, call.name, call.args, call.reasoning,
                                         result.succeeded, result.outcome, replay="healed")
         state.history.append(result.outcome)
@@ -215,7 +239,8 @@ async def _finish(state: _Replay, script: ScriptDoc, index: int) -> RunOutcome:
     step_id = await state.store.start_step(index, page_state.url)
     await _save_snapshot(state.store, step_id, page_state)
     page_text = page_state.snapshot + "\n" + await _body_text(state.run)
-    if all(value in page_text for value in _texts(script.output)) and output_problem(
+    unfilled = state.references.unfilled([script.output, script.summary])
+    if not unfilled and all(value in page_text for value in _texts(script.output)) and output_problem(
             state.task.data_extraction_schema, script.output) is None:
         call = ToolCall("complete", {"output": script.output, "summary": script.summary},
                         reasoning="replayed the recorded output: every value of it is on the final page")
@@ -229,16 +254,20 @@ async def _finish(state: _Replay, script: ScriptDoc, index: int) -> RunOutcome:
             return result.ends_run
     if state.planner is None:
         await state.store.finish_step(step_id, StepUsage(), ms_since(started))
+        why = _lacking(unfilled) if unfilled else "is no longer on the page"
         return RunOutcome("failed", failure_reason=(
-            "Replay stopped at the final extraction: the recorded output is no longer on the page. "
-            f"{state.unhealable}."))
+            f"Replay stopped at the final extraction: the recorded output {why}. {state.unhealable}."))
     outcome = await _ask(state, step_id, page_state, (
         "Every step of a recorded script was replayed. Read the output the task asks for from this page "
-        "and call complete with it."), started)
+        "and call complete with it."), started, record=not unfilled)
     if outcome is None:
         return RunOutcome("failed", failure_reason="Replay ended without the model completing the task.")
     state.report.healed += 1
     state.report.healed_steps.append(index + 1)
+    if unfilled:  # this run's output; the script keeps the recorded one, references and all
+        state.recorder.script.output, state.recorder.script.summary = script.output, script.summary
+    else:
+        state.report.rewritten = True
     return outcome
 
 
