@@ -2,7 +2,8 @@
 
 Every run has WAYFARER_RUN_DEADLINE_SECONDS; a workflow run may ask for less with Skyvern's
 `max_elapsed_time_minutes`. The server's deadline stays the ceiling: the queue's visibility timeout
-follows it, so no run may outlast it.
+follows it, so no run may outlast it by more than its finally block's own short limit
+(WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS, kept well inside the timeout's margin).
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ class RunDeadline:
         return RunOutcome("timed_out", failure_reason=(
             f"{self.limit} after {store.steps_started} step(s)"
             + (f"; last action: {store.last_outcome}." if store.last_outcome else ".")))
+
+
+def finally_deadline(settings: Settings) -> RunDeadline | None:
+    """How long a workflow run's finally block may take once the run is past its deadline (the run
+    stays timed_out, with its reason); None: it does not run then."""
+    seconds = settings.finally_after_timeout_seconds
+    if seconds <= 0:
+        return None
+    return RunDeadline(seconds, f"The finally block ran out of the {seconds} s it has after the run timed "
+                                "out (WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS)")
 
 
 def run_deadline(settings: Settings, run: Run) -> RunDeadline:

@@ -12,9 +12,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,13 @@ from workers.agent.browser import BrowserPool, BrowserRun
 from workers.agent.contract import BrowserOptions, PlannerError, RunFile, RunOutcome, TaskSpec
 from workers.agent.planner import Planner
 from workers.control import PauseVerdict, RunSteering
-from workers.deadline import RunDeadline, run_deadline
+from workers.deadline import RunDeadline, finally_deadline, run_deadline
 from workers.live import LivePublisher
 from workers.run_store import DbRunStore, RunIdentity
 from workers.scripted import code_run, drive_run, planner_for
 from workers.sessions import HeldSession
 from workers.workflows.context import WorkflowContext
-from workers.workflows.engine import load_run_workflow, run_workflow
+from workers.workflows.engine import load_run_workflow, run_finally_block, run_workflow
 from workers.workflows.records import BlockRecorder
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
     downloads = 0
     handing_back = False
     recorder: BlockRecorder | None = None  # a workflow run's blocks as they run
+    after_deadline: Callable[[], Awaitable[None]] | None = None  # a workflow run's finally block
     try:
         store.use_credential(await asyncio.to_thread(_load_credential, ctx, run))
         inputs = await asyncio.to_thread(_stored_inputs, ctx, run, workdir)
@@ -203,11 +205,13 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
                                       workflow.output_keys)
             definition = workflow.spec.workflow_definition
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
+            if (label := definition.finally_block_label) is not None:
+                after_deadline = partial(run_finally_block, context, definition.blocks, label)
         else:
             work = drive_run(ctx.settings, run, task, browser, planner, store, steering)
         try:
             outcome = await _supervise(ctx, run_id, work, store, steering, run_deadline(ctx.settings, run),
-                                       recorder)
+                                       recorder, after_deadline)
         finally:
             await live.stop()
         if outcome is HAND_BACK and recorder is not None and recorder.started:
@@ -246,11 +250,15 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
 
 
 async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunStore,
-                     steering: RunSteering, limit: RunDeadline, recorder: BlockRecorder | None) -> RunOutcome:
+                     steering: RunSteering, limit: RunDeadline, recorder: BlockRecorder | None,
+                     after_deadline: Callable[[], Awaitable[None]] | None = None) -> RunOutcome:
     """Await the agent while renewing the lease; stop it on cancel, at the deadline (workers/deadline.py),
-    or to hand it back. Paused time does not count against the deadline, up to WAYFARER_MAX_PAUSE_SECONDS."""
+    or to hand it back. Paused time does not count against the deadline, up to WAYFARER_MAX_PAUSE_SECONDS.
+    Stopped at the deadline, a workflow run then runs `after_deadline` (its finally block), supervised
+    the same way within WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS; the run keeps the deadline's outcome."""
     agent = asyncio.ensure_future(work)
     deadline = time.monotonic() + limit.seconds
+    paused_before = steering.paused_seconds()  # (a finally block after the deadline: not its allowance)
     while True:
         done, _ = await asyncio.wait({agent}, timeout=HEARTBEAT_SECONDS)
         if done:
@@ -259,8 +267,9 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
         verdict = steering.observe(lease) if lease is not None else PauseVerdict()
         if verdict.idle:
             await steering.end_idle_takeover()
-        paused_allowance = min(steering.paused_seconds(), ctx.settings.max_pause_seconds)
+        paused_allowance = min(steering.paused_seconds() - paused_before, ctx.settings.max_pause_seconds)
         stop: RunOutcome | None = None
+        cleanup: Callable[[], Awaitable[None]] | None = None
         if lease is None or lease.status not in HELD or lease.cancel_requested:
             stop = RunOutcome("canceled")
         elif ctx.hand_back.is_set():
@@ -269,6 +278,7 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
             stop = RunOutcome("terminated", failure_reason=verdict.terminate)
         elif time.monotonic() >= deadline + paused_allowance:
             stop = limit.timed_out(store, recorder)
+            cleanup = after_deadline
         elif over_token_cap(ctx.settings, store.tokens_used):
             stop = RunOutcome("timed_out", failure_reason=(
                 f"The run used {store.tokens_used} LLM tokens, over its cap of "
@@ -279,6 +289,8 @@ async def _supervise(ctx: WorkerContext, run_id: str, work: Any, store: DbRunSto
                 recorder.stopped_by = stop
             agent.cancel()
             await asyncio.gather(agent, return_exceptions=True)
+            if cleanup is not None and (budget := finally_deadline(ctx.settings)) is not None:
+                await _supervise(ctx, run_id, cleanup(), store, steering, budget, recorder)
             return stop
 
 

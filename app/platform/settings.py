@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     max_repeated_actions: int = Field(default=3, ge=0)  # a stuck planner is told, then ended; 0: off
     default_run_with: Literal["agent", "code"] = "agent"  # a run's run_with when it gives none (app/scripts)
     run_deadline_seconds: int = 1800
+    # a workflow run past its deadline still runs its finally block, for this long; 0: it does not (as
+    # Skyvern); at most 300, well inside the queue's visibility timeout (the deadline + 600 s)
+    finally_after_timeout_seconds: int = Field(default=120, ge=0, le=300)
     step_settle_timeout_ms: int = 3000
     action_timeout_ms: int = 5000
     navigation_timeout_ms: int = 15000

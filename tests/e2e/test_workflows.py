@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from tests.e2e.flows import FORM_PATH, GREETING, form_script, stall_script
 from tests.fakes.fake_llm import FakeLLM, last_user_text
 from tests.sites.server import SiteServer
 from tests.support.spec import assert_fields_match_spec, assert_matches_spec
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 from tests.support.webhook_receiver import Receiver
 
 DOWNLOAD_PATH = "/download.html"
@@ -196,13 +197,14 @@ def test_cancel_stops_a_workflow_at_its_current_block(embedded: Stack, fake_llm:
 def test_max_elapsed_time_minutes_times_a_run_out_in_its_block(embedded: Stack, sites: SiteServer,
                                                                token: str) -> None:
     """The run request's limit (1 minute) wins over the workflow's (30); the run ends timed_out in the
-    long wait, naming the limit and that block (whose row ends timed_out too), and keeps what the block
-    before it produced."""
+    long wait, naming the limit and that block (whose row ends timed_out too), keeps what the block
+    before it produced, and still runs its finally block."""
     definition = {"title": f"Lingers {token}", "max_elapsed_time_minutes": 30, "workflow_definition": {
-        "parameters": [], "blocks": [
+        "parameters": [], "finally_block_label": "cleanup", "blocks": [
             {"block_type": "goto_url", "label": "open", "url": sites.url(FORM_PATH)},
             {"block_type": "wait", "label": "linger", "wait_sec": 600},
-            {"block_type": "wait", "label": "never_reached", "wait_sec": 0}]}}
+            {"block_type": "wait", "label": "never_reached", "wait_sec": 0},
+            {"block_type": "goto_url", "label": "cleanup", "url": sites.url(DOWNLOAD_PATH)}]}}
 
     async def scenario() -> tuple[dict[str, Any], Any]:
         skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
@@ -218,16 +220,47 @@ def test_max_elapsed_time_minutes_times_a_run_out_in_its_block(embedded: Stack, 
     assert ended["status"] == "timed_out", ended["failure_reason"]
     assert "max elapsed runtime limit of 1 minute" in ended["failure_reason"]
     assert "block 'linger' (wait)" in ended["failure_reason"]
-    assert ended["output"] == {"open": {"url": sites.url(FORM_PATH)}}
+    assert ended["output"] == {"open": {"url": sites.url(FORM_PATH)},
+                               "cleanup": {"url": sites.url(DOWNLOAD_PATH)}}
     assert ended["run_request"]["max_elapsed_time_minutes"] == 1
     assert listed.max_elapsed_time_minutes == 1
     with embedded.client() as client:
         timeline = client.get(f"/v1/runs/{ended['run_id']}/timeline").json()
     blocks = {entry["block"]["label"]: entry["block"] for entry in timeline if entry["type"] == "block"}
-    assert set(blocks) == {"open", "linger"}
-    assert blocks["open"]["status"] == "completed"
+    assert set(blocks) == {"open", "linger", "cleanup"}
+    assert blocks["open"]["status"] == blocks["cleanup"]["status"] == "completed"
     assert blocks["linger"]["status"] == "timed_out"
     assert blocks["linger"]["failure_reason"] == ended["failure_reason"]
+
+
+def test_a_finally_block_after_the_deadline_has_a_short_limit_of_its_own(
+        fake_llm: FakeLLM, sites: SiteServer, token: str, tmp_path: Path) -> None:
+    """At the server's deadline (3 s here) the run stops in its block and runs its finally block, which
+    stops at WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS (2 s here): the run stays timed_out for the
+    deadline, the finally block's row says why it stopped."""
+    definition = {"title": f"Lingers twice {token}", "workflow_definition": {
+        "parameters": [], "finally_block_label": "cleanup", "blocks": [
+            {"block_type": "wait", "label": "linger", "wait_sec": 600},
+            {"block_type": "wait", "label": "cleanup", "wait_sec": 600}]}}
+    env = {"WAYFARER_RUN_DEADLINE_SECONDS": "3", "WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS": "2"}
+    with running_stack(tmp_path, llm_base_url=fake_llm.base_url, extra_env=env) as stack:
+
+        async def scenario() -> dict[str, Any]:
+            skyvern = Skyvern(base_url=stack.base_url, api_key=stack.api_key)
+            workflow = await skyvern.create_workflow(json_definition=definition)  # type: ignore[arg-type]
+            started = await skyvern.run_workflow(workflow.workflow_permanent_id)
+            return await asyncio.to_thread(stack.wait_final, started.run_id, 120)
+
+        ended = asyncio.run(scenario())
+        with stack.client() as client:
+            timeline = client.get(f"/v1/runs/{ended['run_id']}/timeline").json()
+    assert ended["status"] == "timed_out", ended["failure_reason"]
+    assert ended["failure_reason"].startswith("The run hit its wall-clock deadline of 3 s "
+                                              "(WAYFARER_RUN_DEADLINE_SECONDS) during block 'linger' (wait)")
+    blocks = {entry["block"]["label"]: entry["block"] for entry in timeline if entry["type"] == "block"}
+    assert blocks["linger"]["status"] == blocks["cleanup"]["status"] == "timed_out"
+    assert "(WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS) during block 'cleanup' (wait)" in \
+        blocks["cleanup"]["failure_reason"]
 
 
 async def _wait(skyvern: Skyvern, run_id: str) -> Any:

@@ -3,9 +3,12 @@ server's deadline."""
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from app.db.models import Run
 from app.platform.settings import Settings
-from workers.deadline import run_deadline
+from workers.deadline import finally_deadline, run_deadline
 
 SETTINGS = Settings(_env_file=None, run_deadline_seconds=600)  # type: ignore[call-arg]
 
@@ -21,3 +24,12 @@ def test_the_server_deadline_is_the_ceiling() -> None:
         limit = run_deadline(SETTINGS, Run(run_request=request))
         assert limit.seconds == 600
         assert "WAYFARER_RUN_DEADLINE_SECONDS" in limit.limit
+
+
+def test_a_finally_block_after_the_deadline_has_its_own_short_limit_or_none() -> None:
+    limit = finally_deadline(SETTINGS)
+    assert limit is not None and limit.seconds == 120
+    assert "WAYFARER_FINALLY_AFTER_TIMEOUT_SECONDS" in limit.limit
+    assert finally_deadline(Settings(_env_file=None, finally_after_timeout_seconds=0)) is None  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):  # it must end well inside the queue's visibility timeout
+        Settings(_env_file=None, finally_after_timeout_seconds=301)  # type: ignore[call-arg]

@@ -33,6 +33,7 @@ class WorkflowContext:
     output_keys: tuple[str, ...] = ()  # the names blocks' outputs take in values (script references)
     script_runs: list[dict[str, Any]] = field(default_factory=list)  # each code block's script_run
     outputs: dict[str, Any] = field(default_factory=dict)  # each finished block's output, by label
+    finally_started: bool = False  # the finally_block_label block runs once (engine.run_finally_block)
 
 
 @dataclass

@@ -4,7 +4,8 @@ Blocks follow each other in definition order unless one names its `next_block_la
 picks a branch). Each block's output is stored under its label (and read by later templates as
 `{{ label_output }}`); a block that does not complete ends the run with a reason naming it, unless it
 has `continue_on_failure` (or, inside a loop, `next_loop_on_failure`: on with the next item). The
-`finally_block_label` block runs last, whatever happened before (not after a cancel).
+`finally_block_label` block runs last, whatever happened before (not after a cancel); a run stopped at
+its deadline runs it afterwards (`run_finally_block`, with a short limit of its own: workers/runner.py).
 """
 
 from __future__ import annotations
@@ -102,12 +103,25 @@ async def run_workflow(wf: WorkflowContext, definition: Sequence[Block],
     main = [block for block in definition if block.label != finally_label]
     stop = await _run_sequence(wf, main, wf.values, outputs)
     if finally_label is not None and (stop is None or stop.status != "canceled"):
-        last = next(block for block in definition if block.label == finally_label)
-        final_stop = await _run_sequence(wf, [last], wf.values, outputs)
+        final_stop = await _run_finally(wf, definition, finally_label)
         stop = stop or final_stop
     if stop is not None:
         return RunOutcome(stop.status, output=outputs, failure_reason=stop.reason)
     return RunOutcome("completed", output=outputs)
+
+
+async def run_finally_block(wf: WorkflowContext, definition: Sequence[Block], finally_label: str) -> None:
+    """The finally block of a run the runner stopped at its deadline, unless it had started: the run's
+    outcome is the deadline's, the block's own is on its row."""
+    await _run_finally(wf, definition, finally_label)
+
+
+async def _run_finally(wf: WorkflowContext, definition: Sequence[Block], finally_label: str) -> _Stop | None:
+    if wf.finally_started:  # once: a finally block the deadline cut short is not started again
+        return None
+    wf.finally_started = True
+    block = next(block for block in definition if block.label == finally_label)
+    return await _run_sequence(wf, [block], wf.values, wf.outputs)
 
 
 @dataclass(frozen=True)
