@@ -202,7 +202,8 @@ async def execute_run(ctx: WorkerContext, run_id: str, browser_session: HeldSess
             context = WorkflowContext(ctx.settings, run.organization_id, task, browser, store, steering,
                                       recorder, dict(workflow.values), workflow.credentials,
                                       code_run(run, ctx.settings), workflow.parameter_keys,
-                                      workflow.output_keys)
+                                      workflow.output_keys,
+                                      max_steps_override=(run.run_request or {}).get("max_steps_override"))
             definition = workflow.spec.workflow_definition
             work = run_workflow(context, definition.blocks, definition.finally_block_label)
             if (label := definition.finally_block_label) is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 
 from app.api.deps import CallerDep, DispatcherDep, LinksDep, SessionDep, SettingsDep
 from app.runs.lifecycle import RunStatus
@@ -23,8 +23,14 @@ from app.workflows.definitions import require_workflow
 router = APIRouter(tags=["Agents"])
 
 
+MaxStepsOverride = Annotated[int | None, Header(ge=1, le=1000)]  # x-max-steps-override
+
+
 def run_workflow(request: WorkflowRunRequest, session: SessionDep, settings: SettingsDep, caller: CallerDep,
-                 dispatcher: DispatcherDep, links: LinksDep) -> WorkflowRunResponse:
+                 dispatcher: DispatcherDep, links: LinksDep,
+                 x_max_steps_override: MaxStepsOverride = None) -> WorkflowRunResponse:
+    if x_max_steps_override is not None:
+        request.max_steps_override = x_max_steps_override
     run = runs.start_workflow_run(session, settings, dispatcher, caller.organization_id, request,
                                   caller.api_key)
     return workflow_run_response(session, run, links, settings)
@@ -54,9 +60,10 @@ def get_workflow_runs_by_id(
 
 
 def retry_workflow_run(workflow_run_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep,
-                       dispatcher: DispatcherDep, links: LinksDep) -> WorkflowRunResponse:
+                       dispatcher: DispatcherDep, links: LinksDep,
+                       x_max_steps_override: MaxStepsOverride = None) -> WorkflowRunResponse:
     run = runs.retry_workflow_run(session, settings, dispatcher, caller.organization_id, workflow_run_id,
-                                  caller.api_key)
+                                  caller.api_key, x_max_steps_override)
     return workflow_run_response(session, run, links, settings)
 
 

@@ -82,22 +82,25 @@ class WorkflowSource:
     download_files: a task run reported as a workflow run) or a stored workflow's version (`version_id`
     set: the workflow engine runs its blocks; `workflow_id` is then the workflow's wpid_). `schedule_id`:
     the schedule whose slot starts the run (its trigger_type is then `scheduled`). `max_elapsed_time_minutes`:
-    the run's time limit (the worker ends it timed_out then)."""
+    the run's time limit (the worker ends it timed_out then). `max_steps_override`: each agent block's
+    step limit (workers/workflows/agent_blocks.py)."""
 
     workflow_id: str
     parameters: dict[str, Any]
     version_id: str | None = None
     schedule_id: str | None = None
     max_elapsed_time_minutes: int | None = None
+    max_steps_override: int | None = None
 
     def run_request(self, task_request: dict[str, Any]) -> dict[str, Any]:
         """Skyvern's WorkflowRunRequest shape; a one-off's prompt and url go to the parameters."""
         prompt, url = task_request.pop("prompt"), task_request.pop("url", None)
         parameters = self.parameters if self.version_id else {**self.parameters, "prompt": prompt, "url": url}
         task_request.pop("engine", None)
-        limit = self.max_elapsed_time_minutes
+        limit, steps = self.max_elapsed_time_minutes, self.max_steps_override
         return {"workflow_id": self.workflow_id, "parameters": parameters, **task_request,
-                **({"max_elapsed_time_minutes": limit} if limit else {})}
+                **({"max_elapsed_time_minutes": limit} if limit else {}),
+                **({"max_steps_override": steps} if steps else {})}
 
 
 def _check_url_policy(settings: Settings, request: TaskRunRequest) -> None:

@@ -356,6 +356,9 @@ class WorkflowRunRequest(BaseModel):
     run_with: Literal["agent", "code"] | None = None  # null: the workflow's, else WAYFARER_DEFAULT_RUN_WITH
     ai_fallback: bool | None = None  # null: the workflow's
     max_elapsed_time_minutes: ElapsedMinutes = None  # null: the workflow's
+    # each agent block's step limit, over the block's own max_steps_per_run (Skyvern's order); the SDK
+    # sends it as the x-max-steps-override header, which the routes put here
+    max_steps_override: int | None = Field(default=None, ge=1, le=1000)
 
 
 class WorkflowRun(BaseModel):

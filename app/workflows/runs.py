@@ -62,7 +62,7 @@ def start_workflow_run(session: Session, settings: Settings, dispatcher: Dispatc
         cache_key=_cache_key(spec, row.workflow_permanent_id, parameters))
     source = WorkflowSource(row.workflow_permanent_id, parameters, version_id=row.id, schedule_id=schedule_id,
                             max_elapsed_time_minutes=request.max_elapsed_time_minutes
-                            or spec.max_elapsed_time_minutes)
+                            or spec.max_elapsed_time_minutes, max_steps_override=request.max_steps_override)
     return service.create_task_run(session, settings, dispatcher, organization_id, task, api_key, source)
 
 
@@ -75,8 +75,9 @@ def _cache_key(spec: WorkflowCreateYAMLRequest, workflow_permanent_id: str,
 
 
 def retry_workflow_run(session: Session, settings: Settings, dispatcher: Dispatcher, organization_id: str,
-                       run_id: str, api_key: str) -> Run:
-    """A new run of the same workflow version with the same request (the original stays as it ended)."""
+                       run_id: str, api_key: str, max_steps_override: int | None = None) -> Run:
+    """A new run of the same workflow version with the same request (the original stays as it ended);
+    `max_steps_override` replaces the request's."""
     run = find_workflow_run(session, organization_id, run_id)
     if run.status not in ("failed", "terminated", "canceled", "timed_out", "completed"):
         raise RunRejected(f"Workflow run {run_id} is still {run.status}; only an ended run can be retried.")
@@ -85,6 +86,8 @@ def retry_workflow_run(session: Session, settings: Settings, dispatcher: Dispatc
     if version is None:
         raise UnknownWorkflow(run.workflow_permanent_id or "")
     request = WorkflowRunRequest.model_validate({**run.run_request, "agent_id": run.workflow_permanent_id})
+    if max_steps_override is not None:
+        request.max_steps_override = max_steps_override
     return start_workflow_run(session, settings, dispatcher, organization_id, request, api_key, version)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from skyvern import Skyvern
 
@@ -44,3 +45,25 @@ def test_official_sdk_round_trip(embedded: Stack, fake_llm: FakeLLM, sites: Site
 
     asyncio.run(scenario())
     assert len(receiver.wait_for(3)) >= 3  # completed, the replay, canceled
+
+
+def test_run_workflow_max_steps_override_limits_each_block(embedded: Stack, fake_llm: FakeLLM,
+                                                           sites: SiteServer, token: str) -> None:
+    """run_workflow(max_steps_override=N) and retry_workflow_run send the x-max-steps-override header:
+    each agent block gets N steps, over the block's own max_steps_per_run (Skyvern's order)."""
+    fake_llm.script(token, stall_script())
+    definition = {"title": "Stalls", "workflow_definition": {"blocks": [
+        {"block_type": "navigation", "label": "busy", "url": sites.url(FORM_PATH), "max_steps_per_run": 20,
+         "navigation_goal": f"Keep busy ({token})"}]}}
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        skyvern = Skyvern(base_url=embedded.base_url, api_key=embedded.api_key)
+        workflow = await skyvern.create_workflow(json_definition=definition)
+        started = await skyvern.run_workflow(workflow.workflow_permanent_id, max_steps_override=2)
+        first = embedded.wait_final(started.run_id)
+        retried = await skyvern.retry_workflow_run(started.run_id)  # keeps the run's override
+        return first, embedded.wait_final(retried.run_id)
+
+    for run in asyncio.run(scenario()):
+        assert run["step_count"] == 2, (run["status"], run["failure_reason"])
+        assert run["run_request"]["max_steps_override"] == 2

@@ -46,8 +46,8 @@ async def run_agent_block(wf: WorkflowContext, block: AgentBlock, block_id: str,
         wf.store.use_credential(credential)
     url = text(getattr(block, "url", None))
     schema = getattr(block, "data_schema", None)
-    task = replace(wf.base_task, prompt=goal, url=url,
-                   max_steps=block.max_steps_per_run or wf.settings.default_max_steps,
+    max_steps = wf.max_steps_override or block.max_steps_per_run or wf.settings.default_max_steps
+    task = replace(wf.base_task, prompt=goal, url=url, max_steps=max_steps,
                    data_extraction_schema=schema if isinstance(schema, dict | list) else None,
                    error_code_mapping=block.error_code_mapping)
     downloads_before = wf.browser.downloads_started

@@ -34,6 +34,7 @@ class WorkflowContext:
     script_runs: list[dict[str, Any]] = field(default_factory=list)  # each code block's script_run
     outputs: dict[str, Any] = field(default_factory=dict)  # each finished block's output, by label
     finally_started: bool = False  # the finally_block_label block runs once (engine.run_finally_block)
+    max_steps_override: int | None = None  # the run's (x-max-steps-override): each agent block's step limit
 
 
 @dataclass
