@@ -29,11 +29,13 @@ from app.live.messages import (
     encode_frame,
     parse_input,
 )
+from app.platform.cancelling import cancel_and_wait
 from workers.agent.screencast import Frame, Screencast
 
 log = logging.getLogger(__name__)
 
 UNWATCHED_INTERVAL_S = 1.0
+FORGET_TIMEOUT_S = 5.0  # a run's end does not wait longer for Redis to drop its latest frame
 
 
 class Screen(Protocol):
@@ -81,11 +83,10 @@ class LivePublisher:
     async def stop(self) -> None:
         if self._browser.screencast is not None:
             self._browser.screencast.remove_sink(self._offer)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         with contextlib.suppress(Exception):
-            await self._bus.forget(self.topic)
+            async with asyncio.timeout(FORGET_TIMEOUT_S):
+                await self._bus.forget(self.topic)
 
     def _offer(self, frame: Frame) -> None:
         self._frame = frame
@@ -119,7 +120,8 @@ class LivePublisher:
     async def _title(self, page: Page, url: str) -> str:
         if url not in self._titles:
             with contextlib.suppress(PlaywrightError, TimeoutError):
-                self._titles[url] = (await asyncio.wait_for(page.title(), 2.0))[:200]
+                async with asyncio.timeout(2.0):
+                    self._titles[url] = (await page.title())[:200]
         return self._titles.get(url, "")
 
     async def _apply_inputs(self) -> None:

@@ -131,7 +131,8 @@ async def _keep_browser_state(ctx: WorkerContext, run: Run, browser: BrowserRun)
     if run.run_type != WORKFLOW_RUN_TYPE or browser.crashed:
         return
     try:
-        state = await asyncio.wait_for(browser.context.storage_state(), 10)
+        async with asyncio.timeout(10):
+            state = await browser.context.storage_state()
         await asyncio.to_thread(_save_browser_state, ctx, run.id, dict(state))
     except Exception as exc:  # the run's own outcome does not depend on it
         log.warning("could not keep the browser state of %s: %s", run.id, exc)

@@ -250,7 +250,8 @@ class SessionHost:
         held.closing = True
         self._held.pop(held.id, None)
         try:
-            await asyncio.wait_for(held.lock.acquire(), RELEASE_WAIT_SECONDS)
+            async with asyncio.timeout(RELEASE_WAIT_SECONDS):
+                await held.lock.acquire()
         except TimeoutError:
             log.warning("browser session %s: its run did not stop in time; closing under it", held.id)
         else:
@@ -263,9 +264,11 @@ class SessionHost:
             await held.live.stop()
         if held.screen is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(held.screen.screencast.stop(), 10)
+                async with asyncio.timeout(10):
+                    await held.screen.screencast.stop()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(held.context.close(), 30)
+            async with asyncio.timeout(30):
+                await held.context.close()
         if store_media:
             for video in held.videos:
                 with contextlib.suppress(Exception):
@@ -280,7 +283,8 @@ class SessionHost:
         try:
             if not await asyncio.to_thread(_wants_profile, self._settings, held.id):
                 return
-            state = await asyncio.wait_for(held.context.storage_state(), 10)
+            async with asyncio.timeout(10):
+                state = await held.context.storage_state()
             profile_id = await asyncio.to_thread(_save_state, self._settings, held, dict(state))
             log.info("browser session %s saved as browser profile %s", held.id, profile_id)
         except Exception:  # the session's end does not depend on it

@@ -97,7 +97,8 @@ async def _send_status(socket: _Socket, state: State, changed: asyncio.Event) ->
             return
         changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), STATUS_INTERVAL_S)
+            async with asyncio.timeout(STATUS_INTERVAL_S):
+                await changed.wait()
 
 
 async def _receive_commands(socket: _Socket, command: Command | None, changed: asyncio.Event) -> None:

@@ -86,7 +86,8 @@ async def test_cancel_request_stops_the_agent(tmp_path: Path, pool: BrowserPool,
         await asyncio.sleep(0.1)
     with session_scope(ctx.settings.database_url) as s:
         assert lifecycle.request_cancel(s, run_id) == lifecycle.RunStatus.running
-    await asyncio.wait_for(running, timeout=10)
+    async with asyncio.timeout(10):
+        await running
     run, _ = _load(ctx, run_id)
     assert run.status == "canceled" and finals == [run_id]
 

@@ -424,12 +424,14 @@ class BrowserRun:
             await self._record_still(self._recorder)
         if self.screencast is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.screencast.stop(), CLOSE_TIMEOUT_S)
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self.screencast.stop()
         if self._keep_context:
             self._release_pages()
             return RunMedia(None, sorted(downloads), "\n".join(self._console))
         try:
-            await asyncio.wait_for(self.context.close(), CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.context.close()
         except Exception as exc:  # a dead browser cannot close its context; nothing is left to release
             log.warning("closing the context of run %s failed: %s", self.run_id, exc)
         recording = await self._recorder.close() if self._recorder is not None else None
@@ -483,7 +485,8 @@ class ExternalBrowserRun(BrowserRun):
     async def close(self) -> RunMedia:
         media = await super().close()
         with contextlib.suppress(Exception):  # connected over CDP, close() disconnects only
-            await asyncio.wait_for(self._browser.close(), CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._browser.close()
         return media
 
 

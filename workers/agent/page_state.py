@@ -213,9 +213,10 @@ async def take_screenshot(page: Page) -> bytes | None:
         session = _CDP_SESSIONS.get(page)
         if session is None:
             session = _CDP_SESSIONS[page] = await page.context.new_cdp_session(page)
-        shot = await asyncio.wait_for(session.send("Page.captureScreenshot", {
-            "format": "jpeg", "quality": SCREENSHOT_QUALITY, "optimizeForSpeed": True,
-        }), SNAPSHOT_TIMEOUT_MS / 1000)
+        async with asyncio.timeout(SNAPSHOT_TIMEOUT_MS / 1000):
+            shot = await session.send("Page.captureScreenshot", {
+                "format": "jpeg", "quality": SCREENSHOT_QUALITY, "optimizeForSpeed": True,
+            })
     except (PlaywrightError, TimeoutError):
         return None
     return base64.b64decode(shot["data"])
@@ -223,7 +224,8 @@ async def take_screenshot(page: Page) -> bytes | None:
 
 async def _title(page: Page) -> str:
     try:
-        return (await asyncio.wait_for(page.title(), 2.0))[:80]
+        async with asyncio.timeout(2.0):
+            return (await page.title())[:80]
     except (PlaywrightError, TimeoutError):
         return ""
 

@@ -74,7 +74,8 @@ class Screencast:
             if (frame is not None and frame.swapped_at >= since) or left <= 0:
                 return frame
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._arrived.wait()
 
     def add_sink(self, sink: FrameSink) -> None:
         self._sinks.append(sink)

@@ -191,9 +191,8 @@ async def code(wf: WorkflowContext, block: CodeBlockYAML, values: dict[str, Any]
             sys.executable, "-I", "-c", _CODE_RUNNER, block.code, cwd=workdir, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
-            stdout, stderr = await asyncio.wait_for(
-                process.communicate(json.dumps(values, default=str).encode()),
-                wf.settings.code_block_timeout_seconds)
+            async with asyncio.timeout(wf.settings.code_block_timeout_seconds):
+                stdout, stderr = await process.communicate(json.dumps(values, default=str).encode())
         except TimeoutError:
             process.kill()
             await process.wait()

@@ -27,7 +27,8 @@ VIDEO_WIDTH, VIDEO_HEIGHT = 800, 450  # the page scaled down to fit 800 x 800, a
 
 
 async def _next_frame(frames: asyncio.Queue[Frame]) -> Frame:
-    return await asyncio.wait_for(frames.get(), 10)
+    async with asyncio.timeout(10):
+        return await frames.get()
 
 
 def _ffprobe(path: Path) -> dict[str, Any]:

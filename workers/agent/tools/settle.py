@@ -70,7 +70,8 @@ class NavigationWatch:
 
     async def answered(self, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._answered.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._answered.wait()
 
     async def committed(self, timeout_ms: float) -> None:
         """Until the requested navigation commits a new URL or turns out to be a download (at most
