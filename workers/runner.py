@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0  # also how fast a cancel request is noticed
 HAND_BACK = RunOutcome("canceled")  # the stop reason "handed back"; ends canceled if a cancel came first
+FINAL_PAGE_TIMEOUT_S = 5  # the final screenshot and HTML each: a page stuck loading must not hold the run
 
 
 def leave_queued(run_id: str) -> None:
@@ -342,9 +343,10 @@ async def _store_final_artifacts(browser: BrowserRun, store: DbRunStore, handing
     page = browser.active_page
     if not (browser.crashed or handing_back):
         try:
-            shot = await page.screenshot(type="jpeg", quality=70, timeout=5000)
+            shot = await page.screenshot(type="jpeg", quality=70, timeout=FINAL_PAGE_TIMEOUT_S * 1000)
             await store.save_artifact(None, "screenshot_final", shot, "image/jpeg")
-            html = await page.content()
+            async with asyncio.timeout(FINAL_PAGE_TIMEOUT_S):  # content() has no timeout of its own
+                html = await page.content()
             await store.save_artifact(None, "html_scrape", html.encode(), "text/html")
         except Exception as exc:  # the page may be gone; the rest must still be stored
             log.warning("final page capture failed for %s: %s", store, exc)
