@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -165,8 +166,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
-                  lifespan=_lifespan)
+    app = FastAPIOffline(title="Wayfarer", description="A self-hosted server for Skyvern's run API.",
+                         lifespan=_lifespan)
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings)  # here too: each `serve --workers` process imports the app
     for module in (runs, run_control, live, artifacts, credentials, files, legacy, system, metrics,

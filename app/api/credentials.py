@@ -17,6 +17,7 @@ from app.schemas.credentials import (
     CreateCredentialRequest,
     CredentialResponse,
     CredentialType,
+    CredentialVaultType,
     LoginRequest,
     TOTPCode,
     TOTPCodeCreate,
@@ -46,7 +47,10 @@ def get_credentials(
     page_size: Annotated[int, Query(ge=1, le=100)] = 10,
     credential_type: Annotated[CredentialType | None, Query()] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
+    vault_type: Annotated[CredentialVaultType | None, Query()] = None,
 ) -> list[CredentialResponse]:
+    if vault_type not in (None, "skyvern"):  # every credential here is in this server's own vault
+        return []
     rows = vault.list_credentials(session, caller.organization_id, page, page_size, credential_type, search)
     return [vault.credential_response(row) for row in rows]
 

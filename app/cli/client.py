@@ -89,10 +89,15 @@ class _Api:
 
 
 def _detail(response: httpx.Response) -> str:
+    """The answer's `detail`; a validation error's list as `field: message` (e.g. `url: must be ...`)."""
     try:
-        return str(response.json().get("detail", response.text))
+        detail = response.json().get("detail", response.text)
     except (ValueError, AttributeError):
         return response.text
+    if isinstance(detail, list) and all(isinstance(item, dict) and "msg" in item for item in detail):
+        return "; ".join(".".join(str(part) for part in item.get("loc", ())[1:]) + ": "
+                         + str(item["msg"]).removeprefix("Value error, ") for item in detail)
+    return str(detail)
 
 
 def _run(args: argparse.Namespace) -> int:

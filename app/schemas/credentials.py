@@ -50,6 +50,7 @@ class TOTPCode(BaseModel):
 # Stored credentials (Skyvern's CreateCredentialRequest / CredentialResponse). Secret fields are write-only.
 
 CredentialType = Literal["password", "credit_card", "secret"]
+CredentialVaultType = Literal["skyvern", "bitwarden", "azure_vault", "gcp", "custom"]  # stored: skyvern only
 TotpType = Literal["authenticator", "email", "text", "passkey", "none"]
 
 

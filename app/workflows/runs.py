@@ -21,6 +21,7 @@ from app.db.models import Workflow as WorkflowRow
 from app.dispatch import Dispatcher
 from app.platform.settings import Settings
 from app.runs import service
+from app.runs.kinds import WORKFLOW_RUN_TYPE
 from app.runs.service import RunRejected, UnknownRun, WorkflowSource
 from app.runs.views import run_with_fields, trigger_type
 from app.schemas.runs import TaskRunRequest, normalize_http_url
@@ -92,9 +93,15 @@ def retry_workflow_run(session: Session, settings: Settings, dispatcher: Dispatc
 
 
 def find_workflow_run(session: Session, organization_id: str, run_id: str) -> Run:
+    """A run of a stored workflow; UnknownRun (404), or RunRejected (400) for a login / download_files run,
+    which GET /v1/runs shows as a workflow run but has no stored workflow to run again."""
     run = service.find_run(session, organization_id, run_id)
-    if run is None or run.workflow_id is None:
+    if run is None or run.run_type != WORKFLOW_RUN_TYPE:
         raise UnknownRun(run_id, "Workflow run")
+    if run.workflow_id is None:
+        kind = (run.run_request or {}).get("workflow_id")
+        raise RunRejected(f"Workflow run {run_id} is a {kind} run, not a run of a stored workflow: start it "
+                          f"again with POST /v1/run/tasks/{kind}.")
     return run
 
 

@@ -404,6 +404,16 @@ def test_runs_list_shows_new_and_finishing_runs_without_a_reload(
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_api_docs_render_without_internet(stack: Stack, context: BrowserContext) -> None:
+    """GET /docs (README: it lists the API) draws from this server's files: the test browser resolves no
+    outside host, as on a machine without internet, where the CDN's Swagger UI left a blank page."""
+    page = context.new_page()
+    page.goto(f"{stack.base_url}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/run/tasks").first).to_be_visible()
+    page.goto(f"{stack.base_url}/redoc")
+    expect(page.get_by_text("/v1/run/tasks").first).to_be_attached()
+
+
 def test_pages_fit_a_phone_screen(stack: Stack, finished_run: dict[str, Any], browser: Browser) -> None:
     context = browser.new_context(viewport=PHONE, is_mobile=True)
     try:

@@ -95,6 +95,13 @@ def test_run_that_does_not_complete_exits_non_zero(stack: Stack, fake_llm: FakeL
     assert " terminated · 1 step · 1 LLM call · " in totals and totals.endswith(tuple("0123456789"))
 
 
+def test_a_refused_request_names_the_field_in_words(stack: Stack, sites: SiteServer) -> None:
+    refused = wayfarer(stack, "run", "Sign", "--url", "ftp://example.com", "--max-steps", "0")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("wayfarer: POST /v1/run/tasks → 422: url: must be an http:// or "
+                                      "https:// URL; max_steps: Input should be greater than or equal to 1")
+
+
 def test_run_without_wait_prints_the_created_run(stack: Stack, sites: SiteServer) -> None:
     result = wayfarer(stack, "run", f"Look around ({_token()})", "--url", sites.url(FORM_PATH))
     assert result.returncode == 0, result.stderr

@@ -118,12 +118,20 @@ def test_a_misspelt_list_filter_is_refused_naming_it(api: Api) -> None:
                              ("/v1/agents/runs", "status", "completed"),
                              (f"/v1/agents/{workflow['workflow_permanent_id']}/runs", "status", "canceled"),
                              ("/v1/agents", "status", "published"),
-                             ("/v1/credentials", "credential_type", "secret")]:
+                             ("/v1/credentials", "credential_type", "secret"),
+                             ("/v1/credentials", "vault_type", "skyvern")]:
         assert api.client.get(path, params={name: good}, headers=api.headers()).status_code == 200, path
         refused = api.client.get(path, params={name: "complete"}, headers=api.headers())
         assert refused.status_code == 422, (path, name, refused.text)
         assert refused.json()["detail"][0]["loc"][:2] == ["query", name]
         assert good in refused.json()["detail"][0]["msg"]  # it lists the values there are
+
+    password = {"username": "u", "password": "p"}
+    credential = api.client.post("/v1/credentials", headers=api.headers(), json={
+        "name": "site", "credential_type": "password", "credential": password}).json()
+    for vault, expected in (("skyvern", [credential["credential_id"]]), ("bitwarden", [])):
+        listed = api.client.get("/v1/credentials", params={"vault_type": vault}, headers=api.headers()).json()
+        assert [c["credential_id"] for c in listed] == expected, vault  # all are in this server's vault
 
 
 def test_cancel_queued_then_final_then_bulk(api: Api) -> None:

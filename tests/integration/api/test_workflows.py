@@ -247,6 +247,22 @@ def test_a_run_gets_typed_parameters_and_a_wr_id(api: Api) -> None:
     assert retry.status_code == 400 and "still queued" in retry.json()["detail"]
 
 
+def test_retrying_a_download_files_run_says_how_to_start_it_again(api: Api) -> None:
+    """A download_files (or login) run is a workflow run in GET /v1/runs but has no stored workflow: its
+    retry is refused saying so, not a 404 claiming the run does not exist."""
+    created = api.client.post("/v1/run/tasks/download_files", headers=api.headers(), json={
+        "navigation_goal": "Download the report", "url": "http://127.0.0.1:9/"})
+    assert created.status_code == 200, created.text
+    run_id = created.json()["run_id"]
+    api.set_run(run_id, status="completed")
+    retry = api.client.post(f"/v1/agents/runs/{run_id}/retry", headers=api.headers())
+    assert retry.status_code == 400, retry.text
+    assert retry.json()["detail"] == (f"Workflow run {run_id} is a download_files run, not a run of a stored "
+                                      "workflow: start it again with POST /v1/run/tasks/download_files.")
+    task = api.create()["run_id"]
+    assert api.client.post(f"/v1/agents/runs/{task}/retry", headers=api.headers()).status_code == 404
+
+
 @pytest.mark.parametrize(("parameters", "expected"), [
     ({**GOOD, "extra": 1}, "'extra' is not a parameter"),
     ({k: v for k, v in GOOD.items() if k != "count"}, "'count' is required (integer)"),
