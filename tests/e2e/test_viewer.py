@@ -33,6 +33,16 @@ def _token() -> str:
     return f"viewer-{uuid.uuid4().hex[:10]}"
 
 
+def _busy_run_page(stack: Stack, fake_llm: FakeLLM, context: BrowserContext) -> tuple[str, Page]:
+    """A run that keeps working for a minute, and its page open in a signed-in browser."""
+    token = _token()
+    fake_llm.script(token, stall_script(60))
+    run_id = stack.create_run(prompt=f"Keep busy ({token})")["run_id"]
+    page = context.new_page()
+    sign_in(page, stack, stack.api_key, f"/runs/{run_id}")
+    return run_id, page
+
+
 def sign_guest_book(output: Any) -> list[Any]:
     return [
         [{"name": "input_text", "args": {"ref": {"role": "textbox", "name": "Name"}, "text": "Ada",
@@ -293,11 +303,7 @@ def test_run_again_on_a_workflow_run_starts_the_workflow_again(
 
 def test_forms_without_the_csrf_token_are_refused(stack: Stack, fake_llm: FakeLLM,
                                                   context: BrowserContext) -> None:
-    token = _token()
-    fake_llm.script(token, stall_script(60))
-    run_id = stack.create_run(prompt=f"Keep busy ({token})")["run_id"]
-    page = context.new_page()
-    sign_in(page, stack, stack.api_key, f"/runs/{run_id}")
+    run_id, page = _busy_run_page(stack, fake_llm, context)
     cancel = f"{stack.base_url}/runs/{run_id}/cancel"
     for form in ({}, {"csrf_token": "forged"}, {"csrf_token": csrf_token(page) + "x"}):
         refused = page.request.post(cancel, form=form, max_redirects=0)
@@ -319,11 +325,7 @@ def test_forms_without_the_csrf_token_are_refused(stack: Stack, fake_llm: FakeLL
 
 def test_live_view_shows_only_the_controls_that_apply(stack: Stack, fake_llm: FakeLLM,
                                                       context: BrowserContext) -> None:
-    token = _token()
-    fake_llm.script(token, stall_script(60))
-    run_id = stack.create_run(prompt=f"Keep busy ({token})")["run_id"]
-    page = context.new_page()
-    sign_in(page, stack, stack.api_key, f"/runs/{run_id}")
+    run_id, page = _busy_run_page(stack, fake_llm, context)
     live = page.locator("#live")
     expect(live.locator("[data-live-state]")).to_contain_text("The agent is working", timeout=60_000)
     expect(live.get_by_role("button", name="Take control")).to_be_visible()
